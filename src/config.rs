@@ -1,0 +1,337 @@
+//! One typed configuration for the whole server.
+//!
+//! Layers, later ones winning: built-in defaults (which run with no file at
+//! all), an optional TOML file, `SWITCHBOARD_*` environment variables, and
+//! command-line flags. The last two are merged by `clap` in `main`; this module
+//! owns the defaults, the file format and validation.
+//!
+//! Invariants: a [`Config`] that passed [`Config::validate`] has every limit
+//! non-zero and related limits ordered (see the `const` assertions below), so
+//! the rest of the server may rely on them without re-checking.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// How much of a write must reach the disk before a sender gets its 200.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync every write before answering.
+    Sync,
+    /// Batch the WAL sync of many writes (bounded wait), still before answering.
+    Group,
+    /// No sync at all: benchmarks only; a crash loses recent writes.
+    None,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "sync" => Ok(Self::Sync),
+            "group" => Ok(Self::Group),
+            "none" => Ok(Self::None),
+            other => Err(format!("unknown durability '{other}' (sync, group, none)")),
+        }
+    }
+}
+
+/// Every limit on something that grows. Units are last in each name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest HTTP request head (request line plus headers), in bytes.
+    pub header_bytes_max: usize,
+    /// Most headers in one HTTP request.
+    pub header_count_max: usize,
+    /// Largest HTTP request body and largest Base64-decoded framed body, in bytes.
+    pub body_bytes_max: usize,
+    /// Largest WebSocket message (and frame), in bytes; larger closes with 1009.
+    pub frame_bytes_max: usize,
+    /// Most open connections one shard holds; further accepts are closed at once.
+    pub connections_per_shard_max: usize,
+    /// Most server-initiated requests awaiting a client's answer, per connection.
+    pub inflight_requests_max: usize,
+    /// Most client requests being handled at once on one WebSocket.
+    pub client_requests_inflight_max: usize,
+    /// Time allowed for a new connection to send a complete request head.
+    pub handshake_timeout_ms: u64,
+    /// Time a keep-alive HTTP connection may sit between requests.
+    pub http_idle_timeout_ms: u64,
+    /// A WebSocket that sends nothing (not even a pong) for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Interval between server WebSocket pings.
+    pub ping_interval_ms: u64,
+    /// Time a client has to answer one server-initiated request.
+    pub request_timeout_ms: u64,
+    /// Slots in each shard-to-shard SPSC ring.
+    pub ring_slots: usize,
+    /// Time a shard waits for room on a full ring before answering 503.
+    pub ring_full_wait_ms: u64,
+    /// Bytes read from a socket per read call.
+    pub read_buffer_bytes: usize,
+    /// Most devices on one account.
+    pub devices_per_account_max: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_bytes_max: 8 * 1024,
+            header_count_max: 64,
+            body_bytes_max: Self::DEFAULT_BODY_BYTES_MAX,
+            frame_bytes_max: Self::DEFAULT_FRAME_BYTES_MAX,
+            connections_per_shard_max: 1_000_000,
+            inflight_requests_max: 64,
+            client_requests_inflight_max: 32,
+            handshake_timeout_ms: 10_000,
+            http_idle_timeout_ms: 60_000,
+            idle_timeout_ms: 90_000,
+            ping_interval_ms: 30_000,
+            request_timeout_ms: 30_000,
+            ring_slots: 4096,
+            ring_full_wait_ms: 200,
+            read_buffer_bytes: 4096,
+            devices_per_account_max: 6,
+        }
+    }
+}
+
+// A framed request carries a Base64 body inside a JSON frame, so a frame must
+// be able to hold the largest body (4/3 expansion plus the JSON around it).
+const _: () = assert!(Limits::DEFAULT_FRAME_BYTES_MAX >= Limits::DEFAULT_BODY_BYTES_MAX / 3 * 4);
+
+impl Limits {
+    const DEFAULT_FRAME_BYTES_MAX: usize = 512 * 1024;
+    const DEFAULT_BODY_BYTES_MAX: usize = 256 * 1024;
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address every shard listens on (with `SO_REUSEPORT`). Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Number of shards (threads pinned to cores). 0 means one per core.
+    pub shards: usize,
+    /// Directory holding the RocksDB database.
+    pub data_dir: PathBuf,
+    /// When set, `PUT /v1/accounts` requires this value in `X-Registration-Token`.
+    pub registration_token: Option<String>,
+    /// How durable a write is before its sender is answered.
+    pub durability: Durability,
+    /// Pin shard threads to cores.
+    pub pin_cores: bool,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `switchboard=debug`.
+    pub log: String,
+    /// Limits on everything that grows.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            shards: 0,
+            data_dir: PathBuf::from("./data"),
+            registration_token: None,
+            durability: Durability::Group,
+            pin_cores: true,
+            log: "info".to_string(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why a configuration was refused. Each names the field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file named.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`Config`] (names the field and line).
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file named.
+        path: PathBuf,
+        /// The parser's message, which names the field.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid config field `{field}`: {reason}")]
+    Invalid {
+        /// Dotted name of the field, as in the TOML file.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Most shards one process may run; the ring mesh is N x N.
+pub const SHARDS_MAX: usize = 256;
+
+impl Config {
+    /// Reads a TOML file; fields it does not name keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text; unknown fields are refused so a typo is not ignored.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|error| error.to_string().trim_end().to_string())
+    }
+
+    /// The number of shards to run: `shards`, or the core count when 0.
+    pub fn shard_count(&self) -> usize {
+        if self.shards == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.shards
+        }
+    }
+
+    /// Checks every field; the error names the first one at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: &str| {
+            Err(ConfigError::Invalid { field, reason: reason.to_string() })
+        };
+        if self.shards > SHARDS_MAX {
+            return invalid("shards", &format!("must be at most {SHARDS_MAX} (0 = one per core)"));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir", "must not be empty");
+        }
+        if let Some(token) = &self.registration_token {
+            if token.is_empty() {
+                return invalid("registration_token", "must not be empty when set");
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
+            return invalid("log", "is not a valid log filter (e.g. `info`)");
+        }
+        self.validate_limits()
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        let positive: [(&'static str, u64); 16] = [
+            ("limits.header_bytes_max", limits.header_bytes_max as u64),
+            ("limits.header_count_max", limits.header_count_max as u64),
+            ("limits.body_bytes_max", limits.body_bytes_max as u64),
+            ("limits.frame_bytes_max", limits.frame_bytes_max as u64),
+            ("limits.connections_per_shard_max", limits.connections_per_shard_max as u64),
+            ("limits.inflight_requests_max", limits.inflight_requests_max as u64),
+            ("limits.client_requests_inflight_max", limits.client_requests_inflight_max as u64),
+            ("limits.handshake_timeout_ms", limits.handshake_timeout_ms),
+            ("limits.http_idle_timeout_ms", limits.http_idle_timeout_ms),
+            ("limits.idle_timeout_ms", limits.idle_timeout_ms),
+            ("limits.ping_interval_ms", limits.ping_interval_ms),
+            ("limits.request_timeout_ms", limits.request_timeout_ms),
+            ("limits.ring_slots", limits.ring_slots as u64),
+            ("limits.ring_full_wait_ms", limits.ring_full_wait_ms),
+            ("limits.read_buffer_bytes", limits.read_buffer_bytes as u64),
+            ("limits.devices_per_account_max", limits.devices_per_account_max as u64),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid { field, reason: "must be greater than 0".into() });
+            }
+        }
+        if limits.header_bytes_max < 256 {
+            return Err(ConfigError::Invalid {
+                field: "limits.header_bytes_max",
+                reason: "must be at least 256 bytes to hold a WebSocket upgrade".into(),
+            });
+        }
+        if limits.frame_bytes_max < limits.body_bytes_max / 3 * 4 {
+            return Err(ConfigError::Invalid {
+                field: "limits.frame_bytes_max",
+                reason: "must hold a Base64 body of limits.body_bytes_max (x 4/3)".into(),
+            });
+        }
+        if limits.ping_interval_ms >= limits.idle_timeout_ms {
+            return Err(ConfigError::Invalid {
+                field: "limits.ping_interval_ms",
+                reason: "must be shorter than limits.idle_timeout_ms".into(),
+            });
+        }
+        if limits.devices_per_account_max > 127 {
+            return Err(ConfigError::Invalid {
+                field: "limits.devices_per_account_max",
+                reason: "must be at most 127".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML, e.g. to start a config file from.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_round_trip() {
+        let config = Config::default();
+        config.validate().expect("defaults validate");
+        let text = config.to_toml();
+        assert_eq!(Config::from_toml(&text).expect("round trip"), config);
+    }
+
+    #[test]
+    fn unknown_field_is_refused_by_name() {
+        let error = Config::from_toml("listne = \"127.0.0.1:1\"").unwrap_err();
+        assert!(error.contains("listne"), "{error}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let error = Config::from_toml("[limits]\nframe_bytes_max = \"big\"").unwrap_err();
+        assert!(error.contains("frame_bytes_max"), "{error}");
+    }
+
+    #[test]
+    fn zero_limit_names_the_field() {
+        let mut config = Config::default();
+        config.limits.ring_slots = 0;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("limits.ring_slots"), "{error}");
+    }
+
+    #[test]
+    fn ping_must_be_shorter_than_idle() {
+        let mut config = Config::default();
+        config.limits.ping_interval_ms = config.limits.idle_timeout_ms;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("ping_interval_ms"), "{error}");
+    }
+
+    #[test]
+    fn too_many_shards_is_refused() {
+        let config = Config { shards: SHARDS_MAX + 1, ..Config::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("`shards`"));
+    }
+
+    #[test]
+    fn durability_parses() {
+        assert_eq!("group".parse::<Durability>(), Ok(Durability::Group));
+        assert!("fast".parse::<Durability>().is_err());
+    }
+}

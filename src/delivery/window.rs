@@ -1,0 +1,119 @@
+//! The in-flight window of server-initiated requests on one connection.
+//!
+//! The server numbers its own requests from 1 upwards (its own id space; the
+//! client's ids are independent) and keeps each open until the client answers
+//! or it times out. At most `capacity` are open, so a slow client cannot make
+//! the server buffer without bound: when the window is full the caller stops
+//! sending until an answer frees a slot.
+//!
+//! Pure state machine: no clocks (`now_ms` is passed in), no I/O.
+
+use std::collections::BTreeMap;
+
+/// One open request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inflight<K> {
+    /// What the request was for, returned on completion.
+    pub kind: K,
+    /// When it was sent.
+    pub sent_ms: u64,
+}
+
+/// Open server-initiated requests, keyed by id (ascending = send order).
+#[derive(Debug)]
+pub struct InflightWindow<K> {
+    open: BTreeMap<u64, Inflight<K>>,
+    next_id: u64,
+    capacity: usize,
+}
+
+impl<K> InflightWindow<K> {
+    /// An empty window holding at most `capacity` requests (`capacity >= 1`).
+    pub fn new(capacity: usize) -> Self {
+        assert!(capacity >= 1);
+        Self { open: BTreeMap::new(), next_id: 1, capacity }
+    }
+
+    /// True when no further request may be sent.
+    pub fn is_full(&self) -> bool {
+        self.open.len() >= self.capacity
+    }
+
+    /// Number of open requests.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    /// True when nothing is open.
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// Opens a request and returns its id, or gives `kind` back when full.
+    pub fn open(&mut self, kind: K, now_ms: u64) -> Result<u64, K> {
+        if self.is_full() {
+            return Err(kind);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.open.insert(id, Inflight { kind, sent_ms: now_ms });
+        debug_assert!(self.open.len() <= self.capacity);
+        Ok(id)
+    }
+
+    /// Closes request `id` on the client's answer; `None` if it was not open
+    /// (unknown, already answered or timed out).
+    pub fn complete(&mut self, id: u64) -> Option<Inflight<K>> {
+        self.open.remove(&id)
+    }
+
+    /// Closes and returns every request sent before `now_ms - timeout_ms`.
+    pub fn expire(&mut self, now_ms: u64, timeout_ms: u64) -> Vec<(u64, Inflight<K>)> {
+        let expired: Vec<u64> = self
+            .open
+            .iter()
+            .filter(|(_, inflight)| now_ms.saturating_sub(inflight.sent_ms) >= timeout_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|id| self.open.remove(&id).map(|inflight| (id, inflight)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_increase_and_window_bounds_open_requests() {
+        let mut window = InflightWindow::new(2);
+        assert_eq!(window.open("a", 0), Ok(1));
+        assert_eq!(window.open("b", 0), Ok(2));
+        assert!(window.is_full());
+        assert_eq!(window.open("c", 0), Err("c"));
+        assert_eq!(window.complete(1).map(|i| i.kind), Some("a"));
+        assert_eq!(window.open("c", 0), Ok(3));
+    }
+
+    #[test]
+    fn unknown_or_repeated_answers_are_ignored() {
+        let mut window = InflightWindow::new(4);
+        let id = window.open((), 0).unwrap();
+        assert!(window.complete(id + 100).is_none());
+        assert!(window.complete(id).is_some());
+        assert!(window.complete(id).is_none());
+    }
+
+    #[test]
+    fn expiry_takes_only_old_requests() {
+        let mut window = InflightWindow::new(4);
+        window.open("old", 0).unwrap();
+        window.open("new", 900).unwrap();
+        let expired = window.expire(1000, 500);
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].1.kind, "old");
+        assert_eq!(window.len(), 1);
+    }
+}

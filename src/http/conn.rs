@@ -1,0 +1,168 @@
+//! The per-connection HTTP/1.1 loop.
+//!
+//! For each request: read the head within the handshake (first request) or
+//! keep-alive timeout; if the request claims an account another shard owns,
+//! hand the socket and every byte read so far to that shard and stop;
+//! if it is a WebSocket upgrade, become a WebSocket session; otherwise read
+//! the body, authenticate, route, answer, and loop while keep-alive holds.
+//!
+//! Invariants: no more than `header_bytes_max + body_bytes_max` bytes of a
+//! request are buffered; a malformed or over-limit request is answered with
+//! its status and the connection closed (its framing can no longer be
+//! trusted); a connection that stalls mid-request is closed at the deadline.
+
+use crate::accounts::AuthedDevice;
+use crate::config::Limits;
+use crate::http::head::{self, Head, HeadError};
+use crate::http::request::Request;
+use crate::http::response::Response;
+use crate::http::{auth, router, websocket};
+use crate::metrics::ShardMetrics;
+use crate::shard::runtime::{ConnectionGuard, ShardCtx};
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Reads more bytes onto the end of `buf`; `Ok(0)` means the peer closed.
+pub async fn read_more(
+    stream: &mut TcpStream,
+    mut buf: Vec<u8>,
+    chunk_bytes: usize,
+) -> (std::io::Result<usize>, Vec<u8>) {
+    buf.reserve(chunk_bytes);
+    let (len, capacity) = (buf.len(), buf.capacity());
+    let (result, slice) = stream.read(buf.slice_mut(len..capacity)).await;
+    (result, slice.into_inner())
+}
+
+enum HeadRead {
+    Head(Head, usize, Vec<u8>),
+    Refused(HeadError),
+    Closed,
+}
+
+async fn read_head(stream: &mut TcpStream, mut buf: Vec<u8>, limits: &Limits) -> HeadRead {
+    loop {
+        if !buf.is_empty() {
+            match head::parse(&buf, limits) {
+                Ok(Some((head, len))) => return HeadRead::Head(head, len, buf),
+                Ok(None) => {}
+                Err(error) => return HeadRead::Refused(error),
+            }
+        }
+        let (result, back) = read_more(stream, buf, limits.read_buffer_bytes).await;
+        buf = back;
+        match result {
+            Ok(0) | Err(_) => return HeadRead::Closed,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Reads until `buf` holds at least `wanted` bytes; `None` if the peer closed.
+async fn read_to(stream: &mut TcpStream, mut buf: Vec<u8>, wanted: usize, chunk: usize) -> Option<Vec<u8>> {
+    while buf.len() < wanted {
+        let missing = wanted - buf.len();
+        let (result, back) = read_more(stream, buf, chunk.max(missing)).await;
+        buf = back;
+        match result {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+    Some(buf)
+}
+
+/// Serves one connection until it closes, is handed off, or upgrades.
+pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream, mut buf: Vec<u8>, guard: ConnectionGuard) {
+    let limits = ctx.config.limits.clone();
+    let mut first = true;
+    loop {
+        let wait_ms = if first { limits.handshake_timeout_ms } else { limits.http_idle_timeout_ms };
+        let read = monoio::time::timeout(Duration::from_millis(wait_ms), read_head(&mut stream, buf, &limits));
+        let (head, head_len, read_buf) = match read.await {
+            Err(_elapsed) => return,
+            Ok(HeadRead::Closed) => return,
+            Ok(HeadRead::Refused(error)) => {
+                ShardMetrics::inc(&ctx.stats().protocol_errors_total);
+                let response = Response::error(error.status(), &error.to_string());
+                let _ = stream.write_all(response.to_http(true)).await;
+                return;
+            }
+            Ok(HeadRead::Head(head, len, buf)) => (head, len, buf),
+        };
+        buf = read_buf;
+        first = false;
+
+        let is_upgrade = head.is_websocket_upgrade();
+        let query = if is_upgrade { head.query.as_str() } else { "" };
+        if let Some(account) = auth::claimed_account(head.header("authorization"), query) {
+            let owner = ctx.owner_of(&account);
+            if owner != ctx.id {
+                drop(guard);
+                ctx.hand_off(owner, stream, buf).await;
+                return;
+            }
+        }
+        if is_upgrade {
+            let leftover = buf.split_off(head_len);
+            websocket::accept(ctx, stream, head, leftover, guard).await;
+            return;
+        }
+
+        if head.content_length > limits.body_bytes_max {
+            ShardMetrics::inc(&ctx.stats().protocol_errors_total);
+            let message = format!("body over {} bytes", limits.body_bytes_max);
+            let _ = stream.write_all(Response::error(413, &message).to_http(true)).await;
+            return;
+        }
+        let request_len = head_len + head.content_length;
+        let body_read = read_to(&mut stream, buf, request_len, limits.read_buffer_bytes);
+        buf = match monoio::time::timeout(Duration::from_millis(limits.http_idle_timeout_ms), body_read).await {
+            Ok(Some(buf)) => buf,
+            _ => return,
+        };
+        let rest = buf.split_off(request_len);
+        let body = buf.split_off(head_len);
+        buf = rest;
+        let close = head.close_after;
+
+        let response = match authenticate_header(&ctx, head.header("authorization")) {
+            Ok(caller) => router::dispatch(&ctx, caller, Request::from_head(head, body)).await,
+            Err(response) => response,
+        };
+        let (result, _) = stream.write_all(response.to_http(close)).await;
+        if result.is_err() || close {
+            return;
+        }
+    }
+}
+
+/// Authenticates an `Authorization` header on this (the owner) shard.
+/// No header: anonymous. A header that fails: the 401 to send.
+fn authenticate_header(ctx: &ShardCtx, header: Option<&str>) -> Result<Option<AuthedDevice>, Response> {
+    let Some(header) = header else { return Ok(None) };
+    let credentials = auth::from_basic_header(header);
+    let authed = credentials.and_then(|credentials| {
+        ctx.accounts
+            .borrow_mut()
+            .authenticate(&credentials.account, credentials.device_id, &credentials.password, now_ms())
+            .ok()
+    });
+    match authed {
+        Some(device) => Ok(Some(device)),
+        None => {
+            ShardMetrics::inc(&ctx.stats().auth_failures_total);
+            Err(Response::error(401, "invalid credentials"))
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}

@@ -1,0 +1,20 @@
+//! HTTP/1.1 and the WebSocket surface.
+//!
+//! - [`head`]: parsing a request head with `httparse`, within limits.
+//! - [`request`] / [`response`]: the request and response types every
+//!   handler sees, whether the request came as plain HTTP or framed over a
+//!   WebSocket, and the typed error they map from.
+//! - [`auth`]: Basic credentials from a header or the `login`/`password` query.
+//! - [`router`] and [`routes`]: one router, one file per request kind.
+//! - [`conn`]: the per-connection HTTP loop (keep-alive, hand-off to the
+//!   owner shard, upgrade).
+//! - [`websocket`]: the upgrade handshake and the authenticated session.
+
+pub mod auth;
+pub mod conn;
+pub mod head;
+pub mod request;
+pub mod response;
+pub mod router;
+pub mod routes;
+pub mod websocket;

@@ -1,0 +1,63 @@
+//! The request every handler sees, from plain HTTP or a WebSocket frame.
+//!
+//! Invariant: `body` is at most `limits.body_bytes_max` bytes (enforced by
+//! whoever built the request) and header names are lower case.
+
+use crate::http::head::Head;
+
+/// One request to the router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Method, upper case.
+    pub method: String,
+    /// Path without the query.
+    pub path: String,
+    /// Query string without `?`.
+    pub query: String,
+    /// Headers, names lower case.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// A request from a parsed HTTP head and its body.
+    pub fn from_head(head: Head, body: Vec<u8>) -> Self {
+        Self { method: head.method, path: head.path, query: head.query, headers: head.headers, body }
+    }
+
+    /// A request from a WebSocket frame's fields (`path` may carry a query).
+    pub fn from_frame(verb: String, path: &str, headers: &[String], body: Vec<u8>) -> Self {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let headers = headers
+            .iter()
+            .filter_map(|header| header.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+            .collect();
+        Self { method: verb, path: path.to_string(), query: query.to_string(), headers, body }
+    }
+
+    /// The value of header `name` (lower case), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_request_splits_query_and_lowercases_headers() {
+        let request = Request::from_frame(
+            "GET".into(),
+            "/v1/messages?limit=3",
+            &["X-Thing: Value ".to_string(), "garbage".to_string()],
+            vec![],
+        );
+        assert_eq!(request.path, "/v1/messages");
+        assert_eq!(request.query, "limit=3");
+        assert_eq!(request.header("x-thing"), Some("Value"));
+        assert_eq!(request.headers.len(), 1);
+    }
+}

@@ -1,0 +1,124 @@
+//! Responses and the one typed error every handler returns.
+//!
+//! Errors are answered as JSON `{"code", "message"}` with their status
+//! (DESIGN.md section 2); [`HttpError`] is the single place a failure becomes
+//! a status code.
+
+use crate::protocol::payloads::{to_json, ErrorBody};
+use serde::Serialize;
+
+/// A response to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// `Content-Type` of `body` (ignored when the body is empty).
+    pub content_type: &'static str,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// A failed request: its status and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {message}")]
+pub struct HttpError {
+    /// HTTP status.
+    pub status: u16,
+    /// Message for the client.
+    pub message: String,
+}
+
+impl HttpError {
+    /// An error with `status` and `message`.
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+}
+
+impl From<HttpError> for Response {
+    fn from(error: HttpError) -> Self {
+        Response::error(error.status, &error.message)
+    }
+}
+
+impl Response {
+    /// A JSON body.
+    pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
+        Self { status, content_type: "application/json", body: to_json(value) }
+    }
+
+    /// No body.
+    pub fn empty(status: u16) -> Self {
+        Self { status, content_type: "application/json", body: Vec::new() }
+    }
+
+    /// The JSON error body `{"code", "message"}`.
+    pub fn error(status: u16, message: &str) -> Self {
+        Self::json(status, &ErrorBody { code: status, message: message.to_string() })
+    }
+
+    /// Serializes as an HTTP/1.1 response.
+    pub fn to_http(&self, close: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + self.body.len());
+        out.extend_from_slice(
+            format!(
+                "HTTP/1.1 {} {}\r\nContent-Length: {}\r\n",
+                self.status,
+                reason(self.status),
+                self.body.len()
+            )
+            .as_bytes(),
+        );
+        if !self.body.is_empty() {
+            out.extend_from_slice(format!("Content-Type: {}\r\n", self.content_type).as_bytes());
+        }
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+/// The reason phrase of a status.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_response_is_json_with_code_and_message() {
+        let response = Response::from(HttpError::new(413, "too big"));
+        assert_eq!(response.status, 413);
+        assert_eq!(response.body, br#"{"code":413,"message":"too big"}"#);
+        let http = String::from_utf8(response.to_http(true)).unwrap();
+        assert!(http.starts_with("HTTP/1.1 413 Payload Too Large\r\n"));
+        assert!(http.contains("Connection: close\r\n"));
+    }
+}

@@ -1,0 +1,101 @@
+//! One router for plain HTTP and WebSocket-framed requests.
+//!
+//! [`resolve`] maps a method and path to a [`Route`] (404 for an unknown
+//! path, 405 for a known path with the wrong method); [`dispatch`] runs the
+//! route's handler with the caller's identity and turns any [`HttpError`]
+//! into its JSON error response. Handlers live one per file in
+//! [`crate::http::routes`].
+
+use crate::accounts::AuthedDevice;
+use crate::http::request::Request;
+use crate::http::response::{HttpError, Response};
+use crate::http::routes;
+use crate::metrics::ShardMetrics;
+use crate::shard::runtime::ShardCtx;
+use std::rc::Rc;
+
+/// Every route this server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /health`
+    Health,
+    /// `GET /metrics`
+    Metrics,
+    /// `GET /v1/keepalive`
+    Keepalive,
+    /// `PUT /v1/accounts`
+    RegisterAccount,
+    /// `GET /v1/devices`
+    ListDevices,
+}
+
+/// Maps a request line to its route.
+pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
+    let trimmed = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let (route, allowed) = match trimmed {
+        "/health" => (Route::Health, "GET"),
+        "/metrics" => (Route::Metrics, "GET"),
+        "/v1/keepalive" => (Route::Keepalive, "GET"),
+        "/v1/accounts" => (Route::RegisterAccount, "PUT"),
+        "/v1/devices" => (Route::ListDevices, "GET"),
+        _ => return Err(HttpError::new(404, format!("no route for {path}"))),
+    };
+    if method != allowed {
+        return Err(HttpError::new(405, format!("{path} takes {allowed}, not {method}")));
+    }
+    Ok(route)
+}
+
+/// The authenticated caller, or 401.
+pub fn require_caller(caller: Option<AuthedDevice>) -> Result<AuthedDevice, HttpError> {
+    caller.ok_or_else(|| HttpError::new(401, "authentication required"))
+}
+
+/// Routes and handles one request.
+pub async fn dispatch(ctx: &Rc<ShardCtx>, caller: Option<AuthedDevice>, request: Request) -> Response {
+    ShardMetrics::inc(&ctx.stats().requests_total);
+    let result = match resolve(&request.method, &request.path) {
+        Ok(route) => handle(ctx, caller, route, request).await,
+        Err(error) => Err(error),
+    };
+    let response = result.unwrap_or_else(Response::from);
+    if response.status >= 400 {
+        ShardMetrics::inc(&ctx.stats().requests_failed_total);
+    }
+    response
+}
+
+async fn handle(
+    ctx: &Rc<ShardCtx>,
+    caller: Option<AuthedDevice>,
+    route: Route,
+    request: Request,
+) -> Result<Response, HttpError> {
+    match route {
+        Route::Health => Ok(routes::health::handle(ctx)),
+        Route::Metrics => Ok(routes::metrics::handle(ctx)),
+        Route::Keepalive => Ok(routes::keepalive::handle()),
+        Route::RegisterAccount => routes::accounts::handle(ctx, request).await,
+        Route::ListDevices => routes::devices::handle(ctx, require_caller(caller)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_paths_resolve_with_or_without_trailing_slash() {
+        assert_eq!(resolve("GET", "/health"), Ok(Route::Health));
+        assert_eq!(resolve("PUT", "/v1/accounts/"), Ok(Route::RegisterAccount));
+        assert_eq!(resolve("GET", "/v1/devices"), Ok(Route::ListDevices));
+    }
+
+    #[test]
+    fn unknown_path_is_404_and_wrong_verb_is_405() {
+        assert_eq!(resolve("GET", "/nope").unwrap_err().status, 404);
+        assert_eq!(resolve("GET", "/").unwrap_err().status, 404);
+        assert_eq!(resolve("DELETE", "/v1/accounts").unwrap_err().status, 405);
+        assert_eq!(resolve("get", "/health").unwrap_err().status, 405);
+    }
+}

@@ -1,0 +1,9 @@
+//! One file per request kind. Each has the same shape: parse the request
+//! into typed input (400 on failure), apply it to shard state, encode the
+//! answer.
+
+pub mod accounts;
+pub mod devices;
+pub mod health;
+pub mod keepalive;
+pub mod metrics;

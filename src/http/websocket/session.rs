@@ -1,0 +1,375 @@
+//! The event loop of one authenticated WebSocket connection.
+//!
+//! Two tasks per connection: a reader that turns socket reads into
+//! [`SessionEvent::Bytes`] (waiting when the bounded event queue is full, so
+//! a client can never make us buffer more than a few reads ahead), and this
+//! loop, which owns the tungstenite state, the in-flight window of
+//! server-initiated requests and the write half of the socket.
+//!
+//! Each text frame is one JSON request or response (DESIGN.md section 3).
+//! Client requests go to the same router as plain HTTP, each in its own task
+//! (at most `client_requests_inflight_max` at once; beyond that 503), with
+//! the connection's device as the caller. Server requests are numbered in
+//! their own id space and bounded by the window.
+//!
+//! Close codes: 1009 frame or message over the limit, 1003 binary frame
+//! (reserved for protobuf framing), 1007 a frame without a readable id or
+//! invalid UTF-8, 1002 a WebSocket protocol violation, 1001 idle timeout,
+//! 4409 replaced by a newer connection of the same device.
+
+use crate::accounts::AuthedDevice;
+use crate::config::Limits;
+use crate::delivery::window::InflightWindow;
+use crate::http::conn::now_ms;
+use crate::http::request::Request;
+use crate::http::router;
+use crate::http::websocket::memstream::MemStream;
+use crate::http::websocket::registry::SessionEvent;
+use crate::metrics::ShardMetrics;
+use crate::protocol::frame::{self, Frame, FrameError, WsRequest, WsResponse};
+use crate::shard::runtime::{ConnectionGuard, ShardCtx};
+use futures_channel::mpsc;
+use futures_util::{SinkExt, StreamExt};
+use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::Duration;
+use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::{Message, WebSocket};
+
+/// Events queued ahead of the loop, at most.
+const EVENT_QUEUE_LEN_MAX: usize = 16;
+
+/// What a server-initiated request was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ServerRequest {
+    /// `PUT /api/v1/queue/empty`.
+    QueueEmpty,
+}
+
+/// Why the session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Keep going.
+    Open,
+    /// Close after flushing what is queued.
+    Close,
+}
+
+struct Session {
+    ctx: Rc<ShardCtx>,
+    device: AuthedDevice,
+    ws: WebSocket<MemStream>,
+    window: InflightWindow<ServerRequest>,
+    events: mpsc::Sender<SessionEvent>,
+    client_requests_inflight: usize,
+    last_heard_ms: u64,
+    next_ping_ms: u64,
+}
+
+/// A close frame written by hand (server frames are unmasked): used where
+/// tungstenite's state may already be failed.
+fn close_frame(code: u16, reason: &str) -> Vec<u8> {
+    let reason = &reason.as_bytes()[..reason.len().min(123)];
+    let mut frame = vec![0x88, (2 + reason.len()) as u8];
+    frame.extend_from_slice(&code.to_be_bytes());
+    frame.extend_from_slice(reason);
+    frame
+}
+
+fn ws_config(limits: &Limits) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(limits.read_buffer_bytes)
+        .write_buffer_size(0)
+        .max_write_buffer_size(limits.frame_bytes_max * 4)
+        .max_message_size(Some(limits.frame_bytes_max))
+        .max_frame_size(Some(limits.frame_bytes_max))
+}
+
+/// Runs the session until the connection ends.
+pub async fn run(
+    ctx: Rc<ShardCtx>,
+    stream: TcpStream,
+    leftover: Vec<u8>,
+    device: AuthedDevice,
+    _guard: ConnectionGuard,
+) {
+    let limits = ctx.config.limits.clone();
+    let fd = stream.as_raw_fd();
+    let (reader, mut writer) = stream.into_split();
+    let (events, mut inbox) = mpsc::channel::<SessionEvent>(EVENT_QUEUE_LEN_MAX);
+    let (conn_id, replaced) = ctx.sessions.borrow_mut().register(device, events.clone());
+    if let Some(old) = replaced {
+        ShardMetrics::inc(&ctx.stats().websockets_replaced_total);
+        let mut old_events = old.events;
+        monoio::spawn(async move {
+            let _ = old_events.send(SessionEvent::Replaced).await;
+        });
+    }
+    ShardMetrics::inc(&ctx.stats().websockets_open);
+    monoio::spawn(read_loop(reader, events.clone(), limits.read_buffer_bytes));
+
+    let now = now_ms();
+    let mut memstream = MemStream::default();
+    memstream.feed(&leftover);
+    let mut session = Session {
+        ctx: ctx.clone(),
+        device,
+        ws: WebSocket::from_raw_socket(memstream, Role::Server, Some(ws_config(&limits))),
+        window: InflightWindow::new(limits.inflight_requests_max),
+        events,
+        client_requests_inflight: 0,
+        last_heard_ms: now,
+        next_ping_ms: now + limits.ping_interval_ms,
+    };
+    // No stored backlog exists yet at this layer, so the queue is empty at once.
+    let mut end = session.send_request("PUT", "/api/v1/queue/empty", ServerRequest::QueueEmpty);
+    if end == End::Open && !leftover.is_empty() {
+        end = session.on_bytes(&[]);
+    }
+    loop {
+        if !session.flush(&mut writer, &limits).await {
+            break;
+        }
+        if end == End::Close {
+            break;
+        }
+        let now = now_ms();
+        let deadline_ms = session.next_ping_ms.min(session.last_heard_ms + limits.idle_timeout_ms);
+        let wait = Duration::from_millis(deadline_ms.saturating_sub(now).max(1));
+        end = match monoio::time::timeout(wait, inbox.next()).await {
+            Err(_elapsed) => session.on_tick(&limits),
+            Ok(None) => End::Close,
+            Ok(Some(event)) => session.on_event(event),
+        };
+    }
+    ctx.sessions.borrow_mut().unregister(&device, conn_id);
+    ShardMetrics::dec(&ctx.stats().websockets_open);
+    // SAFETY: `fd` is still open (the write half, alive here, holds it);
+    // shutting it down wakes the reader task, which then ends and drops the
+    // read half, so the descriptor is closed exactly once, by monoio.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+    drop(writer);
+}
+
+async fn read_loop(mut reader: OwnedReadHalf<TcpStream>, mut events: mpsc::Sender<SessionEvent>, chunk: usize) {
+    let mut buf = Vec::with_capacity(chunk);
+    loop {
+        buf.clear();
+        let (result, back) = read_more_half(&mut reader, buf, chunk).await;
+        buf = back;
+        let event = match result {
+            Ok(0) | Err(_) => SessionEvent::ReadClosed,
+            Ok(_) => SessionEvent::Bytes(buf.clone()),
+        };
+        let closed = matches!(event, SessionEvent::ReadClosed);
+        if events.send(event).await.is_err() || closed {
+            return;
+        }
+    }
+}
+
+async fn read_more_half(
+    reader: &mut OwnedReadHalf<TcpStream>,
+    mut buf: Vec<u8>,
+    chunk: usize,
+) -> (std::io::Result<usize>, Vec<u8>) {
+    use monoio::buf::IoBufMut;
+    use monoio::io::AsyncReadRent;
+    buf.reserve(chunk);
+    let (len, capacity) = (buf.len(), buf.capacity());
+    let (result, slice) = reader.read(buf.slice_mut(len..capacity)).await;
+    (result, slice.into_inner())
+}
+
+impl Session {
+    fn on_event(&mut self, event: SessionEvent) -> End {
+        match event {
+            SessionEvent::Bytes(bytes) => {
+                self.last_heard_ms = now_ms();
+                self.on_bytes(&bytes)
+            }
+            SessionEvent::ReadClosed => End::Close,
+            SessionEvent::Replaced => {
+                self.close_with(4409, "connection replaced");
+                End::Close
+            }
+            SessionEvent::Respond(text) => {
+                self.client_requests_inflight -= 1;
+                self.send_text(text)
+            }
+        }
+    }
+
+    fn on_tick(&mut self, limits: &Limits) -> End {
+        let now = now_ms();
+        if now.saturating_sub(self.last_heard_ms) >= limits.idle_timeout_ms {
+            self.close_with(1001, "idle timeout");
+            return End::Close;
+        }
+        for (id, _) in self.window.expire(now, limits.request_timeout_ms) {
+            tracing::debug!(shard = self.ctx.id, id, "server request timed out");
+        }
+        if now >= self.next_ping_ms {
+            self.next_ping_ms = now + limits.ping_interval_ms;
+            if self.ws.send(Message::Ping(Default::default())).is_err() {
+                return End::Close;
+            }
+        }
+        End::Open
+    }
+
+    /// Feeds bytes to tungstenite and handles every complete message.
+    fn on_bytes(&mut self, bytes: &[u8]) -> End {
+        self.ws.get_mut().feed(bytes);
+        loop {
+            match self.ws.read() {
+                Ok(Message::Text(text)) => {
+                    let mut bytes = text.as_bytes().to_vec();
+                    if self.on_text(&mut bytes) == End::Close {
+                        return End::Close;
+                    }
+                }
+                Ok(Message::Binary(_)) => {
+                    return self.fail(1003, "binary frames are not supported; send JSON text frames");
+                }
+                Ok(Message::Close(_)) => {
+                    // tungstenite queued the close reply; flush it and end.
+                    return End::Close;
+                }
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Err(tungstenite::Error::Io(error)) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    return End::Open;
+                }
+                Err(tungstenite::Error::Capacity(_)) => return self.fail(1009, "message too big"),
+                Err(tungstenite::Error::Utf8(_)) => return self.fail(1007, "invalid UTF-8"),
+                Err(tungstenite::Error::Protocol(error)) => {
+                    let reason = error.to_string();
+                    return self.fail(1002, &reason);
+                }
+                Err(_) => return End::Close,
+            }
+        }
+    }
+
+    fn on_text(&mut self, bytes: &mut [u8]) -> End {
+        match frame::decode(bytes, self.ctx.config.limits.body_bytes_max) {
+            Ok(Frame::Request(request)) => self.on_client_request(request),
+            Ok(Frame::Response(response)) => self.on_client_response(response),
+            Err(FrameError::Unreadable(reason)) => self.fail(1007, reason),
+            Err(FrameError::Invalid { id, status, reason }) => {
+                ShardMetrics::inc(&self.ctx.stats().protocol_errors_total);
+                self.respond(id, status, Some(reason.to_string()), None)
+            }
+        }
+    }
+
+    fn on_client_request(&mut self, request: WsRequest) -> End {
+        if self.client_requests_inflight >= self.ctx.config.limits.client_requests_inflight_max {
+            return self.respond(request.id, 503, Some("too many requests in flight".into()), None);
+        }
+        self.client_requests_inflight += 1;
+        let id = request.id;
+        let http_request =
+            Request::from_frame(request.verb, &request.path, &request.headers, request.body.unwrap_or_default());
+        let ctx = self.ctx.clone();
+        let device = self.device;
+        let mut events = self.events.clone();
+        monoio::spawn(async move {
+            let response = router::dispatch(&ctx, Some(device), http_request).await;
+            let text = frame::encode_response(&WsResponse {
+                id,
+                status: response.status,
+                message: Some(crate::http::response::reason(response.status).to_string()),
+                body: (!response.body.is_empty()).then_some(response.body),
+                headers: vec![format!("Content-Type: {}", response.content_type)],
+            });
+            let _ = events.send(SessionEvent::Respond(text)).await;
+        });
+        End::Open
+    }
+
+    fn on_client_response(&mut self, response: WsResponse) -> End {
+        match self.window.complete(response.id) {
+            Some(inflight) => {
+                if response.status != 200 {
+                    tracing::debug!(shard = self.ctx.id, status = response.status, kind = ?inflight.kind,
+                        "client refused a server request");
+                }
+            }
+            None => tracing::debug!(shard = self.ctx.id, id = response.id, "response to no open request"),
+        }
+        End::Open
+    }
+
+    fn send_request(&mut self, verb: &str, path: &str, kind: ServerRequest) -> End {
+        let now = now_ms();
+        let Ok(id) = self.window.open(kind, now) else {
+            return End::Open;
+        };
+        let text = frame::encode_request(&WsRequest {
+            id,
+            verb: verb.to_string(),
+            path: path.to_string(),
+            body: None,
+            headers: vec![format!("X-Signal-Timestamp: {now}")],
+        });
+        self.send_text(text)
+    }
+
+    fn respond(&mut self, id: u64, status: u16, message: Option<String>, body: Option<Vec<u8>>) -> End {
+        let text = frame::encode_response(&WsResponse { id, status, message, body, headers: vec![] });
+        self.send_text(text)
+    }
+
+    fn send_text(&mut self, text: String) -> End {
+        match self.ws.send(Message::text(text)) {
+            Ok(()) => End::Open,
+            Err(_) => End::Close,
+        }
+    }
+
+    /// Closes for a protocol error with `code`.
+    fn fail(&mut self, code: u16, reason: &str) -> End {
+        ShardMetrics::inc(&self.ctx.stats().protocol_errors_total);
+        self.close_with(code, reason);
+        End::Close
+    }
+
+    fn close_with(&mut self, code: u16, reason: &str) {
+        // Appended after whatever tungstenite already encoded.
+        self.ws.get_mut().push_output(&close_frame(code, reason));
+    }
+
+    /// Writes everything queued to the socket; false when the peer is gone
+    /// or does not read for `idle_timeout_ms`.
+    async fn flush(&mut self, writer: &mut OwnedWriteHalf<TcpStream>, limits: &Limits) -> bool {
+        if !self.ws.get_mut().has_output() {
+            return true;
+        }
+        let bytes = self.ws.get_mut().take_output();
+        let write = writer.write_all(bytes);
+        match monoio::time::timeout(Duration::from_millis(limits.idle_timeout_ms), write).await {
+            Ok((Ok(_), _)) => true,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_written_close_frame_is_well_formed() {
+        let frame = close_frame(4409, "replaced");
+        assert_eq!(frame[0], 0x88);
+        assert_eq!(frame[1] as usize, 2 + "replaced".len());
+        assert_eq!(u16::from_be_bytes([frame[2], frame[3]]), 4409);
+        let long = close_frame(1009, &"x".repeat(500));
+        assert_eq!(long.len(), 2 + 2 + 123);
+    }
+}

@@ -1,0 +1,122 @@
+//! The `switchboard` command: `serve` runs the server, `config` prints the
+//! effective configuration. Configuration layers, later winning: built-in
+//! defaults, `--config FILE` (TOML), `SWITCHBOARD_*` environment variables,
+//! flags.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use switchboard::config::{Config, Durability};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// switchboard: a thread-per-core, io_uring real-time message server with
+/// the shape of Signal's WebSocket interface.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default when no command is given).
+    Serve(ConfigArgs),
+    /// Print the effective configuration as TOML (a starting point for a file).
+    Config(ConfigArgs),
+}
+
+/// Flags that override the config file; each also reads a SWITCHBOARD_* variable.
+#[derive(Args, Default)]
+struct ConfigArgs {
+    /// TOML configuration file; fields it omits keep their defaults.
+    #[arg(long, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (every shard binds it with SO_REUSEPORT); port 0 picks one.
+    /// [default: 127.0.0.1:8080]
+    #[arg(long, env = "SWITCHBOARD_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Number of shards (one pinned thread each); 0 = one per core. Must match
+    /// the count the data directory was created with. [default: 0]
+    #[arg(long, env = "SWITCHBOARD_SHARDS", value_name = "N")]
+    shards: Option<usize>,
+    /// Directory for the RocksDB database. [default: ./data]
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// When writes are durable before the sender's 200: sync (fsync each),
+    /// group (batched fsync), none (benchmarks only). [default: group]
+    #[arg(long, env = "SWITCHBOARD_DURABILITY", value_name = "MODE")]
+    durability: Option<Durability>,
+    /// Require this token in X-Registration-Token to register accounts.
+    #[arg(long, env = "SWITCHBOARD_REGISTRATION_TOKEN", value_name = "TOKEN")]
+    registration_token: Option<String>,
+    /// Log filter, e.g. info or switchboard=debug. [default: info]
+    #[arg(long, env = "SWITCHBOARD_LOG", value_name = "FILTER")]
+    log: Option<String>,
+    /// Do not pin shard threads to cores.
+    #[arg(long, env = "SWITCHBOARD_NO_PIN")]
+    no_pin: bool,
+}
+
+impl ConfigArgs {
+    fn resolve(self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(shards) = self.shards {
+            config.shards = shards;
+        }
+        if let Some(data_dir) = self.data_dir {
+            config.data_dir = data_dir;
+        }
+        if let Some(durability) = self.durability {
+            config.durability = durability;
+        }
+        if let Some(token) = self.registration_token {
+            config.registration_token = Some(token);
+        }
+        if let Some(log) = self.log {
+            config.log = log;
+        }
+        if self.no_pin {
+            config.pin_cores = false;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ConfigArgs::default())) {
+        Command::Config(args) => {
+            print!("{}", args.resolve()?.to_toml());
+            Ok(())
+        }
+        Command::Serve(args) => serve(args.resolve()?),
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
+        .with_writer(std::io::stderr)
+        .init();
+    let data_dir = config.data_dir.clone();
+    let running = switchboard::server::start(config)
+        .with_context(|| format!("cannot start with data directory {}", data_dir.display()))?;
+    tracing::info!(shards = running.shard_count, addr = %running.local_addr, "switchboard started");
+    // Tests and scripts read this line to learn the port.
+    println!("switchboard listening on {}", running.local_addr);
+    std::io::stdout().flush()?;
+    running.wait();
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Counters exported at `GET /metrics` in the Prometheus text format.
+//!
+//! Each shard has its own [`ShardMetrics`] and is its only writer, so the
+//! atomics are never contended; `Relaxed` suffices because each counter is
+//! independent and a scrape needs no ordering between them. A scrape (on any
+//! shard) only loads.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+macro_rules! shard_metrics {
+    ($($(#[doc = $doc:literal])* $name:ident: $kind:literal,)*) => {
+        /// One shard's counters and gauges.
+        #[derive(Default)]
+        pub struct ShardMetrics {
+            $($(#[doc = $doc])* pub $name: AtomicU64,)*
+        }
+
+        impl ShardMetrics {
+            fn describe() -> &'static [(&'static str, &'static str, &'static str)] {
+                &[$((stringify!($name), $kind, concat!($($doc),*)),)*]
+            }
+
+            fn values(&self) -> Vec<u64> {
+                vec![$(self.$name.load(Ordering::Relaxed),)*]
+            }
+        }
+    };
+}
+
+shard_metrics! {
+    /// Connections accepted by this shard's listener.
+    connections_accepted_total: "counter",
+    /// Connections refused because the shard was at its connection limit.
+    connections_refused_total: "counter",
+    /// Connections open on this shard (HTTP and WebSocket).
+    connections_open: "gauge",
+    /// Connections handed from this shard to their owner shard.
+    handoffs_sent_total: "counter",
+    /// Connections received from other shards.
+    handoffs_received_total: "counter",
+    /// Authenticated WebSocket sessions open.
+    websockets_open: "gauge",
+    /// WebSocket sessions closed because another connection of the device replaced them.
+    websockets_replaced_total: "counter",
+    /// Requests handled (plain HTTP and framed over WebSocket).
+    requests_total: "counter",
+    /// Requests answered with a 4xx or 5xx status.
+    requests_failed_total: "counter",
+    /// Failed logins (HTTP 401).
+    auth_failures_total: "counter",
+    /// Connections closed for malformed input or a limit.
+    protocol_errors_total: "counter",
+    /// Times a ring to another shard was full.
+    ring_full_total: "counter",
+    /// Accounts owned by this shard.
+    accounts: "gauge",
+}
+
+impl ShardMetrics {
+    /// Adds one to a counter.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Subtracts one from a gauge.
+    pub fn dec(gauge: &AtomicU64) {
+        gauge.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Every shard's metrics.
+pub type Metrics = Arc<[ShardMetrics]>;
+
+/// Builds zeroed metrics for `shard_count` shards.
+pub fn new_metrics(shard_count: usize) -> Metrics {
+    (0..shard_count).map(|_| ShardMetrics::default()).collect()
+}
+
+/// Renders all shards' metrics, labelled by shard.
+pub fn render(metrics: &[ShardMetrics]) -> String {
+    let values: Vec<Vec<u64>> = metrics.iter().map(ShardMetrics::values).collect();
+    let mut out = String::new();
+    for (index, (name, kind, help)) in ShardMetrics::describe().iter().enumerate() {
+        let _ = writeln!(out, "# HELP switchboard_{name} {}", help.trim());
+        let _ = writeln!(out, "# TYPE switchboard_{name} {kind}");
+        for (shard, shard_values) in values.iter().enumerate() {
+            let _ = writeln!(out, "switchboard_{name}{{shard=\"{shard}\"}} {}", shard_values[index]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_shard() {
+        let metrics = new_metrics(2);
+        ShardMetrics::inc(&metrics[1].requests_total);
+        let text = render(&metrics);
+        assert!(text.contains("switchboard_requests_total{shard=\"1\"} 1"));
+        assert!(text.contains("switchboard_requests_total{shard=\"0\"} 0"));
+        assert!(text.contains("# TYPE switchboard_connections_open gauge"));
+    }
+}

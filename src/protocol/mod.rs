@@ -1,0 +1,13 @@
+//! Pure codecs: no sockets, no clocks, no storage.
+//!
+//! - [`base64`]: the standard alphabet used for every body on the wire.
+//! - [`frame`]: the JSON `WebSocketRequest` / `WebSocketResponse` framing of
+//!   DESIGN.md section 3, both directions.
+//! - [`payloads`]: JSON bodies of the REST routes (registration, devices, errors).
+//!
+//! Invariant: every decoder here returns a typed error for any input and never
+//! panics; each has unit tests and a fuzz target under `fuzz/`.
+
+pub mod base64;
+pub mod frame;
+pub mod payloads;

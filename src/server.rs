@@ -1,0 +1,85 @@
+//! Starting the whole server: open the store, bind one `SO_REUSEPORT`
+//! listener per shard on the same address, build the ring mesh, and start
+//! one pinned thread per shard.
+//!
+//! Invariant: every listener is bound before any shard starts, so the
+//! address printed at start-up accepts connections at once (the kernel
+//! queues them until a shard accepts).
+
+use crate::config::Config;
+use crate::shard::ring::build_mesh;
+use crate::shard::runtime::{self, ShardSetup};
+use crate::store::Store;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A started server.
+pub struct Running {
+    /// The address every shard listens on (the real port when 0 was asked).
+    pub local_addr: SocketAddr,
+    /// Number of shards.
+    pub shard_count: usize,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Blocks until every shard thread ends (they end only with the process).
+    pub fn wait(self) {
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Backlog of each listener.
+const LISTEN_BACKLOG: i32 = 4096;
+
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Validates the configuration and starts every shard.
+pub fn start(config: Config) -> anyhow::Result<Running> {
+    config.validate()?;
+    let shard_count = config.shard_count();
+    if config.durability == crate::config::Durability::None {
+        tracing::warn!("durability = none: acknowledged writes can be lost in a crash (benchmarks only)");
+    }
+    let store = Store::open(&config.data_dir, shard_count)?;
+
+    let first = bind_reuseport(config.listen)
+        .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", config.listen))?;
+    let local_addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..shard_count {
+        listeners.push(bind_reuseport(local_addr)?);
+    }
+
+    let cores = if config.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { vec![] };
+    let config = Arc::new(config);
+    let metrics = crate::metrics::new_metrics(shard_count);
+    let mesh = build_mesh(shard_count, config.limits.ring_slots);
+    let mut threads = Vec::with_capacity(shard_count);
+    for (id, ((outboxes, inboxes), listener)) in mesh.into_iter().zip(listeners).enumerate() {
+        let setup = ShardSetup {
+            id,
+            shard_count,
+            config: config.clone(),
+            store: store.clone(),
+            metrics: metrics.clone(),
+            outboxes,
+            inboxes,
+            listener,
+            core: (!cores.is_empty()).then(|| cores[id % cores.len()]),
+        };
+        threads.push(runtime::spawn(setup)?);
+    }
+    Ok(Running { local_addr, shard_count, threads })
+}

@@ -1,0 +1,327 @@
+//! One shard: a pinned OS thread running a monoio runtime (io_uring, or the
+//! legacy epoll driver where io_uring is unavailable), its listener, its
+//! state ([`ShardCtx`]) and the pump that serves its inbound rings.
+//!
+//! Invariants: `ShardCtx` is created on the shard's thread and never leaves
+//! it (it is shared between the shard's tasks by `Rc`); every call to another
+//! shard is answered exactly once (the reply, or the caller's pending entry
+//! is dropped when the ring refused the call); a connection over
+//! `connections_per_shard_max` is closed at accept.
+
+use crate::accounts::AccountTable;
+use crate::config::Config;
+use crate::http::websocket::registry::SessionRegistry;
+use crate::metrics::{Metrics, ShardMetrics};
+use crate::shard::msg::{Call, Reply, ShardMsg};
+use crate::shard::ring::{Inboxes, Outboxes};
+use crate::store::writer::Writer;
+use crate::store::{self, Store};
+use futures_channel::oneshot;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Why a call to another shard did not get an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The ring stayed full for `ring_full_wait_ms`: back-pressure, 503.
+    #[error("shard {0} is busy")]
+    Busy(usize),
+    /// The other shard dropped the call (shutting down).
+    #[error("shard {0} did not answer")]
+    NoAnswer(usize),
+}
+
+/// Everything one shard owns, shared by its tasks.
+pub struct ShardCtx {
+    /// This shard's index.
+    pub id: usize,
+    /// Number of shards in the process.
+    pub shard_count: usize,
+    /// The configuration (read-only).
+    pub config: Arc<Config>,
+    /// Accounts this shard owns.
+    pub accounts: RefCell<AccountTable>,
+    /// Authenticated WebSocket sessions on this shard, by device.
+    pub sessions: RefCell<SessionRegistry>,
+    /// The shard's writer thread.
+    pub writer: Writer,
+    /// The database (this shard reads only its own families).
+    pub store: Store,
+    /// All shards' metrics; this shard writes only its own entry.
+    pub metrics: Metrics,
+    outboxes: RefCell<Outboxes>,
+    /// Calls sent to other shards awaiting their reply, by token.
+    pending_calls: RefCell<HashMap<u64, oneshot::Sender<Reply>>>,
+    next_token: Cell<u64>,
+    connections_open: Cell<usize>,
+}
+
+/// What a shard thread is started with.
+pub struct ShardSetup {
+    /// This shard's index.
+    pub id: usize,
+    /// Number of shards.
+    pub shard_count: usize,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// The opened store.
+    pub store: Store,
+    /// Metrics of all shards.
+    pub metrics: Metrics,
+    /// Sending ends of this shard's rings.
+    pub outboxes: Outboxes,
+    /// Receiving ends of this shard's rings.
+    pub inboxes: Inboxes,
+    /// This shard's `SO_REUSEPORT` listener, already bound.
+    pub listener: std::net::TcpListener,
+    /// Core to pin the thread to, if pinning.
+    pub core: Option<core_affinity::CoreId>,
+}
+
+impl ShardCtx {
+    /// This shard's metrics.
+    pub fn stats(&self) -> &ShardMetrics {
+        &self.metrics[self.id]
+    }
+
+    /// The shard owning `uuid`.
+    pub fn owner_of(&self, uuid: &Uuid) -> usize {
+        crate::shard::owner(uuid, self.shard_count)
+    }
+
+    /// Sends `msg` to shard `to`, waiting up to `ring_full_wait_ms` for room.
+    /// Gives the message back if the ring stayed full.
+    pub async fn send_to(&self, to: usize, mut msg: ShardMsg) -> Result<(), ShardMsg> {
+        let wait_ms = self.config.limits.ring_full_wait_ms;
+        let mut waited_ms = 0;
+        loop {
+            let sent = self.outboxes.borrow_mut().try_send(to, msg);
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(back) => {
+                    ShardMetrics::inc(&self.stats().ring_full_total);
+                    if waited_ms >= wait_ms {
+                        return Err(back);
+                    }
+                    msg = back;
+                    monoio::time::sleep(Duration::from_millis(1)).await;
+                    waited_ms += 1;
+                }
+            }
+        }
+    }
+
+    /// Asks shard `to` to do `call` and awaits its reply.
+    pub async fn call(&self, to: usize, call: Call) -> Result<Reply, CallError> {
+        assert_ne!(to, self.id, "local work is done directly, not called");
+        let token = self.next_token.get();
+        self.next_token.set(token.wrapping_add(1));
+        let (reply_sender, reply) = oneshot::channel();
+        self.pending_calls.borrow_mut().insert(token, reply_sender);
+        let msg = ShardMsg::Call { from: self.id, token, call };
+        if self.send_to(to, msg).await.is_err() {
+            self.pending_calls.borrow_mut().remove(&token);
+            return Err(CallError::Busy(to));
+        }
+        reply.await.map_err(|_| CallError::NoAnswer(to))
+    }
+
+    /// Passes a connection (and the bytes already read from it) to its owner.
+    /// On a full ring the connection is closed: the client retries.
+    pub async fn hand_off(&self, to: usize, stream: monoio::net::TcpStream, buffered: Vec<u8>) {
+        // SAFETY: `into_raw_fd` transfers sole ownership of the descriptor
+        // (it panics if an operation still holds it; none does between
+        // requests), and `from_raw_fd` takes that ownership over.
+        let stream = unsafe { std::net::TcpStream::from_raw_fd(stream.into_raw_fd()) };
+        let msg = ShardMsg::Handoff { stream, buffered };
+        if self.send_to(to, msg).await.is_ok() {
+            ShardMetrics::inc(&self.stats().handoffs_sent_total);
+        } else {
+            tracing::warn!(shard = self.id, to, "ring full: closing a connection instead of handing it off");
+        }
+    }
+
+    /// Counts an open connection; `None` when the shard is at its limit.
+    pub fn admit_connection(self: &Rc<Self>) -> Option<ConnectionGuard> {
+        if self.connections_open.get() >= self.config.limits.connections_per_shard_max {
+            ShardMetrics::inc(&self.stats().connections_refused_total);
+            return None;
+        }
+        self.connections_open.set(self.connections_open.get() + 1);
+        ShardMetrics::inc(&self.stats().connections_open);
+        Some(ConnectionGuard { ctx: self.clone() })
+    }
+}
+
+/// Holds one slot of the shard's connection limit until dropped.
+pub struct ConnectionGuard {
+    ctx: Rc<ShardCtx>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.ctx.connections_open.set(self.ctx.connections_open.get() - 1);
+        ShardMetrics::dec(&self.ctx.stats().connections_open);
+    }
+}
+
+/// Starts the shard's thread.
+pub fn spawn(setup: ShardSetup) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("shard-{}", setup.id)).spawn(move || run(setup))
+}
+
+type Runtime = monoio::FusionRuntime<
+    monoio::time::TimeDriver<monoio::IoUringDriver>,
+    monoio::time::TimeDriver<monoio::LegacyDriver>,
+>;
+
+fn build_runtime(shard: usize) -> std::io::Result<Runtime> {
+    if monoio::utils::detect_uring() {
+        tracing::info!(shard, "io driver: io_uring");
+        Ok(monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .with_entries(4096)
+            .enable_timer()
+            .build()?
+            .into())
+    } else {
+        tracing::warn!(shard, "io driver: legacy epoll (io_uring is unavailable on this kernel)");
+        Ok(monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build()?.into())
+    }
+}
+
+fn run(setup: ShardSetup) {
+    if let Some(core) = setup.core {
+        if !core_affinity::set_for_current(core) {
+            tracing::warn!(shard = setup.id, "could not pin to core {}", core.id);
+        }
+    }
+    let mut runtime = match build_runtime(setup.id) {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(shard = setup.id, %error, "cannot start the io runtime");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(serve(setup));
+}
+
+async fn serve(setup: ShardSetup) {
+    let accounts = match store::accounts::load(&setup.store, setup.id) {
+        Ok(accounts) => AccountTable::from_records(accounts),
+        Err(error) => {
+            tracing::error!(shard = setup.id, %error, "cannot load accounts");
+            std::process::exit(1);
+        }
+    };
+    let writer = match Writer::spawn(
+        setup.store.clone(),
+        setup.id,
+        setup.config.durability,
+        setup.config.limits.ring_slots,
+        setup.config.limits.ring_full_wait_ms,
+    ) {
+        Ok(writer) => writer,
+        Err(error) => {
+            tracing::error!(shard = setup.id, %error, "cannot start the writer thread");
+            std::process::exit(1);
+        }
+    };
+    setup.metrics[setup.id].accounts.store(accounts.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let ctx = Rc::new(ShardCtx {
+        id: setup.id,
+        shard_count: setup.shard_count,
+        config: setup.config,
+        accounts: RefCell::new(accounts),
+        sessions: RefCell::new(SessionRegistry::default()),
+        writer,
+        store: setup.store,
+        metrics: setup.metrics,
+        outboxes: RefCell::new(setup.outboxes),
+        pending_calls: RefCell::new(HashMap::new()),
+        next_token: Cell::new(0),
+        connections_open: Cell::new(0),
+    });
+    monoio::spawn(pump(ctx.clone(), setup.inboxes));
+    accept_loop(ctx, setup.listener).await;
+}
+
+async fn accept_loop(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
+    let listener = match monoio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(shard = ctx.id, %error, "cannot register the listener");
+            std::process::exit(1);
+        }
+    };
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                ShardMetrics::inc(&ctx.stats().connections_accepted_total);
+                let Some(guard) = ctx.admit_connection() else {
+                    drop(stream);
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                monoio::spawn(crate::http::conn::serve(ctx.clone(), stream, Vec::new(), guard));
+            }
+            Err(error) => {
+                // Out of descriptors or a transient network error: back off
+                // briefly instead of spinning, and keep serving.
+                tracing::warn!(shard = ctx.id, %error, "accept failed");
+                monoio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Serves the inbound rings: hand-offs become local connections, calls are
+/// applied (each in its own task, so a slow one does not hold up the rest)
+/// and replies complete the pending call.
+async fn pump(ctx: Rc<ShardCtx>, mut inboxes: Inboxes) {
+    loop {
+        inboxes.ready().await;
+        inboxes.drain(|from, msg| match msg {
+            ShardMsg::Handoff { stream, buffered } => accept_handoff(&ctx, stream, buffered),
+            ShardMsg::Call { from: caller, token, call } => {
+                debug_assert_eq!(caller, from);
+                let ctx = ctx.clone();
+                monoio::spawn(async move {
+                    let reply = apply_call(&ctx, call).await;
+                    let msg = ShardMsg::Reply { token, reply };
+                    if ctx.send_to(caller, msg).await.is_err() {
+                        tracing::warn!(shard = ctx.id, to = caller, "ring full: a reply was dropped");
+                    }
+                });
+            }
+            ShardMsg::Reply { token, reply } => {
+                if let Some(waiter) = ctx.pending_calls.borrow_mut().remove(&token) {
+                    let _ = waiter.send(reply);
+                }
+            }
+        });
+    }
+}
+
+fn accept_handoff(ctx: &Rc<ShardCtx>, stream: std::net::TcpStream, buffered: Vec<u8>) {
+    ShardMetrics::inc(&ctx.stats().handoffs_received_total);
+    let Some(guard) = ctx.admit_connection() else { return };
+    match monoio::net::TcpStream::from_std(stream) {
+        Ok(stream) => {
+            monoio::spawn(crate::http::conn::serve(ctx.clone(), stream, buffered, guard));
+        }
+        Err(error) => tracing::warn!(shard = ctx.id, %error, "cannot adopt a handed-off connection"),
+    }
+}
+
+async fn apply_call(ctx: &Rc<ShardCtx>, call: Call) -> Reply {
+    match call {
+        Call::CreateAccount { uuid, registration } => {
+            crate::http::routes::accounts::create_on_owner(ctx, uuid, registration).await
+        }
+    }
+}

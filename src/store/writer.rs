@@ -1,0 +1,172 @@
+//! The per-shard writer thread: applies write batches off the event loop.
+//!
+//! RocksDB calls block, and a WAL sync takes a millisecond or more, so a shard
+//! never writes itself: it hands a [`WriteJob`] to its writer over a bounded
+//! SPSC ring and awaits the job's completion (a cross-thread wake). The
+//! writer drains every job waiting, applies them as one RocksDB batch and,
+//! per [`Durability`], syncs the WAL once for all of them (group commit),
+//! once per job (`sync`), or not at all (`none`).
+//!
+//! Invariants: a job's completion is sent only after its batch is written
+//! (and synced, unless `none`); jobs complete in the order they were queued;
+//! a full queue is reported as [`StoreError::WriterBusy`], never dropped.
+
+use crate::config::Durability;
+use crate::store::{accounts_family, messages_family, Store, StoreError};
+use futures_channel::oneshot;
+use rocksdb::{WriteBatch, WriteOptions};
+use std::cell::RefCell;
+use std::time::Duration;
+
+/// Which of the shard's column families an op targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `s{n}_accounts`.
+    Accounts,
+    /// `s{n}_messages`.
+    Messages,
+}
+
+/// One write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Insert or overwrite a key.
+    Put {
+        /// Target family.
+        family: Family,
+        /// Key bytes.
+        key: Vec<u8>,
+        /// Value bytes.
+        value: Vec<u8>,
+    },
+    /// Remove a key.
+    Delete {
+        /// Target family.
+        family: Family,
+        /// Key bytes.
+        key: Vec<u8>,
+    },
+}
+
+/// Ops applied atomically, and whom to tell when they are durable.
+struct WriteJob {
+    ops: Vec<Op>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Most jobs merged into one RocksDB batch.
+const JOBS_PER_BATCH_MAX: usize = 1024;
+
+/// The shard's side of its writer thread.
+pub struct Writer {
+    producer: RefCell<rtrb::Producer<WriteJob>>,
+    thread: std::thread::Thread,
+    full_wait_ms: u64,
+}
+
+impl Writer {
+    /// Starts shard `shard`'s writer thread with a queue of `queue_slots` jobs.
+    pub fn spawn(
+        store: Store,
+        shard: usize,
+        durability: Durability,
+        queue_slots: usize,
+        full_wait_ms: u64,
+    ) -> std::io::Result<Self> {
+        let (producer, consumer) = rtrb::RingBuffer::new(queue_slots);
+        let handle = std::thread::Builder::new()
+            .name(format!("writer-{shard}"))
+            .spawn(move || run(store, shard, durability, consumer))?;
+        Ok(Self { producer: RefCell::new(producer), thread: handle.thread().clone(), full_wait_ms })
+    }
+
+    /// Applies `ops` atomically; resolves once they are durable per the mode.
+    pub async fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        let mut job = WriteJob { ops, done };
+        let mut waited_ms = 0;
+        loop {
+            let pushed = self.producer.borrow_mut().push(job);
+            match pushed {
+                Ok(()) => break,
+                Err(rtrb::PushError::Full(back)) => {
+                    if waited_ms >= self.full_wait_ms {
+                        return Err(StoreError::WriterBusy);
+                    }
+                    job = back;
+                    self.thread.unpark();
+                    monoio::time::sleep(Duration::from_millis(1)).await;
+                    waited_ms += 1;
+                }
+            }
+        }
+        self.thread.unpark();
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(StoreError::Corrupt { family: "write".into(), reason: message }),
+            Err(_) => Err(StoreError::WriterStopped),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // The consumer sees the producer abandoned and exits after draining.
+        self.thread.unpark();
+    }
+}
+
+fn run(store: Store, shard: usize, durability: Durability, mut consumer: rtrb::Consumer<WriteJob>) {
+    let db = store.db().clone();
+    let accounts = accounts_family(shard);
+    let messages = messages_family(shard);
+    let mut sync_options = WriteOptions::default();
+    sync_options.set_sync(durability != Durability::None);
+    let mut jobs: Vec<WriteJob> = Vec::with_capacity(JOBS_PER_BATCH_MAX);
+    loop {
+        while jobs.len() < JOBS_PER_BATCH_MAX {
+            match consumer.pop() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        if jobs.is_empty() {
+            if consumer.is_abandoned() {
+                return;
+            }
+            std::thread::park_timeout(Duration::from_millis(100));
+            continue;
+        }
+        let (Some(accounts_cf), Some(messages_cf)) = (db.cf_handle(&accounts), db.cf_handle(&messages))
+        else {
+            for job in jobs.drain(..) {
+                let _ = job.done.send(Err("column family missing".into()));
+            }
+            continue;
+        };
+        let family = |family: Family| match family {
+            Family::Accounts => accounts_cf,
+            Family::Messages => messages_cf,
+        };
+        let groups: Vec<Vec<WriteJob>> = if durability == Durability::Sync {
+            jobs.drain(..).map(|job| vec![job]).collect()
+        } else {
+            vec![jobs.drain(..).collect()]
+        };
+        for group in groups {
+            let mut batch = WriteBatch::default();
+            for job in &group {
+                for op in &job.ops {
+                    match op {
+                        Op::Put { family: f, key, value } => batch.put_cf(family(*f), key, value),
+                        Op::Delete { family: f, key } => batch.delete_cf(family(*f), key),
+                    }
+                }
+            }
+            let result = db.write_opt(batch, &sync_options).map_err(|error| error.to_string());
+            for job in group {
+                let _ = job.done.send(result.clone());
+            }
+        }
+    }
+}
