@@ -206,10 +206,16 @@ impl Config {
     /// Checks every field; the error names the first one at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field: &'static str, reason: &str| {
-            Err(ConfigError::Invalid { field, reason: reason.to_string() })
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.to_string(),
+            })
         };
         if self.shards > SHARDS_MAX {
-            return invalid("shards", &format!("must be at most {SHARDS_MAX} (0 = one per core)"));
+            return invalid(
+                "shards",
+                &format!("must be at most {SHARDS_MAX} (0 = one per core)"),
+            );
         }
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");
@@ -232,9 +238,18 @@ impl Config {
             ("limits.header_count_max", limits.header_count_max as u64),
             ("limits.body_bytes_max", limits.body_bytes_max as u64),
             ("limits.frame_bytes_max", limits.frame_bytes_max as u64),
-            ("limits.connections_per_shard_max", limits.connections_per_shard_max as u64),
-            ("limits.inflight_requests_max", limits.inflight_requests_max as u64),
-            ("limits.client_requests_inflight_max", limits.client_requests_inflight_max as u64),
+            (
+                "limits.connections_per_shard_max",
+                limits.connections_per_shard_max as u64,
+            ),
+            (
+                "limits.inflight_requests_max",
+                limits.inflight_requests_max as u64,
+            ),
+            (
+                "limits.client_requests_inflight_max",
+                limits.client_requests_inflight_max as u64,
+            ),
             ("limits.handshake_timeout_ms", limits.handshake_timeout_ms),
             ("limits.http_idle_timeout_ms", limits.http_idle_timeout_ms),
             ("limits.idle_timeout_ms", limits.idle_timeout_ms),
@@ -243,11 +258,17 @@ impl Config {
             ("limits.ring_slots", limits.ring_slots as u64),
             ("limits.ring_full_wait_ms", limits.ring_full_wait_ms),
             ("limits.read_buffer_bytes", limits.read_buffer_bytes as u64),
-            ("limits.devices_per_account_max", limits.devices_per_account_max as u64),
+            (
+                "limits.devices_per_account_max",
+                limits.devices_per_account_max as u64,
+            ),
         ];
         for (field, value) in positive {
             if value == 0 {
-                return Err(ConfigError::Invalid { field, reason: "must be greater than 0".into() });
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: "must be greater than 0".into(),
+                });
             }
         }
         if limits.header_bytes_max < 256 {
@@ -325,8 +346,15 @@ mod tests {
 
     #[test]
     fn too_many_shards_is_refused() {
-        let config = Config { shards: SHARDS_MAX + 1, ..Config::default() };
-        assert!(config.validate().unwrap_err().to_string().contains("`shards`"));
+        let config = Config {
+            shards: SHARDS_MAX + 1,
+            ..Config::default()
+        };
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("`shards`"));
     }
 
     #[test]

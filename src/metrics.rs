@@ -86,7 +86,11 @@ pub fn render(metrics: &[ShardMetrics]) -> String {
         let _ = writeln!(out, "# HELP switchboard_{name} {}", help.trim());
         let _ = writeln!(out, "# TYPE switchboard_{name} {kind}");
         for (shard, shard_values) in values.iter().enumerate() {
-            let _ = writeln!(out, "switchboard_{name}{{shard=\"{shard}\"}} {}", shard_values[index]);
+            let _ = writeln!(
+                out,
+                "switchboard_{name}{{shard=\"{shard}\"}} {}",
+                shard_values[index]
+            );
         }
     }
     out

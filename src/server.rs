@@ -50,7 +50,9 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     config.validate()?;
     let shard_count = config.shard_count();
     if config.durability == crate::config::Durability::None {
-        tracing::warn!("durability = none: acknowledged writes can be lost in a crash (benchmarks only)");
+        tracing::warn!(
+            "durability = none: acknowledged writes can be lost in a crash (benchmarks only)"
+        );
     }
     let store = Store::open(&config.data_dir, shard_count)?;
 
@@ -62,7 +64,11 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         listeners.push(bind_reuseport(local_addr)?);
     }
 
-    let cores = if config.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { vec![] };
+    let cores = if config.pin_cores {
+        core_affinity::get_core_ids().unwrap_or_default()
+    } else {
+        vec![]
+    };
     let config = Arc::new(config);
     let metrics = crate::metrics::new_metrics(shard_count);
     let mesh = build_mesh(shard_count, config.limits.ring_slots);
@@ -81,5 +87,9 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         };
         threads.push(runtime::spawn(setup)?);
     }
-    Ok(Running { local_addr, shard_count, threads })
+    Ok(Running {
+        local_addr,
+        shard_count,
+        threads,
+    })
 }

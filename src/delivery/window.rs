@@ -31,7 +31,11 @@ impl<K> InflightWindow<K> {
     /// An empty window holding at most `capacity` requests (`capacity >= 1`).
     pub fn new(capacity: usize) -> Self {
         assert!(capacity >= 1);
-        Self { open: BTreeMap::new(), next_id: 1, capacity }
+        Self {
+            open: BTreeMap::new(),
+            next_id: 1,
+            capacity,
+        }
     }
 
     /// True when no further request may be sent.
@@ -56,7 +60,13 @@ impl<K> InflightWindow<K> {
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.open.insert(id, Inflight { kind, sent_ms: now_ms });
+        self.open.insert(
+            id,
+            Inflight {
+                kind,
+                sent_ms: now_ms,
+            },
+        );
         debug_assert!(self.open.len() <= self.capacity);
         Ok(id)
     }

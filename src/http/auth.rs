@@ -42,7 +42,11 @@ pub fn from_basic_header(value: &str) -> Option<Credentials> {
     let text = String::from_utf8(decoded).ok()?;
     let (login, password) = text.split_once(':')?;
     let (account, device_id) = parse_login(login)?;
-    Some(Credentials { account, device_id, password: password.to_string() })
+    Some(Credentials {
+        account,
+        device_id,
+        password: password.to_string(),
+    })
 }
 
 /// Credentials from a query string's `login` and `password`.
@@ -57,7 +61,11 @@ pub fn from_query(query: &str) -> Option<Credentials> {
         }
     }
     let (account, device_id) = parse_login(&login?)?;
-    Some(Credentials { account, device_id, password: password? })
+    Some(Credentials {
+        account,
+        device_id,
+        password: password?,
+    })
 }
 
 /// The account a request claims, from either place, without checking the
@@ -80,18 +88,34 @@ mod tests {
         let uuid = Uuid::parse_str(ID).unwrap();
         assert_eq!(parse_login(ID), Some((uuid, 1)));
         assert_eq!(parse_login(&format!("{ID}.3")), Some((uuid, 3)));
-        for bad in ["", "nope", &format!("{ID}.0"), &format!("{ID}.128"), &format!("{ID}.x"), &format!("{ID}.")] {
+        for bad in [
+            "",
+            "nope",
+            &format!("{ID}.0"),
+            &format!("{ID}.128"),
+            &format!("{ID}.x"),
+            &format!("{ID}."),
+        ] {
             assert_eq!(parse_login(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn basic_header_decodes() {
-        let header = format!("Basic {}", base64::encode(format!("{ID}.2:pa:ss").as_bytes()));
+        let header = format!(
+            "Basic {}",
+            base64::encode(format!("{ID}.2:pa:ss").as_bytes())
+        );
         let credentials = from_basic_header(&header).unwrap();
         assert_eq!(credentials.device_id, 2);
         assert_eq!(credentials.password, "pa:ss");
-        for bad in ["", "Basic", "Bearer abc", "Basic !!!", &format!("Basic {}", base64::encode(b"nocolon"))] {
+        for bad in [
+            "",
+            "Basic",
+            "Bearer abc",
+            "Basic !!!",
+            &format!("Basic {}", base64::encode(b"nocolon")),
+        ] {
             assert!(from_basic_header(bad).is_none(), "{bad}");
         }
     }

@@ -62,7 +62,12 @@ async fn read_head(stream: &mut TcpStream, mut buf: Vec<u8>, limits: &Limits) ->
 }
 
 /// Reads until `buf` holds at least `wanted` bytes; `None` if the peer closed.
-async fn read_to(stream: &mut TcpStream, mut buf: Vec<u8>, wanted: usize, chunk: usize) -> Option<Vec<u8>> {
+async fn read_to(
+    stream: &mut TcpStream,
+    mut buf: Vec<u8>,
+    wanted: usize,
+    chunk: usize,
+) -> Option<Vec<u8>> {
     while buf.len() < wanted {
         let missing = wanted - buf.len();
         let (result, back) = read_more(stream, buf, chunk.max(missing)).await;
@@ -76,12 +81,24 @@ async fn read_to(stream: &mut TcpStream, mut buf: Vec<u8>, wanted: usize, chunk:
 }
 
 /// Serves one connection until it closes, is handed off, or upgrades.
-pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream, mut buf: Vec<u8>, guard: ConnectionGuard) {
+pub async fn serve(
+    ctx: Rc<ShardCtx>,
+    mut stream: TcpStream,
+    mut buf: Vec<u8>,
+    guard: ConnectionGuard,
+) {
     let limits = ctx.config.limits.clone();
     let mut first = true;
     loop {
-        let wait_ms = if first { limits.handshake_timeout_ms } else { limits.http_idle_timeout_ms };
-        let read = monoio::time::timeout(Duration::from_millis(wait_ms), read_head(&mut stream, buf, &limits));
+        let wait_ms = if first {
+            limits.handshake_timeout_ms
+        } else {
+            limits.http_idle_timeout_ms
+        };
+        let read = monoio::time::timeout(
+            Duration::from_millis(wait_ms),
+            read_head(&mut stream, buf, &limits),
+        );
         let (head, head_len, read_buf) = match read.await {
             Err(_elapsed) => return,
             Ok(HeadRead::Closed) => return,
@@ -115,12 +132,19 @@ pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream, mut buf: Vec<u8>, g
         if head.content_length > limits.body_bytes_max {
             ShardMetrics::inc(&ctx.stats().protocol_errors_total);
             let message = format!("body over {} bytes", limits.body_bytes_max);
-            let _ = stream.write_all(Response::error(413, &message).to_http(true)).await;
+            let _ = stream
+                .write_all(Response::error(413, &message).to_http(true))
+                .await;
             return;
         }
         let request_len = head_len + head.content_length;
         let body_read = read_to(&mut stream, buf, request_len, limits.read_buffer_bytes);
-        buf = match monoio::time::timeout(Duration::from_millis(limits.http_idle_timeout_ms), body_read).await {
+        buf = match monoio::time::timeout(
+            Duration::from_millis(limits.http_idle_timeout_ms),
+            body_read,
+        )
+        .await
+        {
             Ok(Some(buf)) => buf,
             _ => return,
         };
@@ -142,13 +166,23 @@ pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream, mut buf: Vec<u8>, g
 
 /// Authenticates an `Authorization` header on this (the owner) shard.
 /// No header: anonymous. A header that fails: the 401 to send.
-fn authenticate_header(ctx: &ShardCtx, header: Option<&str>) -> Result<Option<AuthedDevice>, Response> {
-    let Some(header) = header else { return Ok(None) };
+fn authenticate_header(
+    ctx: &ShardCtx,
+    header: Option<&str>,
+) -> Result<Option<AuthedDevice>, Response> {
+    let Some(header) = header else {
+        return Ok(None);
+    };
     let credentials = auth::from_basic_header(header);
     let authed = credentials.and_then(|credentials| {
         ctx.accounts
             .borrow_mut()
-            .authenticate(&credentials.account, credentials.device_id, &credentials.password, now_ms())
+            .authenticate(
+                &credentials.account,
+                credentials.device_id,
+                &credentials.password,
+                now_ms(),
+            )
             .ok()
     });
     match authed {

@@ -23,7 +23,13 @@ pub struct Request {
 impl Request {
     /// A request from a parsed HTTP head and its body.
     pub fn from_head(head: Head, body: Vec<u8>) -> Self {
-        Self { method: head.method, path: head.path, query: head.query, headers: head.headers, body }
+        Self {
+            method: head.method,
+            path: head.path,
+            query: head.query,
+            headers: head.headers,
+            body,
+        }
     }
 
     /// A request from a WebSocket frame's fields (`path` may carry a query).
@@ -34,12 +40,21 @@ impl Request {
             .filter_map(|header| header.split_once(':'))
             .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
             .collect();
-        Self { method: verb, path: path.to_string(), query: query.to_string(), headers, body }
+        Self {
+            method: verb,
+            path: path.to_string(),
+            query: query.to_string(),
+            headers,
+            body,
+        }
     }
 
     /// The value of header `name` (lower case), if present.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 }
 

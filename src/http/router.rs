@@ -31,7 +31,11 @@ pub enum Route {
 
 /// Maps a request line to its route.
 pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
-    let trimmed = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let trimmed = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
     let (route, allowed) = match trimmed {
         "/health" => (Route::Health, "GET"),
         "/metrics" => (Route::Metrics, "GET"),
@@ -41,7 +45,10 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
         _ => return Err(HttpError::new(404, format!("no route for {path}"))),
     };
     if method != allowed {
-        return Err(HttpError::new(405, format!("{path} takes {allowed}, not {method}")));
+        return Err(HttpError::new(
+            405,
+            format!("{path} takes {allowed}, not {method}"),
+        ));
     }
     Ok(route)
 }
@@ -52,7 +59,11 @@ pub fn require_caller(caller: Option<AuthedDevice>) -> Result<AuthedDevice, Http
 }
 
 /// Routes and handles one request.
-pub async fn dispatch(ctx: &Rc<ShardCtx>, caller: Option<AuthedDevice>, request: Request) -> Response {
+pub async fn dispatch(
+    ctx: &Rc<ShardCtx>,
+    caller: Option<AuthedDevice>,
+    request: Request,
+) -> Response {
     ShardMetrics::inc(&ctx.stats().requests_total);
     let result = match resolve(&request.method, &request.path) {
         Ok(route) => handle(ctx, caller, route, request).await,

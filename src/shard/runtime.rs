@@ -123,7 +123,11 @@ impl ShardCtx {
         self.next_token.set(token.wrapping_add(1));
         let (reply_sender, reply) = oneshot::channel();
         self.pending_calls.borrow_mut().insert(token, reply_sender);
-        let msg = ShardMsg::Call { from: self.id, token, call };
+        let msg = ShardMsg::Call {
+            from: self.id,
+            token,
+            call,
+        };
         if self.send_to(to, msg).await.is_err() {
             self.pending_calls.borrow_mut().remove(&token);
             return Err(CallError::Busy(to));
@@ -142,7 +146,11 @@ impl ShardCtx {
         if self.send_to(to, msg).await.is_ok() {
             ShardMetrics::inc(&self.stats().handoffs_sent_total);
         } else {
-            tracing::warn!(shard = self.id, to, "ring full: closing a connection instead of handing it off");
+            tracing::warn!(
+                shard = self.id,
+                to,
+                "ring full: closing a connection instead of handing it off"
+            );
         }
     }
 
@@ -165,14 +173,18 @@ pub struct ConnectionGuard {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.ctx.connections_open.set(self.ctx.connections_open.get() - 1);
+        self.ctx
+            .connections_open
+            .set(self.ctx.connections_open.get() - 1);
         ShardMetrics::dec(&self.ctx.stats().connections_open);
     }
 }
 
 /// Starts the shard's thread.
 pub fn spawn(setup: ShardSetup) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name(format!("shard-{}", setup.id)).spawn(move || run(setup))
+    std::thread::Builder::new()
+        .name(format!("shard-{}", setup.id))
+        .spawn(move || run(setup))
 }
 
 type Runtime = monoio::FusionRuntime<
@@ -189,8 +201,14 @@ fn build_runtime(shard: usize) -> std::io::Result<Runtime> {
             .build()?
             .into())
     } else {
-        tracing::warn!(shard, "io driver: legacy epoll (io_uring is unavailable on this kernel)");
-        Ok(monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build()?.into())
+        tracing::warn!(
+            shard,
+            "io driver: legacy epoll (io_uring is unavailable on this kernel)"
+        );
+        Ok(monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()?
+            .into())
     }
 }
 
@@ -231,7 +249,9 @@ async fn serve(setup: ShardSetup) {
             std::process::exit(1);
         }
     };
-    setup.metrics[setup.id].accounts.store(accounts.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    setup.metrics[setup.id]
+        .accounts
+        .store(accounts.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let ctx = Rc::new(ShardCtx {
         id: setup.id,
         shard_count: setup.shard_count,
@@ -267,7 +287,12 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                monoio::spawn(crate::http::conn::serve(ctx.clone(), stream, Vec::new(), guard));
+                monoio::spawn(crate::http::conn::serve(
+                    ctx.clone(),
+                    stream,
+                    Vec::new(),
+                    guard,
+                ));
             }
             Err(error) => {
                 // Out of descriptors or a transient network error: back off
@@ -287,14 +312,22 @@ async fn pump(ctx: Rc<ShardCtx>, mut inboxes: Inboxes) {
         inboxes.ready().await;
         inboxes.drain(|from, msg| match msg {
             ShardMsg::Handoff { stream, buffered } => accept_handoff(&ctx, stream, buffered),
-            ShardMsg::Call { from: caller, token, call } => {
+            ShardMsg::Call {
+                from: caller,
+                token,
+                call,
+            } => {
                 debug_assert_eq!(caller, from);
                 let ctx = ctx.clone();
                 monoio::spawn(async move {
                     let reply = apply_call(&ctx, call).await;
                     let msg = ShardMsg::Reply { token, reply };
                     if ctx.send_to(caller, msg).await.is_err() {
-                        tracing::warn!(shard = ctx.id, to = caller, "ring full: a reply was dropped");
+                        tracing::warn!(
+                            shard = ctx.id,
+                            to = caller,
+                            "ring full: a reply was dropped"
+                        );
                     }
                 });
             }
@@ -309,12 +342,21 @@ async fn pump(ctx: Rc<ShardCtx>, mut inboxes: Inboxes) {
 
 fn accept_handoff(ctx: &Rc<ShardCtx>, stream: std::net::TcpStream, buffered: Vec<u8>) {
     ShardMetrics::inc(&ctx.stats().handoffs_received_total);
-    let Some(guard) = ctx.admit_connection() else { return };
+    let Some(guard) = ctx.admit_connection() else {
+        return;
+    };
     match monoio::net::TcpStream::from_std(stream) {
         Ok(stream) => {
-            monoio::spawn(crate::http::conn::serve(ctx.clone(), stream, buffered, guard));
+            monoio::spawn(crate::http::conn::serve(
+                ctx.clone(),
+                stream,
+                buffered,
+                guard,
+            ));
         }
-        Err(error) => tracing::warn!(shard = ctx.id, %error, "cannot adopt a handed-off connection"),
+        Err(error) => {
+            tracing::warn!(shard = ctx.id, %error, "cannot adopt a handed-off connection")
+        }
     }
 }
 

@@ -125,7 +125,8 @@ impl Store {
             None => {
                 let mut write_options = rocksdb::WriteOptions::default();
                 write_options.set_sync(true);
-                self.db.put_opt(META_SHARD_COUNT, wanted.to_be_bytes(), &write_options)?;
+                self.db
+                    .put_opt(META_SHARD_COUNT, wanted.to_be_bytes(), &write_options)?;
                 Ok(())
             }
         }

@@ -77,7 +77,11 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name(format!("writer-{shard}"))
             .spawn(move || run(store, shard, durability, consumer))?;
-        Ok(Self { producer: RefCell::new(producer), thread: handle.thread().clone(), full_wait_ms })
+        Ok(Self {
+            producer: RefCell::new(producer),
+            thread: handle.thread().clone(),
+            full_wait_ms,
+        })
     }
 
     /// Applies `ops` atomically; resolves once they are durable per the mode.
@@ -103,7 +107,10 @@ impl Writer {
         self.thread.unpark();
         match wait.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(StoreError::Corrupt { family: "write".into(), reason: message }),
+            Ok(Err(message)) => Err(StoreError::Corrupt {
+                family: "write".into(),
+                reason: message,
+            }),
             Err(_) => Err(StoreError::WriterStopped),
         }
     }
@@ -137,7 +144,8 @@ fn run(store: Store, shard: usize, durability: Durability, mut consumer: rtrb::C
             std::thread::park_timeout(Duration::from_millis(100));
             continue;
         }
-        let (Some(accounts_cf), Some(messages_cf)) = (db.cf_handle(&accounts), db.cf_handle(&messages))
+        let (Some(accounts_cf), Some(messages_cf)) =
+            (db.cf_handle(&accounts), db.cf_handle(&messages))
         else {
             for job in jobs.drain(..) {
                 let _ = job.done.send(Err("column family missing".into()));
@@ -158,12 +166,18 @@ fn run(store: Store, shard: usize, durability: Durability, mut consumer: rtrb::C
             for job in &group {
                 for op in &job.ops {
                     match op {
-                        Op::Put { family: f, key, value } => batch.put_cf(family(*f), key, value),
+                        Op::Put {
+                            family: f,
+                            key,
+                            value,
+                        } => batch.put_cf(family(*f), key, value),
                         Op::Delete { family: f, key } => batch.delete_cf(family(*f), key),
                     }
                 }
             }
-            let result = db.write_opt(batch, &sync_options).map_err(|error| error.to_string());
+            let result = db
+                .write_opt(batch, &sync_options)
+                .map_err(|error| error.to_string());
             for job in group {
                 let _ = job.done.send(result.clone());
             }

@@ -10,7 +10,9 @@ use crate::http::conn::now_ms;
 use crate::http::request::Request;
 use crate::http::response::{HttpError, Response};
 use crate::metrics::ShardMetrics;
-use crate::protocol::payloads::{parse_json, Registration, RegistrationRequest, RegistrationResponse};
+use crate::protocol::payloads::{
+    parse_json, Registration, RegistrationRequest, RegistrationResponse,
+};
 use crate::shard::msg::{Call, Reply};
 use crate::shard::runtime::{CallError, ShardCtx};
 use crate::store::writer::{Family, Op};
@@ -35,7 +37,10 @@ pub async fn handle(ctx: &Rc<ShardCtx>, mut request: Request) -> Result<Response
     let reply = if owner == ctx.id {
         create_on_owner(ctx, uuid, registration).await
     } else {
-        match ctx.call(owner, Call::CreateAccount { uuid, registration }).await {
+        match ctx
+            .call(owner, Call::CreateAccount { uuid, registration })
+            .await
+        {
             Ok(reply) => reply,
             Err(CallError::Busy(_)) => return Err(HttpError::new(503, "server busy, retry")),
             Err(CallError::NoAnswer(_)) => return Err(HttpError::new(503, "shard unavailable")),
@@ -44,7 +49,10 @@ pub async fn handle(ctx: &Rc<ShardCtx>, mut request: Request) -> Result<Response
     match reply {
         Reply::AccountCreated => Ok(Response::json(
             200,
-            &RegistrationResponse { uuid: uuid.to_string(), device_id: 1 },
+            &RegistrationResponse {
+                uuid: uuid.to_string(),
+                device_id: 1,
+            },
         )),
         Reply::Failed { status, message } => Err(HttpError::new(status, message)),
     }
@@ -55,10 +63,17 @@ pub async fn handle(ctx: &Rc<ShardCtx>, mut request: Request) -> Result<Response
 pub async fn create_on_owner(ctx: &Rc<ShardCtx>, uuid: Uuid, registration: Registration) -> Reply {
     debug_assert_eq!(ctx.owner_of(&uuid), ctx.id);
     if ctx.accounts.borrow().get(&uuid).is_some() {
-        return Reply::Failed { status: 409, message: "account exists".into() };
+        return Reply::Failed {
+            status: 409,
+            message: "account exists".into(),
+        };
     }
     let record = new_account_record(&registration, now_ms());
-    let op = Op::Put { family: Family::Accounts, key: uuid.as_bytes().to_vec(), value: record.encode() };
+    let op = Op::Put {
+        family: Family::Accounts,
+        key: uuid.as_bytes().to_vec(),
+        value: record.encode(),
+    };
     match ctx.writer.write(vec![op]).await {
         Ok(()) => {
             ctx.accounts.borrow_mut().insert(uuid, record);
@@ -67,7 +82,10 @@ pub async fn create_on_owner(ctx: &Rc<ShardCtx>, uuid: Uuid, registration: Regis
         }
         Err(error) => {
             tracing::error!(shard = ctx.id, %error, "account write failed");
-            Reply::Failed { status: 503, message: "storage unavailable".into() }
+            Reply::Failed {
+                status: 503,
+                message: "storage unavailable".into(),
+            }
         }
     }
 }

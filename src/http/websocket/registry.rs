@@ -49,13 +49,19 @@ impl SessionRegistry {
     ) -> (u64, Option<SessionHandle>) {
         self.next_conn_id += 1;
         let conn_id = self.next_conn_id;
-        let old = self.by_device.insert(device, SessionHandle { conn_id, events });
+        let old = self
+            .by_device
+            .insert(device, SessionHandle { conn_id, events });
         (conn_id, old)
     }
 
     /// Removes `device`'s session if it is still connection `conn_id`.
     pub fn unregister(&mut self, device: &AuthedDevice, conn_id: u64) {
-        if self.by_device.get(device).is_some_and(|handle| handle.conn_id == conn_id) {
+        if self
+            .by_device
+            .get(device)
+            .is_some_and(|handle| handle.conn_id == conn_id)
+        {
             self.by_device.remove(device);
         }
     }
@@ -83,7 +89,10 @@ mod tests {
 
     #[test]
     fn second_session_replaces_first_and_late_unregister_is_ignored() {
-        let device = AuthedDevice { account: Uuid::new_v4(), device_id: 1 };
+        let device = AuthedDevice {
+            account: Uuid::new_v4(),
+            device_id: 1,
+        };
         let mut registry = SessionRegistry::default();
         let (first_tx, _first_rx) = mpsc::channel(1);
         let (second_tx, _second_rx) = mpsc::channel(1);

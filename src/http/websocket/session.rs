@@ -136,7 +136,9 @@ pub async fn run(
             break;
         }
         let now = now_ms();
-        let deadline_ms = session.next_ping_ms.min(session.last_heard_ms + limits.idle_timeout_ms);
+        let deadline_ms = session
+            .next_ping_ms
+            .min(session.last_heard_ms + limits.idle_timeout_ms);
         let wait = Duration::from_millis(deadline_ms.saturating_sub(now).max(1));
         end = match monoio::time::timeout(wait, inbox.next()).await {
             Err(_elapsed) => session.on_tick(&limits),
@@ -146,6 +148,7 @@ pub async fn run(
     }
     ctx.sessions.borrow_mut().unregister(&device, conn_id);
     ShardMetrics::dec(&ctx.stats().websockets_open);
+    linger(fd, &mut inbox).await;
     // SAFETY: `fd` is still open (the write half, alive here, holds it);
     // shutting it down wakes the reader task, which then ends and drops the
     // read half, so the descriptor is closed exactly once, by monoio.
@@ -155,7 +158,36 @@ pub async fn run(
     drop(writer);
 }
 
-async fn read_loop(mut reader: OwnedReadHalf<TcpStream>, mut events: mpsc::Sender<SessionEvent>, chunk: usize) {
+/// Most time spent waiting for the peer to close after our close frame.
+const CLOSE_LINGER_MS: u64 = 1000;
+
+/// The closing handshake: stop sending (FIN after the close frame), then
+/// read and discard until the peer closes or the linger ends. Closing at
+/// once would make the kernel answer the peer's late frames (a pong, its
+/// close reply) with a reset, which can destroy our close frame unread.
+async fn linger(fd: std::os::fd::RawFd, inbox: &mut mpsc::Receiver<SessionEvent>) {
+    // SAFETY: `fd` is open for the duration of `run`, which owns the write
+    // half; shutting down the write side does not close the descriptor.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_WR);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_millis(CLOSE_LINGER_MS);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match monoio::time::timeout(left, inbox.next()).await {
+            Ok(Some(
+                SessionEvent::Bytes(_) | SessionEvent::Respond(_) | SessionEvent::Replaced,
+            )) => {}
+            Ok(Some(SessionEvent::ReadClosed) | None) | Err(_) => return,
+        }
+    }
+}
+
+async fn read_loop(
+    mut reader: OwnedReadHalf<TcpStream>,
+    mut events: mpsc::Sender<SessionEvent>,
+    chunk: usize,
+) {
     let mut buf = Vec::with_capacity(chunk);
     loop {
         buf.clear();
@@ -234,14 +266,19 @@ impl Session {
                     }
                 }
                 Ok(Message::Binary(_)) => {
-                    return self.fail(1003, "binary frames are not supported; send JSON text frames");
+                    return self.fail(
+                        1003,
+                        "binary frames are not supported; send JSON text frames",
+                    );
                 }
                 Ok(Message::Close(_)) => {
                     // tungstenite queued the close reply; flush it and end.
                     return End::Close;
                 }
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-                Err(tungstenite::Error::Io(error)) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                Err(tungstenite::Error::Io(error))
+                    if error.kind() == std::io::ErrorKind::WouldBlock =>
+                {
                     return End::Open;
                 }
                 Err(tungstenite::Error::Capacity(_)) => return self.fail(1009, "message too big"),
@@ -269,12 +306,21 @@ impl Session {
 
     fn on_client_request(&mut self, request: WsRequest) -> End {
         if self.client_requests_inflight >= self.ctx.config.limits.client_requests_inflight_max {
-            return self.respond(request.id, 503, Some("too many requests in flight".into()), None);
+            return self.respond(
+                request.id,
+                503,
+                Some("too many requests in flight".into()),
+                None,
+            );
         }
         self.client_requests_inflight += 1;
         let id = request.id;
-        let http_request =
-            Request::from_frame(request.verb, &request.path, &request.headers, request.body.unwrap_or_default());
+        let http_request = Request::from_frame(
+            request.verb,
+            &request.path,
+            &request.headers,
+            request.body.unwrap_or_default(),
+        );
         let ctx = self.ctx.clone();
         let device = self.device;
         let mut events = self.events.clone();
@@ -300,7 +346,11 @@ impl Session {
                         "client refused a server request");
                 }
             }
-            None => tracing::debug!(shard = self.ctx.id, id = response.id, "response to no open request"),
+            None => tracing::debug!(
+                shard = self.ctx.id,
+                id = response.id,
+                "response to no open request"
+            ),
         }
         End::Open
     }
@@ -320,8 +370,20 @@ impl Session {
         self.send_text(text)
     }
 
-    fn respond(&mut self, id: u64, status: u16, message: Option<String>, body: Option<Vec<u8>>) -> End {
-        let text = frame::encode_response(&WsResponse { id, status, message, body, headers: vec![] });
+    fn respond(
+        &mut self,
+        id: u64,
+        status: u16,
+        message: Option<String>,
+        body: Option<Vec<u8>>,
+    ) -> End {
+        let text = frame::encode_response(&WsResponse {
+            id,
+            status,
+            message,
+            body,
+            headers: vec![],
+        });
         self.send_text(text)
     }
 
