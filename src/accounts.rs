@@ -78,10 +78,7 @@ pub struct AccountTable {
 impl AccountTable {
     /// A table holding `accounts`.
     pub fn from_records(accounts: Vec<(Uuid, AccountRecord)>) -> Self {
-        Self {
-            accounts: accounts.into_iter().collect(),
-            last_seen_ms: HashMap::new(),
-        }
+        Self { accounts: accounts.into_iter().collect(), last_seen_ms: HashMap::new() }
     }
 
     /// Number of accounts.
@@ -106,10 +103,7 @@ impl AccountTable {
 
     /// When the device last authenticated (its creation time if never).
     pub fn last_seen_ms(&self, account: &Uuid, device: &DeviceRecord) -> u64 {
-        self.last_seen_ms
-            .get(&(*account, device.id))
-            .copied()
-            .unwrap_or(device.created_ms)
+        self.last_seen_ms.get(&(*account, device.id)).copied().unwrap_or(device.created_ms)
     }
 
     /// Checks a device's password; on success records `now_ms` as last seen.
@@ -132,10 +126,7 @@ impl AccountTable {
         let hash = hash_password(&device.salt, password);
         if bool::from(hash.ct_eq(&device.password_hash)) {
             self.last_seen_ms.insert((*account, device_id), now_ms);
-            Ok(AuthedDevice {
-                account: *account,
-                device_id,
-            })
+            Ok(AuthedDevice { account: *account, device_id })
         } else {
             Err(AuthError)
         }
@@ -163,17 +154,11 @@ mod tests {
         table.insert(uuid, new_account_record(&registration("secret"), 10));
         assert_eq!(
             table.authenticate(&uuid, 1, "secret", 20),
-            Ok(AuthedDevice {
-                account: uuid,
-                device_id: 1
-            })
+            Ok(AuthedDevice { account: uuid, device_id: 1 })
         );
         assert_eq!(table.authenticate(&uuid, 1, "Secret", 20), Err(AuthError));
         assert_eq!(table.authenticate(&uuid, 2, "secret", 20), Err(AuthError));
-        assert_eq!(
-            table.authenticate(&Uuid::new_v4(), 1, "secret", 20),
-            Err(AuthError)
-        );
+        assert_eq!(table.authenticate(&Uuid::new_v4(), 1, "secret", 20), Err(AuthError));
         let device = &table.get(&uuid).unwrap().devices[0];
         assert_eq!(table.last_seen_ms(&uuid, device), 20);
     }

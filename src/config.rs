@@ -73,6 +73,10 @@ pub struct Limits {
     pub read_buffer_bytes: usize,
     /// Most devices on one account.
     pub devices_per_account_max: u32,
+    /// Most envelopes queued per device; older ones beyond it are trimmed (counted, logged).
+    pub queue_len_max: u32,
+    /// Most envelopes in one `GET /v1/messages` page.
+    pub message_page_len_max: usize,
 }
 
 impl Default for Limits {
@@ -94,6 +98,8 @@ impl Default for Limits {
             ring_full_wait_ms: 200,
             read_buffer_bytes: 4096,
             devices_per_account_max: 6,
+            queue_len_max: 10_000,
+            message_page_len_max: 100,
         }
     }
 }
@@ -125,6 +131,10 @@ pub struct Config {
     pub pin_cores: bool,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `switchboard=debug`.
     pub log: String,
+    /// Envelopes older than this are deleted (counted in metrics, logged). 30 days.
+    pub message_retention_ms: u64,
+    /// How often each shard sweeps its queues for expired envelopes.
+    pub retention_sweep_interval_ms: u64,
     /// Limits on everything that grows.
     pub limits: Limits,
 }
@@ -139,6 +149,8 @@ impl Default for Config {
             durability: Durability::Group,
             pin_cores: true,
             log: "info".to_string(),
+            message_retention_ms: 30 * 24 * 3600 * 1000,
+            retention_sweep_interval_ms: 3600 * 1000,
             limits: Limits::default(),
         }
     }
@@ -179,14 +191,10 @@ pub const SHARDS_MAX: usize = 256;
 impl Config {
     /// Reads a TOML file; fields it does not name keep their defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message,
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::from_toml(&text)
+            .map_err(|message| ConfigError::Parse { path: path.to_path_buf(), message })
     }
 
     /// Parses TOML text; unknown fields are refused so a typo is not ignored.
@@ -206,16 +214,10 @@ impl Config {
     /// Checks every field; the error names the first one at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field: &'static str, reason: &str| {
-            Err(ConfigError::Invalid {
-                field,
-                reason: reason.to_string(),
-            })
+            Err(ConfigError::Invalid { field, reason: reason.to_string() })
         };
         if self.shards > SHARDS_MAX {
-            return invalid(
-                "shards",
-                &format!("must be at most {SHARDS_MAX} (0 = one per core)"),
-            );
+            return invalid("shards", &format!("must be at most {SHARDS_MAX} (0 = one per core)"));
         }
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");
@@ -233,23 +235,18 @@ impl Config {
 
     fn validate_limits(&self) -> Result<(), ConfigError> {
         let limits = &self.limits;
-        let positive: [(&'static str, u64); 16] = [
+        let positive: [(&'static str, u64); 20] = [
+            ("limits.queue_len_max", limits.queue_len_max as u64),
+            ("limits.message_page_len_max", limits.message_page_len_max as u64),
+            ("message_retention_ms", self.message_retention_ms),
+            ("retention_sweep_interval_ms", self.retention_sweep_interval_ms),
             ("limits.header_bytes_max", limits.header_bytes_max as u64),
             ("limits.header_count_max", limits.header_count_max as u64),
             ("limits.body_bytes_max", limits.body_bytes_max as u64),
             ("limits.frame_bytes_max", limits.frame_bytes_max as u64),
-            (
-                "limits.connections_per_shard_max",
-                limits.connections_per_shard_max as u64,
-            ),
-            (
-                "limits.inflight_requests_max",
-                limits.inflight_requests_max as u64,
-            ),
-            (
-                "limits.client_requests_inflight_max",
-                limits.client_requests_inflight_max as u64,
-            ),
+            ("limits.connections_per_shard_max", limits.connections_per_shard_max as u64),
+            ("limits.inflight_requests_max", limits.inflight_requests_max as u64),
+            ("limits.client_requests_inflight_max", limits.client_requests_inflight_max as u64),
             ("limits.handshake_timeout_ms", limits.handshake_timeout_ms),
             ("limits.http_idle_timeout_ms", limits.http_idle_timeout_ms),
             ("limits.idle_timeout_ms", limits.idle_timeout_ms),
@@ -258,10 +255,7 @@ impl Config {
             ("limits.ring_slots", limits.ring_slots as u64),
             ("limits.ring_full_wait_ms", limits.ring_full_wait_ms),
             ("limits.read_buffer_bytes", limits.read_buffer_bytes as u64),
-            (
-                "limits.devices_per_account_max",
-                limits.devices_per_account_max as u64,
-            ),
+            ("limits.devices_per_account_max", limits.devices_per_account_max as u64),
         ];
         for (field, value) in positive {
             if value == 0 {
@@ -346,15 +340,8 @@ mod tests {
 
     #[test]
     fn too_many_shards_is_refused() {
-        let config = Config {
-            shards: SHARDS_MAX + 1,
-            ..Config::default()
-        };
-        assert!(config
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("`shards`"));
+        let config = Config { shards: SHARDS_MAX + 1, ..Config::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("`shards`"));
     }
 
     #[test]

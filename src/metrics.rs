@@ -56,12 +56,33 @@ shard_metrics! {
     ring_full_total: "counter",
     /// Accounts owned by this shard.
     accounts: "gauge",
+    /// Envelopes made durable on this shard.
+    messages_stored_total: "counter",
+    /// Envelopes sent to a connected device (including redeliveries).
+    messages_delivered_total: "counter",
+    /// Envelopes acknowledged by their device and deleted.
+    messages_acked_total: "counter",
+    /// Envelopes deleted because a device's queue went over its cap.
+    messages_trimmed_total: "counter",
+    /// Envelopes deleted by the retention sweep.
+    messages_expired_total: "counter",
+    /// Online-only envelopes dropped because the device's session was saturated.
+    ephemeral_dropped_total: "counter",
+    /// Longest event-loop stall seen, in microseconds (lag probe).
+    loop_lag_max_us: "gauge",
+    /// Event-loop stalls of 1 ms or more.
+    loop_lag_over_1ms_total: "counter",
 }
 
 impl ShardMetrics {
     /// Adds one to a counter.
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `count` to a counter.
+    pub fn add(counter: &AtomicU64, count: u64) {
+        counter.fetch_add(count, Ordering::Relaxed);
     }
 
     /// Subtracts one from a gauge.
@@ -86,11 +107,8 @@ pub fn render(metrics: &[ShardMetrics]) -> String {
         let _ = writeln!(out, "# HELP switchboard_{name} {}", help.trim());
         let _ = writeln!(out, "# TYPE switchboard_{name} {kind}");
         for (shard, shard_values) in values.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "switchboard_{name}{{shard=\"{shard}\"}} {}",
-                shard_values[index]
-            );
+            let _ =
+                writeln!(out, "switchboard_{name}{{shard=\"{shard}\"}} {}", shard_values[index]);
         }
     }
     out

@@ -64,11 +64,8 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         listeners.push(bind_reuseport(local_addr)?);
     }
 
-    let cores = if config.pin_cores {
-        core_affinity::get_core_ids().unwrap_or_default()
-    } else {
-        vec![]
-    };
+    let cores =
+        if config.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { vec![] };
     let config = Arc::new(config);
     let metrics = crate::metrics::new_metrics(shard_count);
     let mesh = build_mesh(shard_count, config.limits.ring_slots);
@@ -87,9 +84,5 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         };
         threads.push(runtime::spawn(setup)?);
     }
-    Ok(Running {
-        local_addr,
-        shard_count,
-        threads,
-    })
+    Ok(Running { local_addr, shard_count, threads })
 }

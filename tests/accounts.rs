@@ -41,9 +41,7 @@ fn registration_token_is_required_when_configured() {
     assert_eq!(status, 403);
     let (status, _) = server.register_with_token(Some("let-me-i")).unwrap_err();
     assert_eq!(status, 403);
-    let account = server
-        .register_with_token(Some("let-me-in"))
-        .expect("right token registers");
+    let account = server.register_with_token(Some("let-me-in")).expect("right token registers");
     let (status, _) = server.request("GET", "/v1/devices", Some(&account), b"");
     assert_eq!(status, 200);
 }
@@ -52,10 +50,7 @@ fn registration_token_is_required_when_configured() {
 fn accounts_survive_a_restart() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
-    let options = || ServerOptions {
-        data_dir: Some(data_dir.clone()),
-        ..ServerOptions::default()
-    };
+    let options = || ServerOptions { data_dir: Some(data_dir.clone()), ..ServerOptions::default() };
     let mut server = Server::start_with(options());
     let accounts: Vec<_> = (0..6).map(|_| server.register()).collect();
     server.kill();
@@ -87,18 +82,10 @@ fn every_login_failure_is_the_same_401() {
             other => panic!("expected HTTP 401, got {other:?}"),
         }
     }
-    assert!(
-        bodies.windows(2).all(|pair| pair[0] == pair[1]),
-        "401 bodies differ: {bodies:?}"
-    );
+    assert!(bodies.windows(2).all(|pair| pair[0] == pair[1]), "401 bodies differ: {bodies:?}");
     for header in ["Basic", "Basic !!!", "Bearer abc", "Basic bm9jb2xvbg=="] {
-        let (status, _) = server.request_with(
-            "GET",
-            "/v1/devices",
-            None,
-            &[("Authorization", header)],
-            b"",
-        );
+        let (status, _) =
+            server.request_with("GET", "/v1/devices", None, &[("Authorization", header)], b"");
         assert_eq!(status, 401, "{header}");
     }
     let (status, _) = server.request("GET", "/v1/devices", None, b"");
@@ -127,9 +114,7 @@ fn websocket_accepts_basic_auth_header() {
         server.addr()
     ))
     .unwrap();
-    request
-        .headers_mut()
-        .insert("Authorization", account.basic().parse().unwrap());
+    request.headers_mut().insert("Authorization", account.basic().parse().unwrap());
     let (mut ws, response) = tungstenite::connect(request).expect("upgrade with header auth");
     assert_eq!(response.status(), 101);
     let reply = common::ws_call(&mut ws, 1, "GET", "/v1/devices", None);

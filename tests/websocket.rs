@@ -74,10 +74,7 @@ fn server_pings_and_keeps_an_answering_client() {
         let _ = ws.flush();
     }
     assert!(pings >= 3, "saw {pings} pings");
-    assert_eq!(
-        ws_call(&mut ws, 5, "GET", "/v1/keepalive", None).status,
-        200
-    );
+    assert_eq!(ws_call(&mut ws, 5, "GET", "/v1/keepalive", None).status, 200);
 }
 
 #[test]
@@ -98,10 +95,7 @@ fn second_connection_of_a_device_replaces_the_first_with_4409() {
     let mut first = server.connect(&account).unwrap();
     let mut second = server.connect(&account).unwrap();
     assert_eq!(expect_close(&mut first), Some(4409));
-    assert_eq!(
-        ws_call(&mut second, 1, "GET", "/v1/keepalive", None).status,
-        200
-    );
+    assert_eq!(ws_call(&mut second, 1, "GET", "/v1/keepalive", None).status, 200);
     common::wait_until("replacement counted", Duration::from_secs(5), || {
         server.metric("websockets_replaced_total") == 1
     });
@@ -110,10 +104,7 @@ fn second_connection_of_a_device_replaces_the_first_with_4409() {
 #[test]
 fn connections_are_handed_to_the_owner_shard() {
     let server = Server::start();
-    let accounts = [
-        server.register_on_shard(0, 2),
-        server.register_on_shard(1, 2),
-    ];
+    let accounts = [server.register_on_shard(0, 2), server.register_on_shard(1, 2)];
     // The kernel spreads connections over both listeners, so some land on
     // the shard that does not own the account and must be handed off.
     let mut sockets = Vec::new();
@@ -133,10 +124,7 @@ fn connections_are_handed_to_the_owner_shard() {
     // Plain HTTP with credentials is handed off too.
     for _ in 0..8 {
         for account in &accounts {
-            assert_eq!(
-                server.request("GET", "/v1/devices", Some(account), b"").0,
-                200
-            );
+            assert_eq!(server.request("GET", "/v1/devices", Some(account), b"").0, 200);
         }
     }
 }
@@ -145,15 +133,9 @@ fn connections_are_handed_to_the_owner_shard() {
 fn many_devices_on_both_shards_hold_sockets_at_once() {
     let server = Server::start();
     let accounts: Vec<_> = (0..40).map(|_| server.register()).collect();
-    let mut sockets: Vec<_> = accounts
-        .iter()
-        .map(|a| server.connect(a).unwrap())
-        .collect();
+    let mut sockets: Vec<_> = accounts.iter().map(|a| server.connect(a).unwrap()).collect();
     for (id, ws) in sockets.iter_mut().enumerate() {
-        assert_eq!(
-            ws_call(ws, id as u64, "GET", "/v1/keepalive", None).status,
-            200
-        );
+        assert_eq!(ws_call(ws, id as u64, "GET", "/v1/keepalive", None).status, 200);
     }
     common::wait_until("sessions counted", Duration::from_secs(5), || {
         server.metric("websockets_open") == 40

@@ -31,16 +31,26 @@ impl<K> InflightWindow<K> {
     /// An empty window holding at most `capacity` requests (`capacity >= 1`).
     pub fn new(capacity: usize) -> Self {
         assert!(capacity >= 1);
-        Self {
-            open: BTreeMap::new(),
-            next_id: 1,
-            capacity,
-        }
+        Self { open: BTreeMap::new(), next_id: 1, capacity }
     }
 
     /// True when no further request may be sent.
     pub fn is_full(&self) -> bool {
         self.open.len() >= self.capacity
+    }
+
+    /// Most requests open at once (not counting [`Self::open_unbounded`]).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Opens a request even when the window is full: for a request due
+    /// exactly once per connection (so at most one over `capacity`).
+    pub fn open_unbounded(&mut self, kind: K, now_ms: u64) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.open.insert(id, Inflight { kind, sent_ms: now_ms });
+        id
     }
 
     /// Number of open requests.
@@ -60,13 +70,7 @@ impl<K> InflightWindow<K> {
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.open.insert(
-            id,
-            Inflight {
-                kind,
-                sent_ms: now_ms,
-            },
-        );
+        self.open.insert(id, Inflight { kind, sent_ms: now_ms });
         debug_assert!(self.open.len() <= self.capacity);
         Ok(id)
     }

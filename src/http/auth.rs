@@ -42,11 +42,7 @@ pub fn from_basic_header(value: &str) -> Option<Credentials> {
     let text = String::from_utf8(decoded).ok()?;
     let (login, password) = text.split_once(':')?;
     let (account, device_id) = parse_login(login)?;
-    Some(Credentials {
-        account,
-        device_id,
-        password: password.to_string(),
-    })
+    Some(Credentials { account, device_id, password: password.to_string() })
 }
 
 /// Credentials from a query string's `login` and `password`.
@@ -61,11 +57,7 @@ pub fn from_query(query: &str) -> Option<Credentials> {
         }
     }
     let (account, device_id) = parse_login(&login?)?;
-    Some(Credentials {
-        account,
-        device_id,
-        password: password?,
-    })
+    Some(Credentials { account, device_id, password: password? })
 }
 
 /// The account a request claims, from either place, without checking the
@@ -102,10 +94,7 @@ mod tests {
 
     #[test]
     fn basic_header_decodes() {
-        let header = format!(
-            "Basic {}",
-            base64::encode(format!("{ID}.2:pa:ss").as_bytes())
-        );
+        let header = format!("Basic {}", base64::encode(format!("{ID}.2:pa:ss").as_bytes()));
         let credentials = from_basic_header(&header).unwrap();
         assert_eq!(credentials.device_id, 2);
         assert_eq!(credentials.password, "pa:ss");

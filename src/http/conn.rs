@@ -90,11 +90,7 @@ pub async fn serve(
     let limits = ctx.config.limits.clone();
     let mut first = true;
     loop {
-        let wait_ms = if first {
-            limits.handshake_timeout_ms
-        } else {
-            limits.http_idle_timeout_ms
-        };
+        let wait_ms = if first { limits.handshake_timeout_ms } else { limits.http_idle_timeout_ms };
         let read = monoio::time::timeout(
             Duration::from_millis(wait_ms),
             read_head(&mut stream, buf, &limits),
@@ -132,9 +128,7 @@ pub async fn serve(
         if head.content_length > limits.body_bytes_max {
             ShardMetrics::inc(&ctx.stats().protocol_errors_total);
             let message = format!("body over {} bytes", limits.body_bytes_max);
-            let _ = stream
-                .write_all(Response::error(413, &message).to_http(true))
-                .await;
+            let _ = stream.write_all(Response::error(413, &message).to_http(true)).await;
             return;
         }
         let request_len = head_len + head.content_length;

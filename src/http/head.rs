@@ -53,16 +53,12 @@ impl HeadError {
 impl Head {
     /// The value of header `name` (lower case), if present.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
     }
 
     /// True for a WebSocket upgrade request.
     pub fn is_websocket_upgrade(&self) -> bool {
-        self.header("upgrade")
-            .is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
+        self.header("upgrade").is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
     }
 }
 
@@ -86,10 +82,7 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HeadE
     if len > limits.header_bytes_max {
         return Err(HeadError::TooLarge);
     }
-    let method = request
-        .method
-        .ok_or(HeadError::Malformed("no method"))?
-        .to_string();
+    let method = request.method.ok_or(HeadError::Malformed("no method"))?.to_string();
     let target = request.path.ok_or(HeadError::Malformed("no path"))?;
     if !target.starts_with('/') {
         return Err(HeadError::Malformed("request target must be a path"));
@@ -108,9 +101,8 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HeadE
             .to_string();
         match name.as_str() {
             "content-length" => {
-                let length: usize = value
-                    .parse()
-                    .map_err(|_| HeadError::Malformed("bad Content-Length"))?;
+                let length: usize =
+                    value.parse().map_err(|_| HeadError::Malformed("bad Content-Length"))?;
                 if content_length.is_some_and(|seen| seen != length) {
                     return Err(HeadError::Malformed("conflicting Content-Length"));
                 }
@@ -118,10 +110,7 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HeadE
             }
             "transfer-encoding" => return Err(HeadError::UnsupportedFraming),
             "connection" => {
-                if value
-                    .split(',')
-                    .any(|token| token.trim().eq_ignore_ascii_case("close"))
-                {
+                if value.split(',').any(|token| token.trim().eq_ignore_ascii_case("close")) {
                     close_after = true;
                 }
             }
@@ -145,11 +134,7 @@ mod tests {
     use super::*;
 
     fn limits() -> Limits {
-        Limits {
-            header_bytes_max: 512,
-            header_count_max: 8,
-            ..Limits::default()
-        }
+        Limits { header_bytes_max: 512, header_count_max: 8, ..Limits::default() }
     }
 
     #[test]
@@ -177,49 +162,28 @@ mod tests {
         let cases: Vec<(Vec<u8>, u16)> = vec![
             (long.into_bytes(), 431),
             (many.into_bytes(), 431),
-            (
-                b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n".to_vec(),
-                400,
-            ),
+            (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n".to_vec(), 400),
             (b"GET http://x/ HTTP/1.1\r\n\r\n".to_vec(), 400),
-            (
-                b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec(),
-                400,
-            ),
-            (
-                b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".to_vec(),
-                400,
-            ),
-            (
-                b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
-                501,
-            ),
+            (b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec(), 400),
+            (b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".to_vec(), 400),
+            (b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), 501),
             (b"GET / HTTP/1.1\r\nX: \xff\xfe\r\n\r\n".to_vec(), 400),
             (b"GET / HTTP/2.0\r\n\r\n".to_vec(), 400),
         ];
         for (text, status) in cases {
             let error = parse(&text, &limits()).unwrap_err();
-            assert_eq!(
-                error.status(),
-                status,
-                "{:?}",
-                String::from_utf8_lossy(&text)
-            );
+            assert_eq!(error.status(), status, "{:?}", String::from_utf8_lossy(&text));
         }
     }
 
     #[test]
     fn http10_and_connection_close_close_after() {
-        let (head, _) = parse(b"GET / HTTP/1.0\r\n\r\n", &limits())
-            .unwrap()
-            .unwrap();
+        let (head, _) = parse(b"GET / HTTP/1.0\r\n\r\n", &limits()).unwrap().unwrap();
         assert!(head.close_after);
-        let (head, _) = parse(
-            b"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n",
-            &limits(),
-        )
-        .unwrap()
-        .unwrap();
+        let (head, _) =
+            parse(b"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n", &limits())
+                .unwrap()
+                .unwrap();
         assert!(head.close_after);
     }
 }

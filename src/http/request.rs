@@ -40,21 +40,12 @@ impl Request {
             .filter_map(|header| header.split_once(':'))
             .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
             .collect();
-        Self {
-            method: verb,
-            path: path.to_string(),
-            query: query.to_string(),
-            headers,
-            body,
-        }
+        Self { method: verb, path: path.to_string(), query: query.to_string(), headers, body }
     }
 
     /// The value of header `name` (lower case), if present.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
     }
 }
 

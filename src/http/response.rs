@@ -31,10 +31,7 @@ pub struct HttpError {
 impl HttpError {
     /// An error with `status` and `message`.
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
+        Self { status, message: message.into() }
     }
 }
 
@@ -47,31 +44,17 @@ impl From<HttpError> for Response {
 impl Response {
     /// A JSON body.
     pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
-        Self {
-            status,
-            content_type: "application/json",
-            body: to_json(value),
-        }
+        Self { status, content_type: "application/json", body: to_json(value) }
     }
 
     /// No body.
     pub fn empty(status: u16) -> Self {
-        Self {
-            status,
-            content_type: "application/json",
-            body: Vec::new(),
-        }
+        Self { status, content_type: "application/json", body: Vec::new() }
     }
 
     /// The JSON error body `{"code", "message"}`.
     pub fn error(status: u16, message: &str) -> Self {
-        Self::json(
-            status,
-            &ErrorBody {
-                code: status,
-                message: message.to_string(),
-            },
-        )
+        Self::json(status, &ErrorBody { code: status, message: message.to_string() })
     }
 
     /// Serializes as an HTTP/1.1 response.

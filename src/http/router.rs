@@ -13,9 +13,10 @@ use crate::http::routes;
 use crate::metrics::ShardMetrics;
 use crate::shard::runtime::ShardCtx;
 use std::rc::Rc;
+use uuid::Uuid;
 
 /// Every route this server answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `GET /health`
     Health,
@@ -27,28 +28,40 @@ pub enum Route {
     RegisterAccount,
     /// `GET /v1/devices`
     ListDevices,
+    /// `PUT /v1/messages/{uuid}`
+    SendMessage(Uuid),
+    /// `GET /v1/messages`
+    FetchMessages,
+    /// `DELETE /v1/messages/uuid/{serverGuid}`
+    DeleteMessage(String),
 }
 
 /// Maps a request line to its route.
 pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
-    let trimmed = if path.len() > 1 {
-        path.trim_end_matches('/')
-    } else {
-        path
-    };
+    let trimmed = if path.len() > 1 { path.trim_end_matches('/') } else { path };
     let (route, allowed) = match trimmed {
         "/health" => (Route::Health, "GET"),
         "/metrics" => (Route::Metrics, "GET"),
         "/v1/keepalive" => (Route::Keepalive, "GET"),
         "/v1/accounts" => (Route::RegisterAccount, "PUT"),
         "/v1/devices" => (Route::ListDevices, "GET"),
-        _ => return Err(HttpError::new(404, format!("no route for {path}"))),
+        "/v1/messages" => (Route::FetchMessages, "GET"),
+        other => match other.strip_prefix("/v1/messages/") {
+            Some(rest) => match rest.strip_prefix("uuid/") {
+                Some(guid) if !guid.contains('/') => {
+                    (Route::DeleteMessage(guid.to_string()), "DELETE")
+                }
+                _ => {
+                    let uuid = Uuid::try_parse(rest)
+                        .map_err(|_| HttpError::new(404, format!("no route for {path}")))?;
+                    (Route::SendMessage(uuid), "PUT")
+                }
+            },
+            None => return Err(HttpError::new(404, format!("no route for {path}"))),
+        },
     };
     if method != allowed {
-        return Err(HttpError::new(
-            405,
-            format!("{path} takes {allowed}, not {method}"),
-        ));
+        return Err(HttpError::new(405, format!("{path} takes {allowed}, not {method}")));
     }
     Ok(route)
 }
@@ -88,6 +101,13 @@ async fn handle(
         Route::Keepalive => Ok(routes::keepalive::handle()),
         Route::RegisterAccount => routes::accounts::handle(ctx, request).await,
         Route::ListDevices => routes::devices::handle(ctx, require_caller(caller)?),
+        Route::SendMessage(destination) => {
+            routes::messages::send(ctx, caller, destination, request).await
+        }
+        Route::FetchMessages => routes::messages::fetch(ctx, require_caller(caller)?),
+        Route::DeleteMessage(guid) => {
+            routes::messages::delete(ctx, require_caller(caller)?, &guid).await
+        }
     }
 }
 
@@ -108,5 +128,18 @@ mod tests {
         assert_eq!(resolve("GET", "/").unwrap_err().status, 404);
         assert_eq!(resolve("DELETE", "/v1/accounts").unwrap_err().status, 405);
         assert_eq!(resolve("get", "/health").unwrap_err().status, 405);
+    }
+
+    #[test]
+    fn message_routes_carry_their_parameters() {
+        let id = Uuid::new_v4();
+        assert_eq!(resolve("PUT", &format!("/v1/messages/{id}")), Ok(Route::SendMessage(id)));
+        assert_eq!(resolve("GET", "/v1/messages"), Ok(Route::FetchMessages));
+        assert_eq!(
+            resolve("DELETE", "/v1/messages/uuid/abc"),
+            Ok(Route::DeleteMessage("abc".into()))
+        );
+        assert_eq!(resolve("PUT", "/v1/messages/not-a-uuid").unwrap_err().status, 404);
+        assert_eq!(resolve("GET", &format!("/v1/messages/{id}")).unwrap_err().status, 405);
     }
 }

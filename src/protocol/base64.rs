@@ -16,13 +16,9 @@ pub fn encode(bytes: &[u8]) -> String {
 /// Decodes standard Base64, padded or not.
 pub fn decode(text: &[u8]) -> Result<Vec<u8>, Base64Error> {
     if text.len() % 4 == 0 {
-        base64_simd::STANDARD
-            .decode_to_vec(text)
-            .map_err(|_| Base64Error)
+        base64_simd::STANDARD.decode_to_vec(text).map_err(|_| Base64Error)
     } else {
-        base64_simd::STANDARD_NO_PAD
-            .decode_to_vec(text)
-            .map_err(|_| Base64Error)
+        base64_simd::STANDARD_NO_PAD.decode_to_vec(text).map_err(|_| Base64Error)
     }
 }
 

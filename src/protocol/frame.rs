@@ -76,9 +76,7 @@ pub enum FrameError {
 pub fn decode(text: &mut [u8], body_bytes_max: usize) -> Result<Frame, FrameError> {
     let value =
         simd_json::to_borrowed_value(text).map_err(|_| FrameError::Unreadable("not valid JSON"))?;
-    let object = value
-        .as_object()
-        .ok_or(FrameError::Unreadable("not a JSON object"))?;
+    let object = value.as_object().ok_or(FrameError::Unreadable("not a JSON object"))?;
     let id = object
         .get("id")
         .and_then(|id| id.as_u64())
@@ -89,9 +87,7 @@ pub fn decode(text: &mut [u8], body_bytes_max: usize) -> Result<Frame, FrameErro
         None => None,
         Some(body) if body.is_null() => None,
         Some(body) => {
-            let text = body
-                .as_str()
-                .ok_or(invalid(400, "body must be a Base64 string"))?;
+            let text = body.as_str().ok_or(invalid(400, "body must be a Base64 string"))?;
             if base64::decoded_len_max(text.len()) > body_bytes_max + 2 {
                 return Err(invalid(413, "body too large"));
             }
@@ -107,14 +103,10 @@ pub fn decode(text: &mut [u8], body_bytes_max: usize) -> Result<Frame, FrameErro
         None => Vec::new(),
         Some(headers) if headers.is_null() => Vec::new(),
         Some(headers) => {
-            let list = headers
-                .as_array()
-                .ok_or(invalid(400, "headers must be an array"))?;
+            let list = headers.as_array().ok_or(invalid(400, "headers must be an array"))?;
             let mut out = Vec::with_capacity(list.len());
             for header in list {
-                let text = header
-                    .as_str()
-                    .ok_or(invalid(400, "header must be a string"))?;
+                let text = header.as_str().ok_or(invalid(400, "header must be a string"))?;
                 if !text.contains(':') {
                     return Err(invalid(400, "header must be \"Name: value\""));
                 }
@@ -149,20 +141,11 @@ pub fn decode(text: &mut [u8], body_bytes_max: usize) -> Result<Frame, FrameErro
                 .ok_or(invalid(400, "status must be an HTTP status code"))?;
             let message = match object.get("message") {
                 Some(message) if !message.is_null() => Some(
-                    message
-                        .as_str()
-                        .ok_or(invalid(400, "message must be a string"))?
-                        .to_string(),
+                    message.as_str().ok_or(invalid(400, "message must be a string"))?.to_string(),
                 ),
                 _ => None,
             };
-            Ok(Frame::Response(WsResponse {
-                id,
-                status: status as u16,
-                message,
-                body,
-                headers,
-            }))
+            Ok(Frame::Response(WsResponse { id, status: status as u16, message, body, headers }))
         }
         (Some(_), Some(_)) => Err(invalid(400, "frame has both verb and status")),
         (None, None) => Err(invalid(400, "frame has neither verb nor status")),
@@ -270,10 +253,7 @@ mod tests {
             "{\"id\":\"1\"}",
             "{\"id\":1.5}",
         ] {
-            assert!(
-                matches!(decode_str(text), Err(FrameError::Unreadable(_))),
-                "{text}"
-            );
+            assert!(matches!(decode_str(text), Err(FrameError::Unreadable(_))), "{text}");
         }
     }
 
@@ -284,19 +264,10 @@ mod tests {
             ("{\"id\":3,\"verb\":\"GET\"}", 400),
             ("{\"id\":3,\"verb\":1,\"path\":\"/\"}", 400),
             ("{\"id\":3,\"verb\":\"GET\",\"path\":\"nopath\"}", 400),
-            (
-                "{\"id\":3,\"verb\":\"GET\",\"path\":\"/\",\"body\":\"***\"}",
-                400,
-            ),
+            ("{\"id\":3,\"verb\":\"GET\",\"path\":\"/\",\"body\":\"***\"}", 400),
             ("{\"id\":3,\"verb\":\"GET\",\"path\":\"/\",\"body\":5}", 400),
-            (
-                "{\"id\":3,\"verb\":\"GET\",\"path\":\"/\",\"headers\":\"x\"}",
-                400,
-            ),
-            (
-                "{\"id\":3,\"verb\":\"GET\",\"path\":\"/\",\"headers\":[\"nocolon\"]}",
-                400,
-            ),
+            ("{\"id\":3,\"verb\":\"GET\",\"path\":\"/\",\"headers\":\"x\"}", 400),
+            ("{\"id\":3,\"verb\":\"GET\",\"path\":\"/\",\"headers\":[\"nocolon\"]}", 400),
             ("{\"id\":3,\"status\":99}", 400),
             ("{\"id\":3,\"status\":200,\"verb\":\"GET\"}", 400),
         ];
@@ -314,14 +285,7 @@ mod tests {
     fn body_over_limit_is_413() {
         let body = base64::encode(&[0u8; 2000]);
         let text = format!("{{\"id\":9,\"verb\":\"PUT\",\"path\":\"/\",\"body\":\"{body}\"}}");
-        assert!(matches!(
-            decode_str(&text),
-            Err(FrameError::Invalid {
-                id: 9,
-                status: 413,
-                ..
-            })
-        ));
+        assert!(matches!(decode_str(&text), Err(FrameError::Invalid { id: 9, status: 413, .. })));
     }
 
     #[test]

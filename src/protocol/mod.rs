@@ -3,11 +3,13 @@
 //! - [`base64`]: the standard alphabet used for every body on the wire.
 //! - [`frame`]: the JSON `WebSocketRequest` / `WebSocketResponse` framing of
 //!   DESIGN.md section 3, both directions.
+//! - [`envelope`]: the send request body and the `Envelope` JSON.
 //! - [`payloads`]: JSON bodies of the REST routes (registration, devices, errors).
 //!
 //! Invariant: every decoder here returns a typed error for any input and never
 //! panics; each has unit tests and a fuzz target under `fuzz/`.
 
 pub mod base64;
+pub mod envelope;
 pub mod frame;
 pub mod payloads;

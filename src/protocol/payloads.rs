@@ -85,23 +85,13 @@ impl RegistrationRequest {
     /// Checks ranges and decodes the access key.
     pub fn validate(self) -> Result<Registration, PayloadError> {
         if self.password.is_empty() || self.password.len() > PASSWORD_BYTES_MAX {
-            return Err(PayloadError(format!(
-                "password must be 1 to {PASSWORD_BYTES_MAX} bytes"
-            )));
+            return Err(PayloadError(format!("password must be 1 to {PASSWORD_BYTES_MAX} bytes")));
         }
         if self.registration_id == 0 || self.registration_id > REGISTRATION_ID_MAX {
-            return Err(PayloadError(format!(
-                "registrationId must be 1 to {REGISTRATION_ID_MAX}"
-            )));
+            return Err(PayloadError(format!("registrationId must be 1 to {REGISTRATION_ID_MAX}")));
         }
-        if self
-            .name
-            .as_ref()
-            .is_some_and(|name| name.len() > NAME_BYTES_MAX)
-        {
-            return Err(PayloadError(format!(
-                "name must be at most {NAME_BYTES_MAX} bytes"
-            )));
+        if self.name.as_ref().is_some_and(|name| name.len() > NAME_BYTES_MAX) {
+            return Err(PayloadError(format!("name must be at most {NAME_BYTES_MAX} bytes")));
         }
         let unidentified_access_key = match self.unidentified_access_key {
             None => None,
@@ -109,9 +99,7 @@ impl RegistrationRequest {
                 let bytes = base64::decode(text.as_bytes())
                     .map_err(|_| PayloadError("unidentifiedAccessKey is not Base64".into()))?;
                 let key: [u8; ACCESS_KEY_BYTES] = bytes.try_into().map_err(|_| {
-                    PayloadError(format!(
-                        "unidentifiedAccessKey must be {ACCESS_KEY_BYTES} bytes"
-                    ))
+                    PayloadError(format!("unidentifiedAccessKey must be {ACCESS_KEY_BYTES} bytes"))
                 })?;
                 Some(key)
             }

@@ -6,6 +6,9 @@
 //! A call's `token` is chosen by the calling shard and echoed in the reply,
 //! which travels back on the ring from the callee to the caller.
 
+use crate::accounts::AuthedDevice;
+use crate::http::response::Response;
+use crate::protocol::envelope::Send;
 use crate::protocol::payloads::Registration;
 use uuid::Uuid;
 
@@ -32,8 +35,8 @@ pub enum ShardMsg {
     Reply {
         /// The call's token.
         token: u64,
-        /// The result.
-        reply: Reply,
+        /// The owner's answer, sent on to the client as is.
+        response: Response,
     },
 }
 
@@ -47,18 +50,15 @@ pub enum Call {
         /// Validated registration.
         registration: Registration,
     },
-}
-
-/// Results of calls.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// The account is durable.
-    AccountCreated,
-    /// The owner could not do it; answer with this status and message.
-    Failed {
-        /// HTTP status to answer.
-        status: u16,
-        /// Message for the client.
-        message: String,
+    /// Check, persist and deliver one send to every device of `destination`.
+    SendMessage {
+        /// The recipient account (the callee is its owner).
+        destination: Uuid,
+        /// The authenticated sender, if not sealed sender.
+        sender: Option<AuthedDevice>,
+        /// The `Unidentified-Access-Key` presented (sealed sender), decoded.
+        access_key: Option<Vec<u8>>,
+        /// The validated request.
+        send: Send,
     },
 }

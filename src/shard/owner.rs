@@ -49,35 +49,11 @@ mod tests {
     #[test]
     fn boundaries_are_where_documented() {
         // With 2 shards the split is at the top bit.
-        assert_eq!(
-            owner(
-                &Uuid::from_u128(0x7fff_ffff_ffff_ffff_ffff_ffff_ffff_ffff),
-                2
-            ),
-            0
-        );
-        assert_eq!(
-            owner(
-                &Uuid::from_u128(0x8000_0000_0000_0000_0000_0000_0000_0000),
-                2
-            ),
-            1
-        );
+        assert_eq!(owner(&Uuid::from_u128(0x7fff_ffff_ffff_ffff_ffff_ffff_ffff_ffff), 2), 0);
+        assert_eq!(owner(&Uuid::from_u128(0x8000_0000_0000_0000_0000_0000_0000_0000), 2), 1);
         // With 4 shards, at each quarter.
-        assert_eq!(
-            owner(
-                &Uuid::from_u128(0x4000_0000_0000_0000_0000_0000_0000_0000),
-                4
-            ),
-            1
-        );
-        assert_eq!(
-            owner(
-                &Uuid::from_u128(0xc000_0000_0000_0000_0000_0000_0000_0000),
-                4
-            ),
-            3
-        );
+        assert_eq!(owner(&Uuid::from_u128(0x4000_0000_0000_0000_0000_0000_0000_0000), 4), 1);
+        assert_eq!(owner(&Uuid::from_u128(0xc000_0000_0000_0000_0000_0000_0000_0000), 4), 3);
     }
 
     #[test]

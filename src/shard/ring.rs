@@ -36,12 +36,10 @@ pub struct Inboxes {
 pub fn build_mesh(shard_count: usize, slots: usize) -> Vec<(Outboxes, Inboxes)> {
     assert!(shard_count >= 1 && slots >= 1);
     let wakers: Arc<[AtomicWaker]> = (0..shard_count).map(|_| AtomicWaker::new()).collect();
-    let mut producers: Vec<Vec<Option<rtrb::Producer<ShardMsg>>>> = (0..shard_count)
-        .map(|_| (0..shard_count).map(|_| None).collect())
-        .collect();
-    let mut consumers: Vec<Vec<Option<rtrb::Consumer<ShardMsg>>>> = (0..shard_count)
-        .map(|_| (0..shard_count).map(|_| None).collect())
-        .collect();
+    let mut producers: Vec<Vec<Option<rtrb::Producer<ShardMsg>>>> =
+        (0..shard_count).map(|_| (0..shard_count).map(|_| None).collect()).collect();
+    let mut consumers: Vec<Vec<Option<rtrb::Consumer<ShardMsg>>>> =
+        (0..shard_count).map(|_| (0..shard_count).map(|_| None).collect()).collect();
     for from in 0..shard_count {
         for to in 0..shard_count {
             if from != to {
@@ -57,16 +55,8 @@ pub fn build_mesh(shard_count: usize, slots: usize) -> Vec<(Outboxes, Inboxes)> 
         .enumerate()
         .map(|(shard, (producers, consumers))| {
             (
-                Outboxes {
-                    shard,
-                    producers,
-                    wakers: wakers.clone(),
-                },
-                Inboxes {
-                    shard,
-                    consumers,
-                    wakers: wakers.clone(),
-                },
+                Outboxes { shard, producers, wakers: wakers.clone() },
+                Inboxes { shard, consumers, wakers: wakers.clone() },
             )
         })
         .collect()
@@ -77,9 +67,7 @@ impl Outboxes {
     /// the ring is full.
     pub fn try_send(&mut self, to: usize, msg: ShardMsg) -> Result<(), ShardMsg> {
         assert_ne!(to, self.shard, "a shard does not send to itself");
-        let producer = self.producers[to]
-            .as_mut()
-            .expect("ring exists for every other shard");
+        let producer = self.producers[to].as_mut().expect("ring exists for every other shard");
         match producer.push(msg) {
             Ok(()) => {
                 self.wakers[to].wake();
@@ -106,10 +94,7 @@ impl Inboxes {
     }
 
     fn any_waiting(&self) -> bool {
-        self.consumers
-            .iter()
-            .flatten()
-            .any(|consumer| !consumer.is_empty())
+        self.consumers.iter().flatten().any(|consumer| !consumer.is_empty())
     }
 
     /// Resolves once some inbound ring holds a message.
@@ -134,13 +119,10 @@ impl Inboxes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shard::msg::Reply;
+    use crate::http::response::Response;
 
     fn reply(token: u64) -> ShardMsg {
-        ShardMsg::Reply {
-            token,
-            reply: Reply::AccountCreated,
-        }
+        ShardMsg::Reply { token, response: Response::empty(200) }
     }
 
     #[test]
@@ -159,16 +141,8 @@ mod tests {
                 seen.push((from, token));
             }
         });
-        let from0: Vec<u64> = seen
-            .iter()
-            .filter(|(f, _)| *f == 0)
-            .map(|(_, t)| *t)
-            .collect();
-        let from1: Vec<u64> = seen
-            .iter()
-            .filter(|(f, _)| *f == 1)
-            .map(|(_, t)| *t)
-            .collect();
+        let from0: Vec<u64> = seen.iter().filter(|(f, _)| *f == 0).map(|(_, t)| *t).collect();
+        let from1: Vec<u64> = seen.iter().filter(|(f, _)| *f == 1).map(|(_, t)| *t).collect();
         assert_eq!(from0, vec![0, 1, 2, 3]);
         assert_eq!(from1, vec![100, 101, 102, 103]);
     }

@@ -8,11 +8,12 @@
 //! is dropped when the ring refused the call); a connection over
 //! `connections_per_shard_max` is closed at accept.
 
-use crate::accounts::AccountTable;
+use crate::accounts::{AccountTable, AuthedDevice};
 use crate::config::Config;
+use crate::http::response::Response;
 use crate::http::websocket::registry::SessionRegistry;
 use crate::metrics::{Metrics, ShardMetrics};
-use crate::shard::msg::{Call, Reply, ShardMsg};
+use crate::shard::msg::{Call, ShardMsg};
 use crate::shard::ring::{Inboxes, Outboxes};
 use crate::store::writer::Writer;
 use crate::store::{self, Store};
@@ -56,9 +57,15 @@ pub struct ShardCtx {
     pub metrics: Metrics,
     outboxes: RefCell<Outboxes>,
     /// Calls sent to other shards awaiting their reply, by token.
-    pending_calls: RefCell<HashMap<u64, oneshot::Sender<Reply>>>,
+    pending_calls: RefCell<HashMap<u64, oneshot::Sender<Response>>>,
     next_token: Cell<u64>,
     connections_open: Cell<usize>,
+    /// Stored envelopes per device (see `delivery::retention`).
+    pub queue_lens: RefCell<HashMap<AuthedDevice, u32>>,
+    /// Next envelope sequence number (orders envelopes within a millisecond).
+    next_seq: Cell<u64>,
+    /// Last server timestamp handed out: timestamps never go backwards.
+    last_server_ms: Cell<u64>,
 }
 
 /// What a shard thread is started with.
@@ -117,17 +124,13 @@ impl ShardCtx {
     }
 
     /// Asks shard `to` to do `call` and awaits its reply.
-    pub async fn call(&self, to: usize, call: Call) -> Result<Reply, CallError> {
+    pub async fn call(&self, to: usize, call: Call) -> Result<Response, CallError> {
         assert_ne!(to, self.id, "local work is done directly, not called");
         let token = self.next_token.get();
         self.next_token.set(token.wrapping_add(1));
         let (reply_sender, reply) = oneshot::channel();
         self.pending_calls.borrow_mut().insert(token, reply_sender);
-        let msg = ShardMsg::Call {
-            from: self.id,
-            token,
-            call,
-        };
+        let msg = ShardMsg::Call { from: self.id, token, call };
         if self.send_to(to, msg).await.is_err() {
             self.pending_calls.borrow_mut().remove(&token);
             return Err(CallError::Busy(to));
@@ -154,6 +157,21 @@ impl ShardCtx {
         }
     }
 
+    /// The next envelope sequence number on this shard.
+    pub fn next_seq(&self) -> u64 {
+        let seq = self.next_seq.get();
+        self.next_seq.set(seq + 1);
+        seq
+    }
+
+    /// The server timestamp for an envelope accepted now: the wall clock,
+    /// but never earlier than one already handed out.
+    pub fn next_server_ms(&self) -> u64 {
+        let ms = crate::http::conn::now_ms().max(self.last_server_ms.get());
+        self.last_server_ms.set(ms);
+        ms
+    }
+
     /// Counts an open connection; `None` when the shard is at its limit.
     pub fn admit_connection(self: &Rc<Self>) -> Option<ConnectionGuard> {
         if self.connections_open.get() >= self.config.limits.connections_per_shard_max {
@@ -173,18 +191,14 @@ pub struct ConnectionGuard {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.ctx
-            .connections_open
-            .set(self.ctx.connections_open.get() - 1);
+        self.ctx.connections_open.set(self.ctx.connections_open.get() - 1);
         ShardMetrics::dec(&self.ctx.stats().connections_open);
     }
 }
 
 /// Starts the shard's thread.
 pub fn spawn(setup: ShardSetup) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("shard-{}", setup.id))
-        .spawn(move || run(setup))
+    std::thread::Builder::new().name(format!("shard-{}", setup.id)).spawn(move || run(setup))
 }
 
 type Runtime = monoio::FusionRuntime<
@@ -201,14 +215,8 @@ fn build_runtime(shard: usize) -> std::io::Result<Runtime> {
             .build()?
             .into())
     } else {
-        tracing::warn!(
-            shard,
-            "io driver: legacy epoll (io_uring is unavailable on this kernel)"
-        );
-        Ok(monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()?
-            .into())
+        tracing::warn!(shard, "io driver: legacy epoll (io_uring is unavailable on this kernel)");
+        Ok(monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build()?.into())
     }
 }
 
@@ -233,6 +241,16 @@ async fn serve(setup: ShardSetup) {
         Ok(accounts) => AccountTable::from_records(accounts),
         Err(error) => {
             tracing::error!(shard = setup.id, %error, "cannot load accounts");
+            std::process::exit(1);
+        }
+    };
+    let queue_lens = match store::messages::count_per_device(&setup.store, setup.id) {
+        Ok(counts) => counts
+            .into_iter()
+            .map(|((account, device_id), len)| (AuthedDevice { account, device_id }, len))
+            .collect(),
+        Err(error) => {
+            tracing::error!(shard = setup.id, %error, "cannot count stored messages");
             std::process::exit(1);
         }
     };
@@ -265,8 +283,13 @@ async fn serve(setup: ShardSetup) {
         pending_calls: RefCell::new(HashMap::new()),
         next_token: Cell::new(0),
         connections_open: Cell::new(0),
+        queue_lens: RefCell::new(queue_lens),
+        next_seq: Cell::new(0),
+        last_server_ms: Cell::new(0),
     });
     monoio::spawn(pump(ctx.clone(), setup.inboxes));
+    monoio::spawn(crate::delivery::retention::sweep_loop(ctx.clone()));
+    monoio::spawn(crate::delivery::lag::probe_loop(ctx.clone()));
     accept_loop(ctx, setup.listener).await;
 }
 
@@ -287,12 +310,7 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                monoio::spawn(crate::http::conn::serve(
-                    ctx.clone(),
-                    stream,
-                    Vec::new(),
-                    guard,
-                ));
+                monoio::spawn(crate::http::conn::serve(ctx.clone(), stream, Vec::new(), guard));
             }
             Err(error) => {
                 // Out of descriptors or a transient network error: back off
@@ -312,16 +330,12 @@ async fn pump(ctx: Rc<ShardCtx>, mut inboxes: Inboxes) {
         inboxes.ready().await;
         inboxes.drain(|from, msg| match msg {
             ShardMsg::Handoff { stream, buffered } => accept_handoff(&ctx, stream, buffered),
-            ShardMsg::Call {
-                from: caller,
-                token,
-                call,
-            } => {
+            ShardMsg::Call { from: caller, token, call } => {
                 debug_assert_eq!(caller, from);
                 let ctx = ctx.clone();
                 monoio::spawn(async move {
-                    let reply = apply_call(&ctx, call).await;
-                    let msg = ShardMsg::Reply { token, reply };
+                    let response = apply_call(&ctx, call).await;
+                    let msg = ShardMsg::Reply { token, response };
                     if ctx.send_to(caller, msg).await.is_err() {
                         tracing::warn!(
                             shard = ctx.id,
@@ -331,9 +345,9 @@ async fn pump(ctx: Rc<ShardCtx>, mut inboxes: Inboxes) {
                     }
                 });
             }
-            ShardMsg::Reply { token, reply } => {
+            ShardMsg::Reply { token, response } => {
                 if let Some(waiter) = ctx.pending_calls.borrow_mut().remove(&token) {
-                    let _ = waiter.send(reply);
+                    let _ = waiter.send(response);
                 }
             }
         });
@@ -347,12 +361,7 @@ fn accept_handoff(ctx: &Rc<ShardCtx>, stream: std::net::TcpStream, buffered: Vec
     };
     match monoio::net::TcpStream::from_std(stream) {
         Ok(stream) => {
-            monoio::spawn(crate::http::conn::serve(
-                ctx.clone(),
-                stream,
-                buffered,
-                guard,
-            ));
+            monoio::spawn(crate::http::conn::serve(ctx.clone(), stream, buffered, guard));
         }
         Err(error) => {
             tracing::warn!(shard = ctx.id, %error, "cannot adopt a handed-off connection")
@@ -360,10 +369,14 @@ fn accept_handoff(ctx: &Rc<ShardCtx>, stream: std::net::TcpStream, buffered: Vec
     }
 }
 
-async fn apply_call(ctx: &Rc<ShardCtx>, call: Call) -> Reply {
+async fn apply_call(ctx: &Rc<ShardCtx>, call: Call) -> Response {
     match call {
         Call::CreateAccount { uuid, registration } => {
             crate::http::routes::accounts::create_on_owner(ctx, uuid, registration).await
+        }
+        Call::SendMessage { destination, sender, access_key, send } => {
+            crate::delivery::ingest::accept_on_owner(ctx, destination, sender, access_key, send)
+                .await
         }
     }
 }

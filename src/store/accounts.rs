@@ -71,10 +71,7 @@ pub fn load(store: &Store, shard: usize) -> Result<Vec<(Uuid, AccountRecord)>, S
     let mut accounts = Vec::new();
     for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
         let (key, value) = item?;
-        let corrupt = |reason: String| StoreError::Corrupt {
-            family: family.clone(),
-            reason,
-        };
+        let corrupt = |reason: String| StoreError::Corrupt { family: family.clone(), reason };
         let uuid = Uuid::from_slice(&key).map_err(|_| corrupt("key is not a UUID".into()))?;
         let record = AccountRecord::decode(&value).map_err(corrupt)?;
         accounts.push((uuid, record));

@@ -8,10 +8,12 @@
 //! rather than silently re-partitioning.
 //!
 //! - [`accounts`]: the account record codec and loading a shard's accounts.
+//! - [`messages`]: per-device message queues: keys, values, bounded reads.
 //! - [`writer`]: the per-shard writer thread that applies (and, per the
 //!   durability mode, syncs) batches off the io_uring event loop.
 
 pub mod accounts;
+pub mod messages;
 pub mod writer;
 
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
@@ -95,9 +97,8 @@ impl Store {
                 families.push(name);
             }
         }
-        let descriptors = families
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let descriptors =
+            families.iter().map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&options, dir, descriptors)?;
         let store = Self { db: Arc::new(db) };
         store.check_shard_count(dir, shard_count as u32)?;
@@ -125,8 +126,7 @@ impl Store {
             None => {
                 let mut write_options = rocksdb::WriteOptions::default();
                 write_options.set_sync(true);
-                self.db
-                    .put_opt(META_SHARD_COUNT, wanted.to_be_bytes(), &write_options)?;
+                self.db.put_opt(META_SHARD_COUNT, wanted.to_be_bytes(), &write_options)?;
                 Ok(())
             }
         }

@@ -51,6 +51,9 @@ pub enum Op {
 /// Ops applied atomically, and whom to tell when they are durable.
 struct WriteJob {
     ops: Vec<Op>,
+    /// Must be synced per the durability mode before `done` (false for
+    /// writes whose loss only causes a redelivery, such as acked deletes).
+    durable: bool,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -77,17 +80,23 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name(format!("writer-{shard}"))
             .spawn(move || run(store, shard, durability, consumer))?;
-        Ok(Self {
-            producer: RefCell::new(producer),
-            thread: handle.thread().clone(),
-            full_wait_ms,
-        })
+        Ok(Self { producer: RefCell::new(producer), thread: handle.thread().clone(), full_wait_ms })
     }
 
     /// Applies `ops` atomically; resolves once they are durable per the mode.
     pub async fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.submit(ops, true).await
+    }
+
+    /// Applies `ops` atomically without waiting for a WAL sync of their own
+    /// (they ride along with the next synced batch, if any).
+    pub async fn write_lazy(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.submit(ops, false).await
+    }
+
+    async fn submit(&self, ops: Vec<Op>, durable: bool) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
-        let mut job = WriteJob { ops, done };
+        let mut job = WriteJob { ops, durable, done };
         let mut waited_ms = 0;
         loop {
             let pushed = self.producer.borrow_mut().push(job);
@@ -107,10 +116,9 @@ impl Writer {
         self.thread.unpark();
         match wait.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(StoreError::Corrupt {
-                family: "write".into(),
-                reason: message,
-            }),
+            Ok(Err(message)) => {
+                Err(StoreError::Corrupt { family: "write".into(), reason: message })
+            }
             Err(_) => Err(StoreError::WriterStopped),
         }
     }
@@ -129,6 +137,7 @@ fn run(store: Store, shard: usize, durability: Durability, mut consumer: rtrb::C
     let messages = messages_family(shard);
     let mut sync_options = WriteOptions::default();
     sync_options.set_sync(durability != Durability::None);
+    let lazy_options = WriteOptions::default();
     let mut jobs: Vec<WriteJob> = Vec::with_capacity(JOBS_PER_BATCH_MAX);
     loop {
         while jobs.len() < JOBS_PER_BATCH_MAX {
@@ -166,18 +175,14 @@ fn run(store: Store, shard: usize, durability: Durability, mut consumer: rtrb::C
             for job in &group {
                 for op in &job.ops {
                     match op {
-                        Op::Put {
-                            family: f,
-                            key,
-                            value,
-                        } => batch.put_cf(family(*f), key, value),
+                        Op::Put { family: f, key, value } => batch.put_cf(family(*f), key, value),
                         Op::Delete { family: f, key } => batch.delete_cf(family(*f), key),
                     }
                 }
             }
-            let result = db
-                .write_opt(batch, &sync_options)
-                .map_err(|error| error.to_string());
+            let options =
+                if group.iter().any(|job| job.durable) { &sync_options } else { &lazy_options };
+            let result = db.write_opt(batch, options).map_err(|error| error.to_string());
             for job in group {
                 let _ = job.done.send(result.clone());
             }

@@ -45,12 +45,7 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self {
-            shards: 2,
-            config_toml: TEST_LIMITS.to_string(),
-            extra_args: vec![],
-            data_dir: None,
-        }
+        Self { shards: 2, config_toml: TEST_LIMITS.to_string(), extra_args: vec![], data_dir: None }
     }
 }
 
@@ -94,21 +89,14 @@ impl Server {
             .expect("start switchboard");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read listening line");
+        BufReader::new(stdout).read_line(&mut line).expect("read listening line");
         let port = line
             .trim()
             .rsplit(':')
             .next()
             .and_then(|port| port.parse().ok())
             .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Self {
-            port,
-            child,
-            data_dir,
-            _temp: temp,
-        }
+        Self { port, child, data_dir, _temp: temp }
     }
 
     pub fn kill(&mut self) {
@@ -122,9 +110,7 @@ impl Server {
         let (status, _) = self.request("GET", "/health", None, b"");
         assert_eq!(status, 200, "health after hostile input");
         let account = self.register();
-        let mut ws = self
-            .connect(&account)
-            .expect("websocket after hostile input");
+        let mut ws = self.connect(&account).expect("websocket after hostile input");
         let response = ws_call(&mut ws, 900_001, "GET", "/v1/keepalive", None);
         assert_eq!(response.status, 200);
     }
@@ -186,9 +172,8 @@ impl Server {
     pub fn register_with_token(&self, token: Option<&str>) -> Result<Account, (u16, Vec<u8>)> {
         let password = format!("pw-{}", Uuid::new_v4());
         let body = format!(r#"{{"password":"{password}","registrationId":4242}}"#);
-        let headers: Vec<(&str, &str)> = token
-            .map(|t| vec![("X-Registration-Token", t)])
-            .unwrap_or_default();
+        let headers: Vec<(&str, &str)> =
+            token.map(|t| vec![("X-Registration-Token", t)]).unwrap_or_default();
         let (status, response) =
             self.request_with("PUT", "/v1/accounts", None, &headers, body.as_bytes());
         if status != 200 {
@@ -260,9 +245,7 @@ pub type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 pub fn connect_url(url: &str) -> Result<Ws, tungstenite::Error> {
     let (mut ws, _) = tungstenite::connect(url)?;
     if let MaybeTlsStream::Plain(stream) = ws.get_mut() {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     }
     Ok(ws)
 }
@@ -272,18 +255,9 @@ pub fn parse_response(bytes: &[u8]) -> (u16, Vec<u8>) {
     let text_end = bytes
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| {
-            panic!(
-                "no complete response in {:?}",
-                String::from_utf8_lossy(bytes)
-            )
-        });
+        .unwrap_or_else(|| panic!("no complete response in {:?}", String::from_utf8_lossy(bytes)));
     let head = String::from_utf8_lossy(&bytes[..text_end]);
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
     (status, bytes[text_end + 4..].to_vec())
 }
 
@@ -291,10 +265,7 @@ pub fn parse_response(bytes: &[u8]) -> (u16, Vec<u8>) {
 pub fn error_body(body: &[u8]) -> (u64, String) {
     let json: serde_json::Value = serde_json::from_slice(body)
         .unwrap_or_else(|_| panic!("error body is JSON: {:?}", String::from_utf8_lossy(body)));
-    (
-        json["code"].as_u64().unwrap(),
-        json["message"].as_str().unwrap().to_string(),
-    )
+    (json["code"].as_u64().unwrap(), json["message"].as_str().unwrap().to_string())
 }
 
 /// Reads the next frame that is a JSON request or response, answering
@@ -322,8 +293,7 @@ pub fn ws_call(ws: &mut Ws, id: u64, verb: &str, path: &str, body: Option<&[u8]>
         body: body.map(|b| b.to_vec()),
         headers: vec![],
     };
-    ws.send(Message::text(frame::encode_request(&request)))
-        .unwrap();
+    ws.send(Message::text(frame::encode_request(&request))).unwrap();
     loop {
         match next_frame(ws) {
             Frame::Response(response) if response.id == id => return response,
@@ -334,15 +304,9 @@ pub fn ws_call(ws: &mut Ws, id: u64, verb: &str, path: &str, body: Option<&[u8]>
 }
 
 pub fn ack(ws: &mut Ws, id: u64, status: u16) {
-    let response = WsResponse {
-        id,
-        status,
-        message: Some("OK".into()),
-        body: None,
-        headers: vec![],
-    };
-    ws.send(Message::text(frame::encode_response(&response)))
-        .unwrap();
+    let response =
+        WsResponse { id, status, message: Some("OK".into()), body: None, headers: vec![] };
+    ws.send(Message::text(frame::encode_response(&response))).unwrap();
 }
 
 /// Reads until the server closes; returns the close code (None if the

@@ -13,7 +13,7 @@ use crate::metrics::ShardMetrics;
 use crate::protocol::payloads::{
     parse_json, Registration, RegistrationRequest, RegistrationResponse,
 };
-use crate::shard::msg::{Call, Reply};
+use crate::shard::msg::Call;
 use crate::shard::runtime::{CallError, ShardCtx};
 use crate::store::writer::{Family, Op};
 use std::rc::Rc;
@@ -34,58 +34,45 @@ pub async fn handle(ctx: &Rc<ShardCtx>, mut request: Request) -> Result<Response
         .map_err(|error| HttpError::new(400, error.0))?;
     let uuid = Uuid::new_v4();
     let owner = ctx.owner_of(&uuid);
-    let reply = if owner == ctx.id {
-        create_on_owner(ctx, uuid, registration).await
+    if owner == ctx.id {
+        Ok(create_on_owner(ctx, uuid, registration).await)
     } else {
-        match ctx
-            .call(owner, Call::CreateAccount { uuid, registration })
-            .await
-        {
-            Ok(reply) => reply,
-            Err(CallError::Busy(_)) => return Err(HttpError::new(503, "server busy, retry")),
-            Err(CallError::NoAnswer(_)) => return Err(HttpError::new(503, "shard unavailable")),
-        }
-    };
-    match reply {
-        Reply::AccountCreated => Ok(Response::json(
-            200,
-            &RegistrationResponse {
-                uuid: uuid.to_string(),
-                device_id: 1,
-            },
-        )),
-        Reply::Failed { status, message } => Err(HttpError::new(status, message)),
+        let call = Call::CreateAccount { uuid, registration };
+        ctx.call(owner, call).await.map_err(call_error)
+    }
+}
+
+/// The answer when another shard could not be reached.
+pub fn call_error(error: CallError) -> HttpError {
+    match error {
+        CallError::Busy(_) => HttpError::new(503, "server busy, retry"),
+        CallError::NoAnswer(_) => HttpError::new(503, "shard unavailable"),
     }
 }
 
 /// Creates account `uuid` on its owner shard (this one): durable first, then
 /// visible to logins.
-pub async fn create_on_owner(ctx: &Rc<ShardCtx>, uuid: Uuid, registration: Registration) -> Reply {
+pub async fn create_on_owner(
+    ctx: &Rc<ShardCtx>,
+    uuid: Uuid,
+    registration: Registration,
+) -> Response {
     debug_assert_eq!(ctx.owner_of(&uuid), ctx.id);
     if ctx.accounts.borrow().get(&uuid).is_some() {
-        return Reply::Failed {
-            status: 409,
-            message: "account exists".into(),
-        };
+        return Response::error(409, "account exists");
     }
     let record = new_account_record(&registration, now_ms());
-    let op = Op::Put {
-        family: Family::Accounts,
-        key: uuid.as_bytes().to_vec(),
-        value: record.encode(),
-    };
+    let op =
+        Op::Put { family: Family::Accounts, key: uuid.as_bytes().to_vec(), value: record.encode() };
     match ctx.writer.write(vec![op]).await {
         Ok(()) => {
             ctx.accounts.borrow_mut().insert(uuid, record);
             ShardMetrics::inc(&ctx.stats().accounts);
-            Reply::AccountCreated
+            Response::json(200, &RegistrationResponse { uuid: uuid.to_string(), device_id: 1 })
         }
         Err(error) => {
             tracing::error!(shard = ctx.id, %error, "account write failed");
-            Reply::Failed {
-                status: 503,
-                message: "storage unavailable".into(),
-            }
+            Response::error(503, "storage unavailable")
         }
     }
 }

@@ -13,12 +13,5 @@ struct Health {
 
 /// Answers the health check.
 pub fn handle(ctx: &ShardCtx) -> Response {
-    Response::json(
-        200,
-        &Health {
-            status: "ok",
-            shard: ctx.id,
-            shards: ctx.shard_count,
-        },
-    )
+    Response::json(200, &Health { status: "ok", shard: ctx.id, shards: ctx.shard_count })
 }

@@ -6,4 +6,5 @@ pub mod accounts;
 pub mod devices;
 pub mod health;
 pub mod keepalive;
+pub mod messages;
 pub mod metrics;

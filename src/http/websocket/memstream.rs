@@ -97,10 +97,7 @@ mod tests {
         let mut buf = [0u8; 2];
         assert_eq!(stream.read(&mut buf).unwrap(), 2);
         assert_eq!(stream.read(&mut buf).unwrap(), 1);
-        assert_eq!(
-            stream.read(&mut buf).unwrap_err().kind(),
-            io::ErrorKind::WouldBlock
-        );
+        assert_eq!(stream.read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
         stream.feed(b"d");
         assert_eq!(stream.read(&mut buf).unwrap(), 1);
         assert_eq!(buf[0], b'd');

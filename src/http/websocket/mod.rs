@@ -29,18 +29,13 @@ use std::rc::Rc;
 fn check_upgrade(head: &Head) -> Result<String, Response> {
     let path = head.path.trim_end_matches('/');
     if path != "/v1/websocket" {
-        return Err(Response::error(
-            404,
-            &format!("no WebSocket at {}", head.path),
-        ));
+        return Err(Response::error(404, &format!("no WebSocket at {}", head.path)));
     }
     if head.method != "GET" {
         return Err(Response::error(400, "a WebSocket upgrade must be GET"));
     }
     let connection_upgrade = head.header("connection").is_some_and(|value| {
-        value
-            .split(',')
-            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+        value.split(',').any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
     });
     if !connection_upgrade {
         return Err(Response::error(400, "Connection: Upgrade required"));
@@ -50,10 +45,7 @@ fn check_upgrade(head: &Head) -> Result<String, Response> {
     }
     let key = head.header("sec-websocket-key").unwrap_or("");
     if base64::decode(key.as_bytes()).map_or(true, |bytes| bytes.len() != 16) {
-        return Err(Response::error(
-            400,
-            "Sec-WebSocket-Key must be Base64 of 16 bytes",
-        ));
+        return Err(Response::error(400, "Sec-WebSocket-Key must be Base64 of 16 bytes"));
     }
     Ok(tungstenite::handshake::derive_accept_key(key.as_bytes()))
 }

@@ -8,7 +8,9 @@
 
 use crate::accounts::AuthedDevice;
 use futures_channel::mpsc;
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Something for a session's event loop to act on.
 #[derive(Debug)]
@@ -21,6 +23,12 @@ pub enum SessionEvent {
     Replaced,
     /// A client request finished: send this response frame text.
     Respond(String),
+    /// New envelopes are stored for this device: read the queue. (The flag
+    /// in [`SessionHandle::new_messages`] carries the news even when the
+    /// event queue is full; this event only wakes the loop.)
+    Wake,
+    /// An online-only envelope (JSON, not stored): deliver it now or never.
+    Ephemeral(Vec<u8>),
 }
 
 /// How to reach a registered session.
@@ -30,6 +38,24 @@ pub struct SessionHandle {
     pub conn_id: u64,
     /// The session's event queue.
     pub events: mpsc::Sender<SessionEvent>,
+    /// Set when envelopes were stored for the device; the session clears it
+    /// when it reads its queue.
+    pub new_messages: Rc<Cell<bool>>,
+}
+
+impl SessionHandle {
+    /// Tells the session its queue has new envelopes. Never blocks: when the
+    /// event queue is full the session is awake anyway and sees the flag.
+    pub fn notify_stored(&self) {
+        self.new_messages.set(true);
+        let _ = self.events.clone().try_send(SessionEvent::Wake);
+    }
+
+    /// Offers an online-only envelope; false when the session's queue is
+    /// full (the envelope is then dropped, as online-only allows).
+    pub fn offer_ephemeral(&self, json: Vec<u8>) -> bool {
+        self.events.clone().try_send(SessionEvent::Ephemeral(json)).is_ok()
+    }
 }
 
 /// Sessions by device.
@@ -46,22 +72,17 @@ impl SessionRegistry {
         &mut self,
         device: AuthedDevice,
         events: mpsc::Sender<SessionEvent>,
+        new_messages: Rc<Cell<bool>>,
     ) -> (u64, Option<SessionHandle>) {
         self.next_conn_id += 1;
         let conn_id = self.next_conn_id;
-        let old = self
-            .by_device
-            .insert(device, SessionHandle { conn_id, events });
+        let old = self.by_device.insert(device, SessionHandle { conn_id, events, new_messages });
         (conn_id, old)
     }
 
     /// Removes `device`'s session if it is still connection `conn_id`.
     pub fn unregister(&mut self, device: &AuthedDevice, conn_id: u64) {
-        if self
-            .by_device
-            .get(device)
-            .is_some_and(|handle| handle.conn_id == conn_id)
-        {
+        if self.by_device.get(device).is_some_and(|handle| handle.conn_id == conn_id) {
             self.by_device.remove(device);
         }
     }
@@ -89,16 +110,13 @@ mod tests {
 
     #[test]
     fn second_session_replaces_first_and_late_unregister_is_ignored() {
-        let device = AuthedDevice {
-            account: Uuid::new_v4(),
-            device_id: 1,
-        };
+        let device = AuthedDevice { account: Uuid::new_v4(), device_id: 1 };
         let mut registry = SessionRegistry::default();
         let (first_tx, _first_rx) = mpsc::channel(1);
         let (second_tx, _second_rx) = mpsc::channel(1);
-        let (first, replaced) = registry.register(device, first_tx);
+        let (first, replaced) = registry.register(device, first_tx, Rc::default());
         assert!(replaced.is_none());
-        let (second, replaced) = registry.register(device, second_tx);
+        let (second, replaced) = registry.register(device, second_tx, Rc::default());
         assert_eq!(replaced.unwrap().conn_id, first);
         registry.unregister(&device, first);
         assert_eq!(registry.get(&device).unwrap().conn_id, second);

@@ -19,19 +19,25 @@
 
 use crate::accounts::AuthedDevice;
 use crate::config::Limits;
-use crate::delivery::window::InflightWindow;
+use crate::delivery::outbox::Outbox;
+use crate::delivery::retention::count_removed;
+use crate::delivery::window::{Inflight, InflightWindow};
 use crate::http::conn::now_ms;
 use crate::http::request::Request;
 use crate::http::router;
 use crate::http::websocket::memstream::MemStream;
 use crate::http::websocket::registry::SessionEvent;
 use crate::metrics::ShardMetrics;
+use crate::protocol::envelope::with_delivered_timestamp;
 use crate::protocol::frame::{self, Frame, FrameError, WsRequest, WsResponse};
 use crate::shard::runtime::{ConnectionGuard, ShardCtx};
+use crate::store::messages::read_page;
+use crate::store::writer::{Family, Op};
 use futures_channel::mpsc;
 use futures_util::{SinkExt, StreamExt};
 use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
+use std::cell::Cell;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
@@ -46,6 +52,13 @@ const EVENT_QUEUE_LEN_MAX: usize = 16;
 enum ServerRequest {
     /// `PUT /api/v1/queue/empty`.
     QueueEmpty,
+    /// A stored envelope: a 200 deletes the key.
+    Message {
+        /// Its store key.
+        key: Vec<u8>,
+    },
+    /// An online-only envelope: nothing to delete.
+    Ephemeral,
 }
 
 /// Why the session ends.
@@ -62,6 +75,9 @@ struct Session {
     device: AuthedDevice,
     ws: WebSocket<MemStream>,
     window: InflightWindow<ServerRequest>,
+    outbox: Outbox,
+    /// Set by senders when envelopes are stored for this device.
+    new_messages: Rc<Cell<bool>>,
     events: mpsc::Sender<SessionEvent>,
     client_requests_inflight: usize,
     last_heard_ms: u64,
@@ -99,7 +115,9 @@ pub async fn run(
     let fd = stream.as_raw_fd();
     let (reader, mut writer) = stream.into_split();
     let (events, mut inbox) = mpsc::channel::<SessionEvent>(EVENT_QUEUE_LEN_MAX);
-    let (conn_id, replaced) = ctx.sessions.borrow_mut().register(device, events.clone());
+    let new_messages = Rc::new(Cell::new(false));
+    let (conn_id, replaced) =
+        ctx.sessions.borrow_mut().register(device, events.clone(), new_messages.clone());
     if let Some(old) = replaced {
         ShardMetrics::inc(&ctx.stats().websockets_replaced_total);
         let mut old_events = old.events;
@@ -118,17 +136,22 @@ pub async fn run(
         device,
         ws: WebSocket::from_raw_socket(memstream, Role::Server, Some(ws_config(&limits))),
         window: InflightWindow::new(limits.inflight_requests_max),
+        outbox: Outbox::default(),
+        new_messages,
         events,
         client_requests_inflight: 0,
         last_heard_ms: now,
         next_ping_ms: now + limits.ping_interval_ms,
     };
-    // No stored backlog exists yet at this layer, so the queue is empty at once.
-    let mut end = session.send_request("PUT", "/api/v1/queue/empty", ServerRequest::QueueEmpty);
+    // The stored backlog first, then queue/empty, then live traffic.
+    let mut end = session.pump_outbox();
     if end == End::Open && !leftover.is_empty() {
         end = session.on_bytes(&[]);
     }
     loop {
+        if end == End::Open {
+            end = session.pump_outbox();
+        }
         if !session.flush(&mut writer, &limits).await {
             break;
         }
@@ -136,9 +159,7 @@ pub async fn run(
             break;
         }
         let now = now_ms();
-        let deadline_ms = session
-            .next_ping_ms
-            .min(session.last_heard_ms + limits.idle_timeout_ms);
+        let deadline_ms = session.next_ping_ms.min(session.last_heard_ms + limits.idle_timeout_ms);
         let wait = Duration::from_millis(deadline_ms.saturating_sub(now).max(1));
         end = match monoio::time::timeout(wait, inbox.next()).await {
             Err(_elapsed) => session.on_tick(&limits),
@@ -176,7 +197,11 @@ async fn linger(fd: std::os::fd::RawFd, inbox: &mut mpsc::Receiver<SessionEvent>
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match monoio::time::timeout(left, inbox.next()).await {
             Ok(Some(
-                SessionEvent::Bytes(_) | SessionEvent::Respond(_) | SessionEvent::Replaced,
+                SessionEvent::Bytes(_)
+                | SessionEvent::Respond(_)
+                | SessionEvent::Replaced
+                | SessionEvent::Wake
+                | SessionEvent::Ephemeral(_),
             )) => {}
             Ok(Some(SessionEvent::ReadClosed) | None) | Err(_) => return,
         }
@@ -233,7 +258,61 @@ impl Session {
                 self.client_requests_inflight -= 1;
                 self.send_text(text)
             }
+            // The flag carries the news; pump_outbox runs after every event.
+            SessionEvent::Wake => End::Open,
+            SessionEvent::Ephemeral(json) => {
+                if self.window.is_full() {
+                    ShardMetrics::inc(&self.ctx.stats().ephemeral_dropped_total);
+                    return End::Open;
+                }
+                let body = with_delivered_timestamp(&json, now_ms());
+                self.send_request("PUT", "/api/v1/message", Some(body), ServerRequest::Ephemeral)
+            }
         }
+    }
+
+    /// Sends stored envelopes while the window has room and the queue may
+    /// hold unsent ones; sends `queue/empty` the first time it runs dry.
+    fn pump_outbox(&mut self) -> End {
+        if self.new_messages.replace(false) {
+            self.outbox.on_stored();
+        }
+        while self.outbox.wants_read() && !self.window.is_full() {
+            let free = self.window.capacity() - self.window.len();
+            let page = read_page(
+                &self.ctx.store,
+                self.ctx.id,
+                &self.device.account,
+                self.device.device_id,
+                self.outbox.cursor(),
+                free,
+            );
+            let (page, more) = match page {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::error!(shard = self.ctx.id, %error, "cannot read a queue");
+                    return End::Open;
+                }
+            };
+            let last_key = page.last().map(|message| message.key.clone());
+            let now = now_ms();
+            for message in page {
+                let body = with_delivered_timestamp(&message.json, now);
+                let kind = ServerRequest::Message { key: message.key };
+                if self.send_request("PUT", "/api/v1/message", Some(body), kind) == End::Close {
+                    return End::Close;
+                }
+                ShardMetrics::inc(&self.ctx.stats().messages_delivered_total);
+            }
+            if self.outbox.on_page(last_key.as_deref(), more) {
+                // Sent outside the window: it is due exactly once per connection.
+                let id = self.window.open_unbounded(ServerRequest::QueueEmpty, now);
+                if self.send_request_with_id(id, "PUT", "/api/v1/queue/empty", None) == End::Close {
+                    return End::Close;
+                }
+            }
+        }
+        End::Open
     }
 
     fn on_tick(&mut self, limits: &Limits) -> End {
@@ -266,10 +345,8 @@ impl Session {
                     }
                 }
                 Ok(Message::Binary(_)) => {
-                    return self.fail(
-                        1003,
-                        "binary frames are not supported; send JSON text frames",
-                    );
+                    return self
+                        .fail(1003, "binary frames are not supported; send JSON text frames");
                 }
                 Ok(Message::Close(_)) => {
                     // tungstenite queued the close reply; flush it and end.
@@ -306,12 +383,7 @@ impl Session {
 
     fn on_client_request(&mut self, request: WsRequest) -> End {
         if self.client_requests_inflight >= self.ctx.config.limits.client_requests_inflight_max {
-            return self.respond(
-                request.id,
-                503,
-                Some("too many requests in flight".into()),
-                None,
-            );
+            return self.respond(request.id, 503, Some("too many requests in flight".into()), None);
         }
         self.client_requests_inflight += 1;
         let id = request.id;
@@ -340,6 +412,11 @@ impl Session {
 
     fn on_client_response(&mut self, response: WsResponse) -> End {
         match self.window.complete(response.id) {
+            Some(Inflight { kind: ServerRequest::Message { key }, .. })
+                if response.status == 200 =>
+            {
+                self.delete_acked(key);
+            }
             Some(inflight) => {
                 if response.status != 200 {
                     tracing::debug!(shard = self.ctx.id, status = response.status, kind = ?inflight.kind,
@@ -355,17 +432,47 @@ impl Session {
         End::Open
     }
 
-    fn send_request(&mut self, verb: &str, path: &str, kind: ServerRequest) -> End {
-        let now = now_ms();
-        let Ok(id) = self.window.open(kind, now) else {
+    /// Deletes an acknowledged envelope. The delete need not be synced: if
+    /// a crash loses it, the envelope is delivered again (at-least-once).
+    fn delete_acked(&mut self, key: Vec<u8>) {
+        ShardMetrics::inc(&self.ctx.stats().messages_acked_total);
+        let ctx = self.ctx.clone();
+        let device = self.device;
+        monoio::spawn(async move {
+            let op = Op::Delete { family: Family::Messages, key };
+            match ctx.writer.write_lazy(vec![op]).await {
+                Ok(()) => count_removed(&ctx, device, 1),
+                Err(error) => tracing::warn!(shard = ctx.id, %error, "acked envelope not deleted"),
+            }
+        });
+    }
+
+    fn send_request(
+        &mut self,
+        verb: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        kind: ServerRequest,
+    ) -> End {
+        let Ok(id) = self.window.open(kind, now_ms()) else {
             return End::Open;
         };
+        self.send_request_with_id(id, verb, path, body)
+    }
+
+    fn send_request_with_id(
+        &mut self,
+        id: u64,
+        verb: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> End {
         let text = frame::encode_request(&WsRequest {
             id,
             verb: verb.to_string(),
             path: path.to_string(),
-            body: None,
-            headers: vec![format!("X-Signal-Timestamp: {now}")],
+            body,
+            headers: vec![format!("X-Signal-Timestamp: {}", now_ms())],
         });
         self.send_text(text)
     }
@@ -377,13 +484,8 @@ impl Session {
         message: Option<String>,
         body: Option<Vec<u8>>,
     ) -> End {
-        let text = frame::encode_response(&WsResponse {
-            id,
-            status,
-            message,
-            body,
-            headers: vec![],
-        });
+        let text =
+            frame::encode_response(&WsResponse { id, status, message, body, headers: vec![] });
         self.send_text(text)
     }
 

@@ -1,0 +1,249 @@
+//! Per-device message queues in `s{n}_messages`.
+//!
+//! Key (36 bytes, big-endian so byte order is delivery order):
+//! `account uuid (16) | device id (u32) | server timestamp ms (u64) | seq (u64)`.
+//! `seq` is a per-shard counter, so two envelopes accepted in the same
+//! millisecond keep their acceptance order. Value: `server guid (16) |
+//! envelope JSON` (the JSON the device receives, minus the delivered time).
+//!
+//! Reads here run on the shard thread: they are bounded (a page, or one
+//! device's queue which the queue cap bounds) and mostly hit the memtable
+//! or block cache. Writes go through [`crate::store::writer`].
+
+use crate::store::{messages_family, Store, StoreError};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Bytes of the per-device key prefix.
+pub const PREFIX_BYTES: usize = 20;
+/// Bytes of a full key.
+pub const KEY_BYTES: usize = 36;
+
+/// One stored envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its key (delivery order).
+    pub key: Vec<u8>,
+    /// Its server GUID.
+    pub guid: Uuid,
+    /// The envelope JSON without `serverDeliveredTimestamp`.
+    pub json: Vec<u8>,
+}
+
+/// The key prefix of `device`'s queue.
+pub fn device_prefix(account: &Uuid, device_id: u32) -> [u8; PREFIX_BYTES] {
+    let mut prefix = [0u8; PREFIX_BYTES];
+    prefix[..16].copy_from_slice(account.as_bytes());
+    prefix[16..].copy_from_slice(&device_id.to_be_bytes());
+    prefix
+}
+
+/// The key of one envelope.
+pub fn message_key(account: &Uuid, device_id: u32, server_ms: u64, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(KEY_BYTES);
+    key.extend_from_slice(&device_prefix(account, device_id));
+    key.extend_from_slice(&server_ms.to_be_bytes());
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// `(account, device, server ms, seq)` of a key, if it is one.
+pub fn parse_key(key: &[u8]) -> Option<(Uuid, u32, u64, u64)> {
+    if key.len() != KEY_BYTES {
+        return None;
+    }
+    let account = Uuid::from_slice(&key[..16]).ok()?;
+    let device = u32::from_be_bytes(key[16..20].try_into().ok()?);
+    let server_ms = u64::from_be_bytes(key[20..28].try_into().ok()?);
+    let seq = u64::from_be_bytes(key[28..36].try_into().ok()?);
+    Some((account, device, server_ms, seq))
+}
+
+/// The stored value of an envelope.
+pub fn encode_value(guid: &Uuid, json: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(16 + json.len());
+    value.extend_from_slice(guid.as_bytes());
+    value.extend_from_slice(json);
+    value
+}
+
+fn decode(key: Box<[u8]>, value: Box<[u8]>, family: &str) -> Result<StoredMessage, StoreError> {
+    if value.len() < 17 || key.len() != KEY_BYTES {
+        return Err(StoreError::Corrupt {
+            family: family.into(),
+            reason: "short message record".into(),
+        });
+    }
+    let guid = Uuid::from_slice(&value[..16]).expect("16 bytes");
+    Ok(StoredMessage { key: key.into_vec(), guid, json: value[16..].to_vec() })
+}
+
+fn upper_bound(account: &Uuid, device_id: u32) -> [u8; PREFIX_BYTES] {
+    device_prefix(account, device_id.saturating_add(1))
+}
+
+/// Up to `limit` envelopes of `device`'s queue after key `after` (from the
+/// start when `None`), in order, and whether more follow.
+pub fn read_page(
+    store: &Store,
+    shard: usize,
+    account: &Uuid,
+    device_id: u32,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<(Vec<StoredMessage>, bool), StoreError> {
+    let family = messages_family(shard);
+    let db = store.db();
+    let cf = db.cf_handle(&family).ok_or_else(|| StoreError::Corrupt {
+        family: family.clone(),
+        reason: "column family missing".into(),
+    })?;
+    let prefix = device_prefix(account, device_id);
+    let start: &[u8] = after.unwrap_or(&prefix);
+    let mut options = rocksdb::ReadOptions::default();
+    options.set_iterate_upper_bound(upper_bound(account, device_id).to_vec());
+    let iterator = db.iterator_cf_opt(
+        cf,
+        options,
+        rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
+    );
+    let mut page = Vec::with_capacity(limit.min(256));
+    for item in iterator {
+        let (key, value) = item?;
+        if after.is_some_and(|after| *key == *after) {
+            continue;
+        }
+        if page.len() == limit {
+            return Ok((page, true));
+        }
+        page.push(decode(key, value, &family)?);
+    }
+    Ok((page, false))
+}
+
+/// The key of `device`'s envelope with server GUID `guid`, if queued.
+pub fn find_by_guid(
+    store: &Store,
+    shard: usize,
+    account: &Uuid,
+    device_id: u32,
+    guid: &Uuid,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let (page, more) = read_page(store, shard, account, device_id, after.as_deref(), 256)?;
+        if let Some(found) = page.iter().find(|message| message.guid == *guid) {
+            return Ok(Some(found.key.clone()));
+        }
+        if !more {
+            return Ok(None);
+        }
+        after = page.last().map(|message| message.key.clone());
+    }
+}
+
+/// The queue length of every device with a queue on shard `shard`.
+pub fn count_per_device(
+    store: &Store,
+    shard: usize,
+) -> Result<HashMap<(Uuid, u32), u32>, StoreError> {
+    let family = messages_family(shard);
+    let db = store.db();
+    let cf = db.cf_handle(&family).ok_or_else(|| StoreError::Corrupt {
+        family: family.clone(),
+        reason: "column family missing".into(),
+    })?;
+    let mut counts = HashMap::new();
+    for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+        let (key, _) = item?;
+        if let Some((account, device, _, _)) = parse_key(&key) {
+            *counts.entry((account, device)).or_insert(0) += 1;
+        }
+    }
+    Ok(counts)
+}
+
+/// Up to `limit` keys on shard `shard` whose server time is before `before_ms`.
+pub fn expired_keys(
+    store: &Store,
+    shard: usize,
+    before_ms: u64,
+    limit: usize,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let family = messages_family(shard);
+    let db = store.db();
+    let cf = db.cf_handle(&family).ok_or_else(|| StoreError::Corrupt {
+        family: family.clone(),
+        reason: "column family missing".into(),
+    })?;
+    let mut keys = Vec::new();
+    for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+        let (key, _) = item?;
+        if let Some((_, _, server_ms, _)) = parse_key(&key) {
+            if server_ms < before_ms {
+                keys.push(key.into_vec());
+                if keys.len() == limit {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_in_delivery_order() {
+        let account = Uuid::new_v4();
+        let a = message_key(&account, 1, 100, 5);
+        let b = message_key(&account, 1, 100, 6);
+        let c = message_key(&account, 1, 101, 0);
+        let other_device = message_key(&account, 2, 0, 0);
+        assert!(a < b && b < c && c < other_device);
+        assert!(c.starts_with(&device_prefix(&account, 1)));
+        assert!(!other_device.starts_with(&device_prefix(&account, 1)));
+    }
+
+    #[test]
+    fn keys_parse_back() {
+        let account = Uuid::new_v4();
+        let key = message_key(&account, 7, 123, 456);
+        assert_eq!(parse_key(&key), Some((account, 7, 123, 456)));
+        assert_eq!(parse_key(&key[..35]), None);
+    }
+
+    #[test]
+    fn pages_follow_the_cursor_in_a_real_rocksdb() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1).unwrap();
+        let db = store.db();
+        let cf = db.cf_handle(&messages_family(0)).unwrap();
+        let account = Uuid::new_v4();
+        let other = Uuid::new_v4();
+        for seq in 0..10u64 {
+            let guid = Uuid::from_u128(seq as u128);
+            db.put_cf(cf, message_key(&account, 1, 1000, seq), encode_value(&guid, b"{}")).unwrap();
+            db.put_cf(cf, message_key(&other, 1, 1000, seq), encode_value(&guid, b"{}")).unwrap();
+        }
+        db.put_cf(cf, message_key(&account, 2, 1, 0), encode_value(&Uuid::nil(), b"{}")).unwrap();
+        let (first, more) = read_page(&store, 0, &account, 1, None, 4).unwrap();
+        assert!(more);
+        assert_eq!(first.len(), 4);
+        let (rest, more) = read_page(&store, 0, &account, 1, Some(&first[3].key), 100).unwrap();
+        assert!(!more);
+        assert_eq!(rest.len(), 6);
+        assert_eq!(rest[0].guid, Uuid::from_u128(4));
+        assert_eq!(
+            find_by_guid(&store, 0, &account, 1, &Uuid::from_u128(9)).unwrap(),
+            Some(message_key(&account, 1, 1000, 9))
+        );
+        assert_eq!(find_by_guid(&store, 0, &account, 1, &Uuid::from_u128(99)).unwrap(), None);
+        let counts = count_per_device(&store, 0).unwrap();
+        assert_eq!(counts[&(account, 1)], 10);
+        assert_eq!(counts[&(account, 2)], 1);
+        assert_eq!(expired_keys(&store, 0, 500, 100).unwrap().len(), 1);
+    }
+}
