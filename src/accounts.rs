@@ -48,18 +48,23 @@ pub fn new_salt() -> [u8; 16] {
     salt
 }
 
+/// Builds the record of device `id` with a fresh salt.
+pub fn new_device_record(registration: &Registration, id: u32, now_ms: u64) -> DeviceRecord {
+    let salt = new_salt();
+    DeviceRecord {
+        id,
+        registration_id: registration.registration_id,
+        name: registration.name.clone(),
+        salt,
+        password_hash: hash_password(&salt, &registration.password),
+        created_ms: now_ms,
+    }
+}
+
 /// Builds the record of a new account with its primary device (id 1).
 pub fn new_account_record(registration: &Registration, now_ms: u64) -> AccountRecord {
-    let salt = new_salt();
     AccountRecord {
-        devices: vec![DeviceRecord {
-            id: 1,
-            registration_id: registration.registration_id,
-            name: registration.name.clone(),
-            salt,
-            password_hash: hash_password(&salt, &registration.password),
-            created_ms: now_ms,
-        }],
+        devices: vec![new_device_record(registration, 1, now_ms)],
         unidentified_access_key: registration.unidentified_access_key,
         unrestricted_unidentified_access: registration.unrestricted_unidentified_access,
         created_ms: now_ms,

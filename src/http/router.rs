@@ -32,6 +32,10 @@ pub enum Route {
     SendMessage(Uuid),
     /// `GET /v1/messages`
     FetchMessages,
+    /// `GET /v1/devices/provisioning/code`
+    LinkCode,
+    /// `PUT /v1/devices/link`
+    LinkDevice,
     /// `DELETE /v1/messages/uuid/{serverGuid}`
     DeleteMessage(String),
 }
@@ -46,6 +50,8 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
         "/v1/accounts" => (Route::RegisterAccount, "PUT"),
         "/v1/devices" => (Route::ListDevices, "GET"),
         "/v1/messages" => (Route::FetchMessages, "GET"),
+        "/v1/devices/provisioning/code" => (Route::LinkCode, "GET"),
+        "/v1/devices/link" => (Route::LinkDevice, "PUT"),
         other => match other.strip_prefix("/v1/messages/") {
             Some(rest) => match rest.strip_prefix("uuid/") {
                 Some(guid) if !guid.contains('/') => {
@@ -105,6 +111,8 @@ async fn handle(
             routes::messages::send(ctx, caller, destination, request).await
         }
         Route::FetchMessages => routes::messages::fetch(ctx, require_caller(caller)?),
+        Route::LinkCode => routes::link::code(ctx, require_caller(caller)?),
+        Route::LinkDevice => routes::link::link(ctx, request).await,
         Route::DeleteMessage(guid) => {
             routes::messages::delete(ctx, require_caller(caller)?, &guid).await
         }

@@ -114,6 +114,48 @@ impl RegistrationRequest {
     }
 }
 
+/// `PUT /v1/devices/link` body: a new device joins the account whose
+/// primary issued `verificationCode`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkDeviceRequest {
+    /// The code from `GET /v1/devices/provisioning/code`.
+    pub verification_code: String,
+    /// The new device's secret.
+    pub password: String,
+    /// The new device's registration id.
+    pub registration_id: u32,
+    /// The new device's (encrypted) name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl LinkDeviceRequest {
+    /// Checks ranges; returns the code and the device's credentials.
+    pub fn validate(self) -> Result<(String, Registration), PayloadError> {
+        let registration = RegistrationRequest {
+            password: self.password,
+            registration_id: self.registration_id,
+            unidentified_access_key: None,
+            unrestricted_unidentified_access: false,
+            name: self.name,
+        }
+        .validate()?;
+        if self.verification_code.is_empty() || self.verification_code.len() > 128 {
+            return Err(PayloadError("verificationCode must be 1 to 128 bytes".into()));
+        }
+        Ok((self.verification_code, registration))
+    }
+}
+
+/// `GET /v1/devices/provisioning/code` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationCode {
+    /// Single-use code a new device presents to `PUT /v1/devices/link`.
+    pub verification_code: String,
+}
+
 /// `PUT /v1/accounts` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -50,6 +50,15 @@ pub enum Call {
         /// Validated registration.
         registration: Registration,
     },
+    /// Add a device to `account` if `code` is its pending link code.
+    LinkDevice {
+        /// The account (the callee is its owner).
+        account: Uuid,
+        /// The code the new device presented.
+        code: String,
+        /// The new device's credentials.
+        registration: Registration,
+    },
     /// Check, persist and deliver one send to every device of `destination`.
     SendMessage {
         /// The recipient account (the callee is its owner).

@@ -60,6 +60,10 @@ pub struct ShardCtx {
     pending_calls: RefCell<HashMap<u64, oneshot::Sender<Response>>>,
     next_token: Cell<u64>,
     connections_open: Cell<usize>,
+    /// Pending device-link codes by account: (code, expiry ms). One per account.
+    pub link_codes: RefCell<HashMap<Uuid, (String, u64)>>,
+    /// Accounts with a record write in flight (changes are one at a time).
+    pub accounts_changing: RefCell<std::collections::HashSet<Uuid>>,
     /// Stored envelopes per device (see `delivery::retention`).
     pub queue_lens: RefCell<HashMap<AuthedDevice, u32>>,
     /// Next envelope sequence number (orders envelopes within a millisecond).
@@ -284,6 +288,8 @@ async fn serve(setup: ShardSetup) {
         next_token: Cell::new(0),
         connections_open: Cell::new(0),
         queue_lens: RefCell::new(queue_lens),
+        link_codes: RefCell::new(HashMap::new()),
+        accounts_changing: RefCell::new(Default::default()),
         next_seq: Cell::new(0),
         last_server_ms: Cell::new(0),
     });
@@ -373,6 +379,9 @@ async fn apply_call(ctx: &Rc<ShardCtx>, call: Call) -> Response {
     match call {
         Call::CreateAccount { uuid, registration } => {
             crate::http::routes::accounts::create_on_owner(ctx, uuid, registration).await
+        }
+        Call::LinkDevice { account, code, registration } => {
+            crate::http::routes::link::link_on_owner(ctx, account, &code, registration).await
         }
         Call::SendMessage { destination, sender, access_key, send } => {
             crate::delivery::ingest::accept_on_owner(ctx, destination, sender, access_key, send)

@@ -6,5 +6,6 @@ pub mod accounts;
 pub mod devices;
 pub mod health;
 pub mod keepalive;
+pub mod link;
 pub mod messages;
 pub mod metrics;
