@@ -26,8 +26,8 @@ use std::rc::Rc;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-/// Checks the send against the recipient's account. On success returns the
-/// devices to deliver to, in request order, with each entry's index.
+/// Checks the send against the recipient's account; the error is the
+/// response to answer (404, 401, 409 or 410).
 fn check(
     ctx: &ShardCtx,
     destination: &Uuid,

@@ -1,0 +1,193 @@
+//! The load generator's clients: a WebSocket client and a keep-alive HTTP
+//! client, both on monoio, many per thread, speaking the real protocol.
+//!
+//! Connections can be bound to a chosen loopback source address
+//! (127.0.0.2, 127.0.0.3, ...) so one machine can open more than the ~64k
+//! connections one source address allows towards one server port.
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use switchboard::http::websocket::memstream::MemStream;
+use switchboard::protocol::base64;
+use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::{Message, WebSocket};
+
+/// Opens a TCP connection, from `source` when given.
+pub fn connect_tcp(server: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let socket =
+        socket2::Socket::new(socket2::Domain::for_address(server), socket2::Type::STREAM, None)?;
+    if let Some(source) = source {
+        socket.bind(&SocketAddr::new(source, 0).into())?;
+    }
+    socket.connect(&server.into())?;
+    socket.set_tcp_nodelay(true)?;
+    socket.set_nonblocking(true)?;
+    TcpStream::from_std(socket.into())
+}
+
+async fn read_some(stream: &mut TcpStream, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    buf.reserve(4096);
+    let (len, capacity) = (buf.len(), buf.capacity());
+    let (result, slice) = stream.read(buf.slice_mut(len..capacity)).await;
+    (result, slice.into_inner())
+}
+
+/// Reads an HTTP response head and body; returns (status, body, leftover).
+async fn read_response(
+    stream: &mut TcpStream,
+    mut buf: Vec<u8>,
+) -> io::Result<(u16, Vec<u8>, Vec<u8>)> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let status: u16 = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| io::Error::other("bad status line"))?;
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            while buf.len() < end + 4 + length {
+                let (result, back) = read_some(stream, buf).await;
+                buf = back;
+                if result? == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+            }
+            let rest = buf.split_off(end + 4 + length);
+            let body = buf.split_off(end + 4);
+            return Ok((status, body, rest));
+        }
+        let (result, back) = read_some(stream, buf).await;
+        buf = back;
+        if result? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
+
+/// A keep-alive HTTP/1.1 client on one connection.
+pub struct HttpConn {
+    stream: TcpStream,
+}
+
+impl HttpConn {
+    /// Connects.
+    pub fn connect(server: SocketAddr) -> io::Result<Self> {
+        Ok(Self { stream: connect_tcp(server, None)? })
+    }
+
+    /// One request; returns (status, body).
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> io::Result<(u16, Vec<u8>)> {
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: loadgen\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        let (result, _) = self.stream.write_all(request).await;
+        result?;
+        let (status, body, _) = read_response(&mut self.stream, Vec::new()).await?;
+        Ok((status, body))
+    }
+}
+
+/// An authenticated WebSocket client.
+pub struct WsConn {
+    stream: TcpStream,
+    ws: WebSocket<MemStream>,
+}
+
+impl WsConn {
+    /// Connects and upgrades at `/v1/websocket/` with query credentials.
+    pub async fn connect(
+        server: SocketAddr,
+        source: Option<IpAddr>,
+        login: &str,
+        password: &str,
+    ) -> io::Result<Self> {
+        let mut stream = connect_tcp(server, source)?;
+        let mut key = [0u8; 16];
+        getrandom::fill(&mut key).map_err(|error| io::Error::other(error.to_string()))?;
+        let request = format!(
+            "GET /v1/websocket/?login={login}&password={password} HTTP/1.1\r\nHost: loadgen\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n",
+            base64::encode(&key)
+        );
+        let (result, _) = stream.write_all(request.into_bytes()).await;
+        result?;
+        let (status, _, leftover) = read_response(&mut stream, Vec::new()).await?;
+        if status != 101 {
+            return Err(io::Error::other(format!("upgrade answered {status}")));
+        }
+        let mut memstream = MemStream::default();
+        memstream.feed(&leftover);
+        let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+        Ok(Self { stream, ws: WebSocket::from_raw_socket(memstream, Role::Client, Some(config)) })
+    }
+
+    /// Queues a text frame (sent by the next [`Self::flush`]).
+    pub fn queue_text(&mut self, text: String) -> io::Result<()> {
+        self.ws.write(Message::text(text)).map_err(io::Error::other)
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        let _ = self.ws.flush();
+        let bytes = self.ws.get_mut().take_output();
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let (result, _) = self.stream.write_all(bytes).await;
+        result.map(|_| ())
+    }
+
+    /// The next text message; `None` when the server closed. Pings are
+    /// answered on the way.
+    pub async fn next_text(&mut self) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            match self.ws.read() {
+                Ok(Message::Text(text)) => return Ok(Some(text.as_bytes().to_vec())),
+                Ok(Message::Close(_)) => return Ok(None),
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.flush().await?;
+                    let (result, buf) = read_some(&mut self.stream, Vec::new()).await;
+                    if result? == 0 {
+                        return Ok(None);
+                    }
+                    self.ws.get_mut().feed(&buf);
+                }
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return Ok(None)
+                }
+                Err(error) => return Err(io::Error::other(error)),
+            }
+        }
+    }
+}
+
+/// Loopback source address number `index` (127.0.0.2 upwards), or none when
+/// `count` is 0.
+pub fn source_address(index: usize, count: usize) -> Option<IpAddr> {
+    if count == 0 {
+        return None;
+    }
+    let n = 2 + (index % count) as u32;
+    Some(IpAddr::from([127, (n >> 16) as u8, (n >> 8) as u8, n as u8]))
+}

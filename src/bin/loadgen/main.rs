@@ -1,0 +1,138 @@
+//! `loadgen`: drives a running switchboard with real WebSocket clients and
+//! reports machine-readable results (one JSON object on stdout) plus a human
+//! summary on stderr.
+//!
+//! - `idle`: hold C authenticated connections; server RSS per connection.
+//! - `messaging`: sender/recipient pairs; throughput and send->deliver latency.
+
+mod accounts;
+mod client;
+mod idle;
+mod messaging;
+mod report;
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Load generator for switchboard: real WebSocket clients over loopback.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The server to drive (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8080", global = true)]
+    server: SocketAddr,
+    /// Load-generator threads (each a monoio runtime with many connections).
+    #[arg(long, default_value_t = 1, global = true)]
+    threads: usize,
+    /// Spread connections over this many loopback source addresses
+    /// (127.0.0.2, ...), to exceed ~64k connections; 0 uses the default.
+    #[arg(long, default_value_t = 0, global = true)]
+    source_ips: usize,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Hold C idle authenticated connections and measure server RSS per connection.
+    Idle {
+        /// Connections to open.
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Server process id, to read its RSS.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Seconds to hold the connections after they are all open.
+        #[arg(long, default_value_t = 5)]
+        hold_secs: u64,
+        /// Connection attempts in flight per thread.
+        #[arg(long, default_value_t = 64)]
+        connect_concurrency: usize,
+    },
+    /// Pairs of senders and recipients; throughput and latency.
+    Messaging {
+        /// Sender/recipient pairs.
+        #[arg(long, default_value_t = 64)]
+        pairs: usize,
+        /// Sends in flight per sender.
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+        /// Seconds of sending.
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        /// Content bytes per envelope (at least 8: the send timestamp).
+        #[arg(long, default_value_t = 64)]
+        content_bytes: usize,
+        /// Open loop at this many messages/s in total; closed loop when absent.
+        #[arg(long)]
+        rate: Option<u64>,
+    },
+}
+
+/// Runs a future on a fresh monoio runtime on this thread.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("monoio runtime");
+    runtime.block_on(future)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if !cli.server.ip().is_loopback() {
+        anyhow::bail!("loadgen drives loopback servers only (got {})", cli.server);
+    }
+    let threads = cli.threads.max(1);
+    let machine = report::machine();
+    let output = match cli.scenario {
+        Scenario::Idle { connections, server_pid, hold_secs, connect_concurrency } => {
+            let result = idle::run(idle::IdleArgs {
+                server: cli.server,
+                connections,
+                threads,
+                source_ips: cli.source_ips,
+                server_pid,
+                hold_secs,
+                connect_concurrency,
+            })?;
+            eprintln!(
+                "idle: {} of {} connections open ({} failed) in {:.1}s; server RSS per connection: {}",
+                result.connections_open,
+                result.connections_wanted,
+                result.connect_failures,
+                result.connect_secs,
+                result.server_rss_per_connection_bytes.map_or("n/a".into(), |b| format!("{b:.0} bytes"))
+            );
+            serde_json::json!({"scenario": "idle", "machine": machine, "result": result})
+        }
+        Scenario::Messaging { pairs, window, duration_secs, content_bytes, rate } => {
+            let result = messaging::run(messaging::MessagingArgs {
+                server: cli.server,
+                pairs,
+                window,
+                duration_secs,
+                threads,
+                content_bytes,
+                rate,
+                source_ips: cli.source_ips,
+            })?;
+            eprintln!(
+                "messaging: {:.0} sends/s answered 200, {:.0} deliveries/s; latency p50 {} us, p99 {} us, p99.9 {} us, max {} us",
+                result.sent_per_sec,
+                result.delivered_per_sec,
+                result.latency_us_p50,
+                result.latency_us_p99,
+                result.latency_us_p999,
+                result.latency_us_max
+            );
+            serde_json::json!({"scenario": "messaging", "machine": machine, "result": result})
+        }
+    };
+    println!("{output}");
+    // Connection tasks still hold sockets; exiting closes them all.
+    std::process::exit(0);
+}

@@ -1,0 +1,289 @@
+//! `messaging`: P sender/recipient pairs over real WebSockets. Each sender
+//! sends framed `PUT /v1/messages/{recipient}` with up to `window` in flight;
+//! each recipient acknowledges every envelope with 200. Reports sends
+//! answered 200 per second, envelopes delivered per second, and the
+//! send->deliver latency distribution (HDR histogram).
+//!
+//! Closed loop (no `rate`): senders keep their window full, finding the
+//! maximum. Open loop (`rate` msgs/s in total): each send has an intended
+//! time on a fixed schedule and its latency is measured from that intended
+//! time, not from when it was actually written, so a stalled server cannot
+//! hide its queueing delay (coordinated omission).
+
+use crate::accounts::{register_many, Credentials, REGISTRATION_ID};
+use crate::client::{source_address, WsConn};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use switchboard::protocol::base64;
+use switchboard::protocol::frame::{self, Frame, WsRequest, WsResponse};
+
+/// A 200 response frame to server request `id`.
+pub fn ok_response(id: u64) -> String {
+    frame::encode_response(&WsResponse {
+        id,
+        status: 200,
+        message: Some("OK".into()),
+        body: None,
+        headers: vec![],
+    })
+}
+
+static BASE: OnceLock<Instant> = OnceLock::new();
+
+fn micros_since_base(at: Instant) -> u64 {
+    at.saturating_duration_since(*BASE.get_or_init(Instant::now)).as_micros() as u64
+}
+
+pub struct MessagingArgs {
+    pub server: SocketAddr,
+    pub pairs: usize,
+    pub window: usize,
+    pub duration_secs: u64,
+    pub threads: usize,
+    pub content_bytes: usize,
+    pub rate: Option<u64>,
+    pub source_ips: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessagingResult {
+    pub pairs: usize,
+    pub window: usize,
+    pub content_bytes: usize,
+    pub target_rate: Option<u64>,
+    pub duration_secs: f64,
+    pub sent_ok: u64,
+    pub send_errors: u64,
+    pub delivered: u64,
+    pub sent_per_sec: f64,
+    pub delivered_per_sec: f64,
+    pub latency_us_p50: u64,
+    pub latency_us_p90: u64,
+    pub latency_us_p99: u64,
+    pub latency_us_p999: u64,
+    pub latency_us_max: u64,
+}
+
+struct Counters {
+    sent_ok: AtomicU64,
+    send_errors: AtomicU64,
+    delivered: AtomicU64,
+    stop: AtomicBool,
+    histogram: Mutex<Histogram<u64>>,
+}
+
+pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
+    BASE.get_or_init(Instant::now);
+    let accounts = crate::block_on(register_many(args.server, args.pairs * 2, 64))?;
+    let pairs: Vec<(Credentials, Credentials)> =
+        accounts.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
+    let counters = Arc::new(Counters {
+        sent_ok: AtomicU64::new(0),
+        send_errors: AtomicU64::new(0),
+        delivered: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        histogram: Mutex::new(
+            Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        ),
+    });
+    let per_pair_rate = args.rate.map(|rate| rate as f64 / args.pairs.max(1) as f64);
+    let ready = Arc::new(AtomicU64::new(0));
+    let start_at = Arc::new(OnceLock::<Instant>::new());
+    let mut threads = Vec::new();
+    for thread in 0..args.threads {
+        let share: Vec<(usize, (Credentials, Credentials))> =
+            pairs.iter().cloned().enumerate().filter(|(i, _)| i % args.threads == thread).collect();
+        let (counters, ready, start_at) = (counters.clone(), ready.clone(), start_at.clone());
+        let (server, window, content_bytes, source_ips) =
+            (args.server, args.window, args.content_bytes, args.source_ips);
+        threads.push(std::thread::spawn(move || {
+            crate::block_on(async move {
+                let mut tasks = Vec::new();
+                for (index, (sender, recipient)) in share {
+                    let source = source_address(index, source_ips);
+                    let Ok(mut receiver) =
+                        WsConn::connect(server, source, &recipient.uuid, &recipient.password).await
+                    else {
+                        counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let Ok(sending) =
+                        WsConn::connect(server, source, &sender.uuid, &sender.password).await
+                    else {
+                        counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    // Drain the recipient's initial queue/empty before timing starts.
+                    if let Ok(Some(mut text)) = receiver.next_text().await {
+                        if let Ok(Frame::Request(request)) = frame::decode(&mut text, 1 << 20) {
+                            let _ = receiver.queue_text(ok_response(request.id));
+                            let _ = receiver.flush().await;
+                        }
+                    }
+                    ready.fetch_add(1, Ordering::Relaxed);
+                    let (c1, c2, s) = (counters.clone(), counters.clone(), start_at.clone());
+                    tasks.push(monoio::spawn(receive_loop(receiver, c1)));
+                    let destination = recipient.uuid.clone();
+                    tasks.push(monoio::spawn(send_loop(
+                        sending,
+                        destination,
+                        window,
+                        content_bytes,
+                        per_pair_rate,
+                        c2,
+                        s,
+                    )));
+                }
+                for task in tasks {
+                    task.await;
+                }
+            })
+        }));
+    }
+    let wait_started = Instant::now();
+    while (ready.load(Ordering::Relaxed) as usize) < args.pairs
+        && wait_started.elapsed() < Duration::from_secs(120)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = *start_at.get_or_init(Instant::now);
+    std::thread::sleep(Duration::from_secs(args.duration_secs));
+    counters.stop.store(true, Ordering::Relaxed);
+    let sent_window = started.elapsed().as_secs_f64();
+    let sent_ok = counters.sent_ok.load(Ordering::Relaxed);
+    // Let deliveries of everything sent arrive (bounded).
+    let drain_started = Instant::now();
+    while counters.delivered.load(Ordering::Relaxed) < counters.sent_ok.load(Ordering::Relaxed)
+        && drain_started.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let delivered = counters.delivered.load(Ordering::Relaxed);
+    let histogram = counters.histogram.lock().unwrap().clone();
+    let result = MessagingResult {
+        pairs: args.pairs,
+        window: args.window,
+        content_bytes: args.content_bytes,
+        target_rate: args.rate,
+        duration_secs: sent_window,
+        sent_ok,
+        send_errors: counters.send_errors.load(Ordering::Relaxed),
+        delivered,
+        sent_per_sec: sent_ok as f64 / sent_window,
+        delivered_per_sec: delivered as f64 / (sent_window + drain_started.elapsed().as_secs_f64()),
+        latency_us_p50: histogram.value_at_quantile(0.50),
+        latency_us_p90: histogram.value_at_quantile(0.90),
+        latency_us_p99: histogram.value_at_quantile(0.99),
+        latency_us_p999: histogram.value_at_quantile(0.999),
+        latency_us_max: histogram.max(),
+    };
+    // The connection tasks end when the process exits.
+    drop(threads);
+    Ok(result)
+}
+
+async fn send_loop(
+    mut conn: WsConn,
+    destination: String,
+    window: usize,
+    content_bytes: usize,
+    rate: Option<f64>,
+    counters: Arc<Counters>,
+    start_at: Arc<OnceLock<Instant>>,
+) {
+    let path = format!("/v1/messages/{destination}");
+    let start = *start_at.get_or_init(Instant::now);
+    let interval = rate.map(|rate| Duration::from_secs_f64(1.0 / rate.max(0.001)));
+    let mut sent = 0u64;
+    let mut inflight = 0usize;
+    let mut next_id = 1u64;
+    while !counters.stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        while inflight < window {
+            let intended = match interval {
+                Some(interval) => {
+                    let at = start + interval * sent as u32;
+                    if at > now {
+                        break;
+                    }
+                    at
+                }
+                None => now,
+            };
+            let mut content = micros_since_base(intended).to_be_bytes().to_vec();
+            content.resize(content_bytes.max(8), 0x5a);
+            let body = format!(
+                r#"{{"messages":[{{"type":1,"destinationDeviceId":1,"destinationRegistrationId":{REGISTRATION_ID},"content":"{}"}}],"online":false,"urgent":true,"timestamp":{}}}"#,
+                base64::encode(&content),
+                sent
+            );
+            let request = WsRequest {
+                id: next_id,
+                verb: "PUT".into(),
+                path: path.clone(),
+                body: Some(body.into_bytes()),
+                headers: vec![],
+            };
+            if conn.queue_text(frame::encode_request(&request)).is_err() {
+                return;
+            }
+            next_id += 1;
+            sent += 1;
+            inflight += 1;
+        }
+        if conn.flush().await.is_err() {
+            return;
+        }
+        if inflight == 0 {
+            if let Some(interval) = interval {
+                let at = start + interval * sent as u32;
+                monoio::time::sleep(at.saturating_duration_since(Instant::now())).await;
+            }
+            continue;
+        }
+        let Ok(Some(mut text)) = conn.next_text().await else { return };
+        match frame::decode(&mut text, 1 << 20) {
+            Ok(Frame::Response(response)) => {
+                inflight -= 1;
+                if response.status == 200 {
+                    counters.sent_ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(Frame::Request(request)) => {
+                let _ = conn.queue_text(ok_response(request.id));
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+async fn receive_loop(mut conn: WsConn, counters: Arc<Counters>) {
+    while let Ok(Some(mut text)) = conn.next_text().await {
+        let Ok(Frame::Request(request)) = frame::decode(&mut text, 1 << 20) else { continue };
+        let _ = conn.queue_text(ok_response(request.id));
+        if request.path != "/api/v1/message" {
+            continue;
+        }
+        let envelope: serde_json::Value = request
+            .body
+            .as_deref()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or_default();
+        let content = envelope["content"]
+            .as_str()
+            .and_then(|c| base64::decode(c.as_bytes()).ok())
+            .unwrap_or_default();
+        if content.len() >= 8 {
+            let sent_us = u64::from_be_bytes(content[..8].try_into().expect("8 bytes"));
+            let latency_us = micros_since_base(Instant::now()).saturating_sub(sent_us).max(1);
+            let _ = counters.histogram.lock().unwrap().record(latency_us.min(60_000_000));
+        }
+        counters.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,79 @@
+//! Measuring and reporting: process RSS, a progress line, the machine.
+
+use serde::Serialize;
+use std::io::Write;
+use std::time::Instant;
+
+/// Resident set size of process `pid`, from `/proc/<pid>/status`.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// A one-line progress bar on stderr for long phases.
+pub struct Progress {
+    label: &'static str,
+    total: u64,
+    started: Instant,
+}
+
+impl Progress {
+    pub fn new(label: &'static str, total: u64) -> Self {
+        Self { label, total, started: Instant::now() }
+    }
+
+    pub fn set(&mut self, done: u64) {
+        let width = 30;
+        let filled =
+            if self.total == 0 { width } else { (done * width / self.total.max(1)).min(width) }
+                as usize;
+        eprint!(
+            "\r{} [{}{}] {done}/{} {:.0}s ",
+            self.label,
+            "#".repeat(filled),
+            " ".repeat(width as usize - filled),
+            self.total,
+            self.started.elapsed().as_secs_f64()
+        );
+        let _ = std::io::stderr().flush();
+    }
+
+    pub fn finish(&mut self, done: u64) {
+        self.set(done);
+        eprintln!();
+    }
+}
+
+/// The machine a result came from.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub host: String,
+    pub cores: usize,
+    pub memory_bytes: Option<u64>,
+    pub kernel: String,
+    pub cpu_model: String,
+}
+
+pub fn machine() -> Machine {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpu_model = read("/proc/cpuinfo")
+        .lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split_once(':'))
+        .map(|(_, model)| model.trim().to_string())
+        .unwrap_or_default();
+    let memory_bytes = read("/proc/meminfo")
+        .lines()
+        .find(|line| line.starts_with("MemTotal:"))
+        .and_then(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|kib| kib * 1024);
+    Machine {
+        host: read("/proc/sys/kernel/hostname").trim().to_string(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_bytes,
+        kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
+        cpu_model,
+    }
+}
