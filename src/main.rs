@@ -16,8 +16,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// switchboard: a thread-per-core, io_uring real-time message server with
 /// the shape of Signal's WebSocket interface.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Cli {
+    /// With no command, these flags run `serve`.
+    #[command(flatten)]
+    serve: ConfigArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -96,7 +99,7 @@ impl ConfigArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve(ConfigArgs::default())) {
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Config(args) => {
             print!("{}", args.resolve()?.to_toml());
             Ok(())

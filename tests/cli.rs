@@ -148,7 +148,6 @@ fn help_lists_the_commands_and_serve_help_every_flag() {
 }
 
 #[test]
-#[ignore = "server bug: top-level --help lists only the subcommands, none of the serve flags"]
 fn top_level_help_mentions_every_flag() {
     let outcome = run(&["--help"], &[]);
     assert_eq!(outcome.code, Some(0), "{outcome:?}");
@@ -301,4 +300,24 @@ fn data_dir_refuses_a_different_shard_count() {
     let server = Server::start_with(options());
     let (status, _) = server.request("GET", "/v1/devices", Some(&account), b"");
     assert_eq!(status, 200);
+}
+
+/// Regression (found by the hostile-input review): flags given with no
+/// command must run `serve`, as the help says.
+#[test]
+fn flags_without_a_command_run_serve() {
+    use std::io::BufRead;
+    let temp = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--listen", "127.0.0.1:0", "--shards", "1", "--no-pin", "--data-dir"])
+        .arg(temp.path().join("data"))
+        .env("SWITCHBOARD_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("switchboard listening on 127.0.0.1:"), "{line:?}");
 }
