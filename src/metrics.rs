@@ -68,6 +68,8 @@ shard_metrics! {
     messages_expired_total: "counter",
     /// Online-only envelopes dropped because the device's session was saturated.
     ephemeral_dropped_total: "counter",
+    /// Longest RocksDB queue read on the shard thread, in microseconds.
+    store_read_max_us: "gauge",
     /// Longest event-loop stall seen, in microseconds (lag probe).
     loop_lag_max_us: "gauge",
     /// Event-loop stalls of 1 ms or more.

@@ -16,6 +16,8 @@ use crate::store::{accounts_family, messages_family, Store, StoreError};
 use futures_channel::oneshot;
 use rocksdb::{WriteBatch, WriteOptions};
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which of the shard's column families an op targets.
@@ -64,6 +66,9 @@ const JOBS_PER_BATCH_MAX: usize = 1024;
 pub struct Writer {
     producer: RefCell<rtrb::Producer<WriteJob>>,
     thread: std::thread::Thread,
+    /// True while the writer thread is (about to be) parked: only then does
+    /// a producer pay for an unpark (a futex syscall per job otherwise).
+    parked: Arc<AtomicBool>,
     full_wait_ms: u64,
 }
 
@@ -77,10 +82,17 @@ impl Writer {
         full_wait_ms: u64,
     ) -> std::io::Result<Self> {
         let (producer, consumer) = rtrb::RingBuffer::new(queue_slots);
+        let parked = Arc::new(AtomicBool::new(false));
+        let writer_parked = parked.clone();
         let handle = std::thread::Builder::new()
             .name(format!("writer-{shard}"))
-            .spawn(move || run(store, shard, durability, consumer))?;
-        Ok(Self { producer: RefCell::new(producer), thread: handle.thread().clone(), full_wait_ms })
+            .spawn(move || run(store, shard, durability, consumer, writer_parked))?;
+        Ok(Self {
+            producer: RefCell::new(producer),
+            thread: handle.thread().clone(),
+            parked,
+            full_wait_ms,
+        })
     }
 
     /// Applies `ops` atomically; resolves once they are durable per the mode.
@@ -113,7 +125,11 @@ impl Writer {
                 }
             }
         }
-        self.thread.unpark();
+        // SeqCst pairs with the writer's store of `parked` before its last
+        // emptiness check: either it sees our job, or we see it parked.
+        if self.parked.load(Ordering::SeqCst) {
+            self.thread.unpark();
+        }
         match wait.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => {
@@ -131,7 +147,13 @@ impl Drop for Writer {
     }
 }
 
-fn run(store: Store, shard: usize, durability: Durability, mut consumer: rtrb::Consumer<WriteJob>) {
+fn run(
+    store: Store,
+    shard: usize,
+    durability: Durability,
+    mut consumer: rtrb::Consumer<WriteJob>,
+    parked: Arc<AtomicBool>,
+) {
     let db = store.db().clone();
     let accounts = accounts_family(shard);
     let messages = messages_family(shard);
@@ -150,7 +172,11 @@ fn run(store: Store, shard: usize, durability: Durability, mut consumer: rtrb::C
             if consumer.is_abandoned() {
                 return;
             }
-            std::thread::park_timeout(Duration::from_millis(100));
+            parked.store(true, Ordering::SeqCst);
+            if consumer.is_empty() {
+                std::thread::park_timeout(Duration::from_millis(100));
+            }
+            parked.store(false, Ordering::SeqCst);
             continue;
         }
         let (Some(accounts_cf), Some(messages_cf)) =

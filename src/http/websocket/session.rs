@@ -172,6 +172,15 @@ pub async fn run(
             Ok(None) => End::Close,
             Ok(Some(event)) => session.on_event(event),
         };
+        // Handle every event already queued before writing, so one write
+        // carries many frames (a syscall per frame dominated the profile).
+        while end == End::Open {
+            match inbox.try_recv() {
+                Ok(event) => end = session.on_event(event),
+                Err(mpsc::TryRecvError::Closed) => end = End::Close,
+                Err(mpsc::TryRecvError::Empty) => break,
+            }
+        }
     }
     ctx.sessions.borrow_mut().unregister(&device, conn_id);
     ShardMetrics::dec(&ctx.stats().websockets_open);
@@ -285,6 +294,7 @@ impl Session {
         }
         while self.outbox.wants_read() && !self.window.is_full() {
             let free = self.window.capacity() - self.window.len();
+            let read_started = std::time::Instant::now();
             let page = read_page(
                 &self.ctx.store,
                 self.ctx.id,
@@ -293,6 +303,11 @@ impl Session {
                 self.outbox.cursor(),
                 free,
             );
+            let read_us = read_started.elapsed().as_micros() as u64;
+            self.ctx
+                .stats()
+                .store_read_max_us
+                .fetch_max(read_us, std::sync::atomic::Ordering::Relaxed);
             let (page, more) = match page {
                 Ok(page) => page,
                 Err(error) => {
