@@ -121,6 +121,9 @@ pub async fn serve(
         }
         if is_upgrade {
             let leftover = buf.split_off(head_len);
+            // Values in scope stay alive across an await for the whole
+            // session: release the head buffer now.
+            drop(buf);
             websocket::accept(ctx, stream, head, leftover, guard).await;
             return;
         }

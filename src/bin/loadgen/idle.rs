@@ -66,9 +66,14 @@ pub fn run(args: IdleArgs) -> std::io::Result<IdleResult> {
                             let next = queue.lock().unwrap().pop();
                             let Some((index, account)) = next else { return };
                             let source = source_address(index / 50_000, source_ips);
-                            match WsConn::connect(server, source, &account.uuid, &account.password)
+                            let connect =
+                                WsConn::connect(server, source, &account.uuid, &account.password);
+                            let attempt = monoio::time::timeout(Duration::from_secs(10), connect)
                                 .await
-                            {
+                                .unwrap_or_else(|_| {
+                                    Err(std::io::Error::other("connect timed out after 10 s"))
+                                });
+                            match attempt {
                                 Ok(conn) => {
                                     open.fetch_add(1, Ordering::Relaxed);
                                     monoio::spawn(hold(conn, open.clone()));

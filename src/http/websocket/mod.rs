@@ -91,6 +91,7 @@ pub async fn accept(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {accept_key}\r\n\r\n"
     );
+    drop(head);
     let (result, _) = stream.write_all(switching.into_bytes()).await;
     if result.is_err() {
         return;

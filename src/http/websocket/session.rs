@@ -137,6 +137,8 @@ pub async fn run(
     let now = now_ms();
     let mut memstream = MemStream::default();
     memstream.feed(&leftover);
+    let had_leftover = !leftover.is_empty();
+    drop(leftover);
     let mut session = Session {
         ctx: ctx.clone(),
         device,
@@ -151,7 +153,7 @@ pub async fn run(
     };
     // The stored backlog first, then queue/empty, then live traffic.
     let mut end = session.pump_outbox();
-    if end == End::Open && !leftover.is_empty() {
+    if end == End::Open && had_leftover {
         end = session.on_bytes(&[]);
     }
     loop {
@@ -223,19 +225,31 @@ async fn linger(fd: std::os::fd::RawFd, inbox: &mut mpsc::Receiver<SessionEvent>
     }
 }
 
+/// Smallest read buffer a session keeps while its traffic is light.
+const READ_CHUNK_MIN_BYTES: usize = 512;
+
+/// Reads the socket into events. The buffer adapts: a read that fills it
+/// doubles it (up to `chunk_max`), a read under a quarter of it halves it
+/// (down to [`READ_CHUNK_MIN_BYTES`]), so an idle connection holds a small
+/// buffer in its pending read and a busy one reads in large chunks.
 async fn read_loop(
     mut reader: OwnedReadHalf<TcpStream>,
     mut events: mpsc::Sender<SessionEvent>,
-    chunk: usize,
+    chunk_max: usize,
 ) {
-    let mut buf = Vec::with_capacity(chunk);
+    let mut chunk = READ_CHUNK_MIN_BYTES.min(chunk_max);
     loop {
-        buf.clear();
-        let (result, back) = read_more_half(&mut reader, buf, chunk).await;
-        buf = back;
+        let (result, buf) = read_more_half(&mut reader, Vec::with_capacity(chunk), chunk).await;
         let event = match result {
             Ok(0) | Err(_) => SessionEvent::ReadClosed,
-            Ok(_) => SessionEvent::Bytes(buf.clone()),
+            Ok(read) => {
+                if read >= chunk {
+                    chunk = (chunk * 2).min(chunk_max);
+                } else if read < chunk / 4 {
+                    chunk = (chunk / 2).max(READ_CHUNK_MIN_BYTES).min(chunk_max);
+                }
+                SessionEvent::Bytes(buf)
+            }
         };
         let closed = matches!(event, SessionEvent::ReadClosed);
         if events.send(event).await.is_err() || closed {
