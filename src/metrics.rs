@@ -68,8 +68,11 @@ shard_metrics! {
     messages_expired_total: "counter",
     /// Online-only envelopes dropped because the device's session was saturated.
     ephemeral_dropped_total: "counter",
-    /// Longest RocksDB queue read on the shard thread, in microseconds.
+    /// Longest RocksDB queue read on the shard thread, wall clock, in microseconds.
     store_read_max_us: "gauge",
+    /// Most CPU time one RocksDB queue read used on the shard thread, in
+    /// microseconds (wall time above this is waiting: preemption or I/O).
+    store_read_cpu_max_us: "gauge",
     /// Longest event-loop stall seen, in microseconds (lag probe).
     loop_lag_max_us: "gauge",
     /// Event-loop stalls of 1 ms or more.

@@ -19,6 +19,7 @@
 
 use crate::accounts::AuthedDevice;
 use crate::config::Limits;
+use crate::delivery::lag::thread_cpu_us;
 use crate::delivery::outbox::Outbox;
 use crate::delivery::retention::count_removed;
 use crate::delivery::window::{Inflight, InflightWindow};
@@ -40,6 +41,7 @@ use monoio::net::TcpStream;
 use std::cell::Cell;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
@@ -309,6 +311,7 @@ impl Session {
         while self.outbox.wants_read() && !self.window.is_full() {
             let free = self.window.capacity() - self.window.len();
             let read_started = std::time::Instant::now();
+            let read_cpu_started_us = thread_cpu_us();
             let page = read_page(
                 &self.ctx.store,
                 self.ctx.id,
@@ -318,10 +321,10 @@ impl Session {
                 free,
             );
             let read_us = read_started.elapsed().as_micros() as u64;
-            self.ctx
-                .stats()
-                .store_read_max_us
-                .fetch_max(read_us, std::sync::atomic::Ordering::Relaxed);
+            let read_cpu_us = thread_cpu_us().saturating_sub(read_cpu_started_us);
+            let stats = self.ctx.stats();
+            stats.store_read_max_us.fetch_max(read_us, Ordering::Relaxed);
+            stats.store_read_cpu_max_us.fetch_max(read_cpu_us, Ordering::Relaxed);
             let (page, more) = match page {
                 Ok(page) => page,
                 Err(error) => {
