@@ -109,10 +109,10 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HeadE
                 content_length = Some(length);
             }
             "transfer-encoding" => return Err(HeadError::UnsupportedFraming),
-            "connection" => {
-                if value.split(',').any(|token| token.trim().eq_ignore_ascii_case("close")) {
-                    close_after = true;
-                }
+            "connection"
+                if value.split(',').any(|token| token.trim().eq_ignore_ascii_case("close")) =>
+            {
+                close_after = true;
             }
             _ => {}
         }

@@ -67,7 +67,7 @@ pub fn encode_value(guid: &Uuid, json: &[u8]) -> Vec<u8> {
     value
 }
 
-fn decode(key: Box<[u8]>, value: Box<[u8]>, family: &str) -> Result<StoredMessage, StoreError> {
+fn decode(key: Box<[u8]>, value: &[u8], family: &str) -> Result<StoredMessage, StoreError> {
     if value.len() < 17 || key.len() != KEY_BYTES {
         return Err(StoreError::Corrupt {
             family: family.into(),
@@ -116,7 +116,7 @@ pub fn read_page(
         if page.len() == limit {
             return Ok((page, true));
         }
-        page.push(decode(key, value, &family)?);
+        page.push(decode(key, &value, &family)?);
     }
     Ok((page, false))
 }

@@ -194,7 +194,7 @@ fn run(
         let groups: Vec<Vec<WriteJob>> = if durability == Durability::Sync {
             jobs.drain(..).map(|job| vec![job]).collect()
         } else {
-            vec![jobs.drain(..).collect()]
+            vec![std::mem::take(&mut jobs)]
         };
         for group in groups {
             let mut batch = WriteBatch::default();

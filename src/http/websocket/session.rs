@@ -554,10 +554,10 @@ impl Session {
         }
         let bytes = self.ws.get_mut().take_output();
         let write = writer.write_all(bytes);
-        match monoio::time::timeout(Duration::from_millis(limits.idle_timeout_ms), write).await {
-            Ok((Ok(_), _)) => true,
-            _ => false,
-        }
+        matches!(
+            monoio::time::timeout(Duration::from_millis(limits.idle_timeout_ms), write).await,
+            Ok((Ok(_), _))
+        )
     }
 }
 
