@@ -4,8 +4,11 @@
 //!
 //! - `idle`: hold C authenticated connections; server RSS per connection.
 //! - `messaging`: sender/recipient pairs; throughput and send->deliver latency.
+//! - `backlog`: offline devices accumulate envelopes, then reconnect together:
+//!   drain rate and disk bytes per stored envelope.
 
 mod accounts;
+mod backlog;
 mod client;
 mod idle;
 mod messaging;
@@ -51,6 +54,24 @@ enum Scenario {
         /// Connection attempts in flight per thread.
         #[arg(long, default_value_t = 64)]
         connect_concurrency: usize,
+    },
+    /// Offline devices accumulate envelopes, then all reconnect: drain rate.
+    Backlog {
+        /// Sender/recipient pairs (recipients offline while storing).
+        #[arg(long, default_value_t = 64)]
+        pairs: usize,
+        /// Envelopes stored per recipient device.
+        #[arg(long, default_value_t = 1000)]
+        messages_per_device: usize,
+        /// Sends in flight per sender.
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+        /// Content bytes per envelope.
+        #[arg(long, default_value_t = 64)]
+        content_bytes: usize,
+        /// The server's data directory, to measure disk bytes per envelope.
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
     },
     /// Pairs of senders and recipients; throughput and latency.
     Messaging {
@@ -108,6 +129,28 @@ fn main() -> anyhow::Result<()> {
                 result.server_rss_per_connection_bytes.map_or("n/a".into(), |b| format!("{b:.0} bytes"))
             );
             serde_json::json!({"scenario": "idle", "machine": machine, "result": result})
+        }
+        Scenario::Backlog { pairs, messages_per_device, window, content_bytes, data_dir } => {
+            let result = backlog::run(backlog::BacklogArgs {
+                server: cli.server,
+                pairs,
+                messages_per_device,
+                window,
+                content_bytes,
+                data_dir,
+                source_ips: cli.source_ips,
+            })?;
+            eprintln!(
+                "backlog: stored {} envelopes at {:.0}/s ({}); drained {} at {:.0}/s",
+                result.stored,
+                result.stored_per_sec,
+                result
+                    .disk_bytes_per_envelope
+                    .map_or("disk n/a".into(), |b| format!("{b:.0} disk bytes each")),
+                result.drained,
+                result.drained_per_sec
+            );
+            serde_json::json!({"scenario": "backlog", "machine": machine, "result": result})
         }
         Scenario::Messaging { pairs, window, duration_secs, content_bytes, rate } => {
             let result = messaging::run(messaging::MessagingArgs {
