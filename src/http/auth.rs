@@ -6,7 +6,11 @@
 //! the same answer as a wrong password, so the shape of the failure tells a
 //! caller nothing about which accounts exist.
 
+use crate::accounts::AuthedDevice;
+use crate::http::conn::now_ms;
+use crate::metrics::ShardMetrics;
 use crate::protocol::base64;
+use crate::shard::runtime::ShardCtx;
 use uuid::Uuid;
 
 /// Who a request claims to be.
@@ -58,6 +62,26 @@ pub fn from_query(query: &str) -> Option<Credentials> {
     }
     let (account, device_id) = parse_login(&login?)?;
     Some(Credentials { account, device_id, password: password? })
+}
+
+/// Checks `credentials` on this (the owner) shard; counts a failure.
+/// `None` (no credentials, or wrong ones) is answered with 401.
+pub fn authenticate(ctx: &ShardCtx, credentials: Option<Credentials>) -> Option<AuthedDevice> {
+    let device = credentials.and_then(|credentials| {
+        ctx.accounts
+            .borrow_mut()
+            .authenticate(
+                &credentials.account,
+                credentials.device_id,
+                &credentials.password,
+                now_ms(),
+            )
+            .ok()
+    });
+    if device.is_none() {
+        ShardMetrics::inc(&ctx.stats().auth_failures_total);
+    }
+    device
 }
 
 /// The account a request claims, from either place, without checking the

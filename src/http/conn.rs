@@ -25,9 +25,10 @@ use monoio::net::TcpStream;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// Reads more bytes onto the end of `buf`; `Ok(0)` means the peer closed.
-pub async fn read_more(
-    stream: &mut TcpStream,
+/// Reads more bytes onto the end of `buf` (at least `chunk_bytes` of room);
+/// `Ok(0)` means the peer closed. Works on a whole stream or a read half.
+pub async fn read_more<R: AsyncReadRent>(
+    stream: &mut R,
     mut buf: Vec<u8>,
     chunk_bytes: usize,
 ) -> (std::io::Result<usize>, Vec<u8>) {
@@ -170,25 +171,9 @@ fn authenticate_header(
     let Some(header) = header else {
         return Ok(None);
     };
-    let credentials = auth::from_basic_header(header);
-    let authed = credentials.and_then(|credentials| {
-        ctx.accounts
-            .borrow_mut()
-            .authenticate(
-                &credentials.account,
-                credentials.device_id,
-                &credentials.password,
-                now_ms(),
-            )
-            .ok()
-    });
-    match authed {
-        Some(device) => Ok(Some(device)),
-        None => {
-            ShardMetrics::inc(&ctx.stats().auth_failures_total);
-            Err(Response::error(401, "invalid credentials"))
-        }
-    }
+    auth::authenticate(ctx, auth::from_basic_header(header))
+        .map(Some)
+        .ok_or_else(|| Response::error(401, "invalid credentials"))
 }
 
 /// Milliseconds since the Unix epoch.

@@ -64,10 +64,7 @@ impl AccountRecord {
 pub fn load(store: &Store, shard: usize) -> Result<Vec<(Uuid, AccountRecord)>, StoreError> {
     let family = accounts_family(shard);
     let db = store.db();
-    let cf = db.cf_handle(&family).ok_or_else(|| StoreError::Corrupt {
-        family: family.clone(),
-        reason: "column family missing".into(),
-    })?;
+    let cf = store.family(&family)?;
     let mut accounts = Vec::new();
     for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
         let (key, value) = item?;

@@ -94,10 +94,7 @@ pub fn read_page(
 ) -> Result<(Vec<StoredMessage>, bool), StoreError> {
     let family = messages_family(shard);
     let db = store.db();
-    let cf = db.cf_handle(&family).ok_or_else(|| StoreError::Corrupt {
-        family: family.clone(),
-        reason: "column family missing".into(),
-    })?;
+    let cf = store.family(&family)?;
     let prefix = device_prefix(account, device_id);
     let start: &[u8] = after.unwrap_or(&prefix);
     let mut options = rocksdb::ReadOptions::default();
@@ -149,10 +146,7 @@ pub fn count_per_device(
 ) -> Result<HashMap<(Uuid, u32), u32>, StoreError> {
     let family = messages_family(shard);
     let db = store.db();
-    let cf = db.cf_handle(&family).ok_or_else(|| StoreError::Corrupt {
-        family: family.clone(),
-        reason: "column family missing".into(),
-    })?;
+    let cf = store.family(&family)?;
     let mut counts = HashMap::new();
     for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
         let (key, _) = item?;
@@ -172,10 +166,7 @@ pub fn expired_keys(
 ) -> Result<Vec<Vec<u8>>, StoreError> {
     let family = messages_family(shard);
     let db = store.db();
-    let cf = db.cf_handle(&family).ok_or_else(|| StoreError::Corrupt {
-        family: family.clone(),
-        reason: "column family missing".into(),
-    })?;
+    let cf = store.family(&family)?;
     let mut keys = Vec::new();
     for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
         let (key, _) = item?;

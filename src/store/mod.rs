@@ -132,6 +132,14 @@ impl Store {
         }
     }
 
+    /// The handle of column family `name`; missing means a corrupt store.
+    pub fn family(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        self.db.cf_handle(name).ok_or_else(|| StoreError::Corrupt {
+            family: name.to_string(),
+            reason: "column family missing".into(),
+        })
+    }
+
     /// The database, for the writer thread and shard-local reads.
     pub fn db(&self) -> &Arc<DB> {
         &self.db

@@ -15,7 +15,6 @@ pub mod registry;
 pub mod session;
 
 use crate::http::auth;
-use crate::http::conn::now_ms;
 use crate::http::head::Head;
 use crate::http::response::Response;
 use crate::metrics::ShardMetrics;
@@ -70,19 +69,8 @@ pub async fn accept(
         .header("authorization")
         .and_then(auth::from_basic_header)
         .or_else(|| auth::from_query(&head.query));
-    let device = credentials.and_then(|credentials| {
-        ctx.accounts
-            .borrow_mut()
-            .authenticate(
-                &credentials.account,
-                credentials.device_id,
-                &credentials.password,
-                now_ms(),
-            )
-            .ok()
-    });
+    let device = auth::authenticate(&ctx, credentials);
     let Some(device) = device else {
-        ShardMetrics::inc(&ctx.stats().auth_failures_total);
         let response = Response::error(401, "invalid credentials");
         let _ = stream.write_all(response.to_http(true)).await;
         return;

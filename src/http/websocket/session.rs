@@ -23,7 +23,7 @@ use crate::delivery::lag::thread_cpu_us;
 use crate::delivery::outbox::Outbox;
 use crate::delivery::retention::count_removed;
 use crate::delivery::window::{Inflight, InflightWindow};
-use crate::http::conn::now_ms;
+use crate::http::conn::{now_ms, read_more};
 use crate::http::request::Request;
 use crate::http::router;
 use crate::http::websocket::memstream::MemStream;
@@ -241,7 +241,7 @@ async fn read_loop(
 ) {
     let mut chunk = READ_CHUNK_MIN_BYTES.min(chunk_max);
     loop {
-        let (result, buf) = read_more_half(&mut reader, Vec::with_capacity(chunk), chunk).await;
+        let (result, buf) = read_more(&mut reader, Vec::with_capacity(chunk), chunk).await;
         let event = match result {
             Ok(0) | Err(_) => SessionEvent::ReadClosed,
             Ok(read) => {
@@ -258,19 +258,6 @@ async fn read_loop(
             return;
         }
     }
-}
-
-async fn read_more_half(
-    reader: &mut OwnedReadHalf<TcpStream>,
-    mut buf: Vec<u8>,
-    chunk: usize,
-) -> (std::io::Result<usize>, Vec<u8>) {
-    use monoio::buf::IoBufMut;
-    use monoio::io::AsyncReadRent;
-    buf.reserve(chunk);
-    let (len, capacity) = (buf.len(), buf.capacity());
-    let (result, slice) = reader.read(buf.slice_mut(len..capacity)).await;
-    (result, slice.into_inner())
 }
 
 impl Session {
