@@ -120,13 +120,24 @@ impl WsConn {
         login: &str,
         password: &str,
     ) -> io::Result<Self> {
+        let path = format!("/v1/websocket/?login={login}&password={password}");
+        Self::connect_path(server, source, &path, "").await
+    }
+
+    /// Connects and upgrades at `path`, with `extra_headers` ("Name: value\r\n" lines).
+    pub async fn connect_path(
+        server: SocketAddr,
+        source: Option<IpAddr>,
+        path: &str,
+        extra_headers: &str,
+    ) -> io::Result<Self> {
         let mut stream = connect_tcp(server, source)?;
         let mut key = [0u8; 16];
         getrandom::fill(&mut key).map_err(|error| io::Error::other(error.to_string()))?;
         let request = format!(
-            "GET /v1/websocket/?login={login}&password={password} HTTP/1.1\r\nHost: loadgen\r\n\
+            "GET {path} HTTP/1.1\r\nHost: loadgen\r\n\
              Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\n\
-             Sec-WebSocket-Version: 13\r\n\r\n",
+             Sec-WebSocket-Version: 13\r\n{extra_headers}\r\n",
             base64::encode(&key)
         );
         let (result, _) = stream.write_all(request.into_bytes()).await;
@@ -157,12 +168,18 @@ impl WsConn {
         result.map(|_| ())
     }
 
-    /// The next text message; `None` when the server closed. Pings are
-    /// answered on the way.
+    /// Queues a binary frame (sent by the next [`Self::flush`]).
+    pub fn queue_binary(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        self.ws.write(Message::binary(bytes)).map_err(io::Error::other)
+    }
+
+    /// The next text or binary message's bytes; `None` when the server
+    /// closed. Pings are answered on the way.
     pub async fn next_text(&mut self) -> io::Result<Option<Vec<u8>>> {
         loop {
             match self.ws.read() {
                 Ok(Message::Text(text)) => return Ok(Some(text.as_bytes().to_vec())),
+                Ok(Message::Binary(bytes)) => return Ok(Some(bytes.to_vec())),
                 Ok(Message::Close(_)) => return Ok(None),
                 Ok(_) => continue,
                 Err(tungstenite::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {

@@ -4,6 +4,8 @@
 //!
 //! - `idle`: hold C authenticated connections; server RSS per connection.
 //! - `messaging`: sender/recipient pairs; throughput and send->deliver latency.
+//! - `mqtt`: the same load against an MQTT 3.1.1 broker over WebSocket
+//!   (QoS 1, persistent sessions): the baseline.
 //! - `backlog`: offline devices accumulate envelopes, then reconnect together:
 //!   drain rate and disk bytes per stored envelope.
 
@@ -12,6 +14,7 @@ mod backlog;
 mod client;
 mod idle;
 mod messaging;
+mod mqtt;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -72,6 +75,25 @@ enum Scenario {
         /// The server's data directory, to measure disk bytes per envelope.
         #[arg(long)]
         data_dir: Option<std::path::PathBuf>,
+    },
+    /// Baseline: the messaging load against an MQTT broker's WebSocket listener
+    /// (QoS 1 publish, persistent subscriber sessions, subscriber PUBACKs).
+    Mqtt {
+        /// Publisher/subscriber pairs.
+        #[arg(long, default_value_t = 64)]
+        pairs: usize,
+        /// Publishes awaiting PUBACK per publisher.
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+        /// Seconds of publishing.
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        /// Payload bytes (at least 8: the send timestamp).
+        #[arg(long, default_value_t = 64)]
+        content_bytes: usize,
+        /// Open loop at this many messages/s in total; closed loop when absent.
+        #[arg(long)]
+        rate: Option<u64>,
     },
     /// Pairs of senders and recipients; throughput and latency.
     Messaging {
@@ -151,6 +173,27 @@ fn main() -> anyhow::Result<()> {
                 result.drained_per_sec
             );
             serde_json::json!({"scenario": "backlog", "machine": machine, "result": result})
+        }
+        Scenario::Mqtt { pairs, window, duration_secs, content_bytes, rate } => {
+            let result = mqtt::run(messaging::MessagingArgs {
+                server: cli.server,
+                pairs,
+                window,
+                duration_secs,
+                threads,
+                content_bytes,
+                rate,
+                source_ips: cli.source_ips,
+            })?;
+            eprintln!(
+                "mqtt: {:.0} publishes/s acknowledged, {:.0} deliveries/s; latency p50 {} us, p99 {} us, p99.9 {} us",
+                result.sent_per_sec,
+                result.delivered_per_sec,
+                result.latency_us_p50,
+                result.latency_us_p99,
+                result.latency_us_p999
+            );
+            serde_json::json!({"scenario": "mqtt", "machine": machine, "result": result})
         }
         Scenario::Messaging { pairs, window, duration_secs, content_bytes, rate } => {
             let result = messaging::run(messaging::MessagingArgs {

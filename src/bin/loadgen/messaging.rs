@@ -34,7 +34,8 @@ pub fn ok_response(id: u64) -> String {
 
 static BASE: OnceLock<Instant> = OnceLock::new();
 
-fn micros_since_base(at: Instant) -> u64 {
+/// Microseconds from a process-wide base instant to `at` (the send stamp).
+pub fn micros_since_base(at: Instant) -> u64 {
     at.saturating_duration_since(*BASE.get_or_init(Instant::now)).as_micros() as u64
 }
 

@@ -1,0 +1,342 @@
+//! `mqtt`: the baseline. The same shape of load as `messaging`, against an
+//! MQTT 3.1.1 broker over WebSocket (Mosquitto in `scripts/bench`): each
+//! recipient is a persistent session (clean session off) subscribed at QoS 1
+//! to its own topic, each sender publishes at QoS 1 with up to `window`
+//! publishes awaiting PUBACK, and recipients PUBACK every delivery. A send
+//! counts when the broker PUBACKs it; latency is publish to delivery, from
+//! the same clock and content stamp as `messaging`.
+
+use crate::client::WsConn;
+use crate::messaging::{micros_since_base, MessagingArgs, MessagingResult};
+use hdrhistogram::Histogram;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Encodes an MQTT remaining length.
+fn remaining_length(mut len: usize, out: &mut Vec<u8>) {
+    loop {
+        let mut byte = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if len == 0 {
+            return;
+        }
+    }
+}
+
+fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    remaining_length(body.len(), &mut out);
+    out.extend_from_slice(body);
+    out
+}
+
+fn string(text: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(text.len() as u16).to_be_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
+fn connect_packet(client_id: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    string("MQTT", &mut body);
+    body.push(4); // protocol level 3.1.1
+    body.push(0); // flags: clean session off (persistent), no will, no auth
+    body.extend_from_slice(&600u16.to_be_bytes()); // keepalive seconds
+    string(client_id, &mut body);
+    packet(0x10, &body)
+}
+
+fn subscribe_packet(topic: &str) -> Vec<u8> {
+    let mut body = 1u16.to_be_bytes().to_vec();
+    string(topic, &mut body);
+    body.push(1); // QoS 1
+    packet(0x82, &body)
+}
+
+fn publish_packet(topic: &str, packet_id: u16, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(topic.len() + payload.len() + 4);
+    string(topic, &mut body);
+    body.extend_from_slice(&packet_id.to_be_bytes());
+    body.extend_from_slice(payload);
+    packet(0x32, &body) // PUBLISH, QoS 1
+}
+
+fn puback_packet(packet_id: u16) -> Vec<u8> {
+    packet(0x40, &packet_id.to_be_bytes())
+}
+
+/// One parsed packet: (type nibble, flags, body).
+type Packet = (u8, u8, Vec<u8>);
+
+/// Splits complete packets off the front of `buffer`.
+fn parse_packets(buffer: &mut Vec<u8>) -> Vec<Packet> {
+    let mut packets = Vec::new();
+    loop {
+        if buffer.len() < 2 {
+            return packets;
+        }
+        let (mut len, mut shift, mut index) = (0usize, 0, 1);
+        loop {
+            let Some(&byte) = buffer.get(index) else { return packets };
+            len |= ((byte & 0x7f) as usize) << shift;
+            shift += 7;
+            index += 1;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        if buffer.len() < index + len {
+            return packets;
+        }
+        let first = buffer[0];
+        let body = buffer[index..index + len].to_vec();
+        buffer.drain(..index + len);
+        packets.push((first >> 4, first & 0x0f, body));
+    }
+}
+
+/// The payload and packet id of a QoS 1 PUBLISH body.
+fn publish_parts(body: &[u8]) -> Option<(u16, &[u8])> {
+    let topic_len = u16::from_be_bytes([*body.first()?, *body.get(1)?]) as usize;
+    let id_at = 2 + topic_len;
+    let packet_id = u16::from_be_bytes([*body.get(id_at)?, *body.get(id_at + 1)?]);
+    Some((packet_id, body.get(id_at + 2..)?))
+}
+
+struct Counters {
+    sent_ok: AtomicU64,
+    errors: AtomicU64,
+    delivered: AtomicU64,
+    stop: AtomicBool,
+    histogram: Mutex<Histogram<u64>>,
+}
+
+async fn mqtt_connect(server: SocketAddr, client_id: &str) -> std::io::Result<(WsConn, Vec<u8>)> {
+    let mut conn =
+        WsConn::connect_path(server, None, "/mqtt", "Sec-WebSocket-Protocol: mqtt\r\n").await?;
+    conn.queue_binary(connect_packet(client_id))?;
+    conn.flush().await?;
+    let mut buffer = Vec::new();
+    loop {
+        let bytes =
+            conn.next_text().await?.ok_or_else(|| std::io::Error::other("broker closed"))?;
+        buffer.extend_from_slice(&bytes);
+        if let Some((kind, _, body)) = parse_packets(&mut buffer).into_iter().next() {
+            if kind == 2 && body.get(1) == Some(&0) {
+                return Ok((conn, buffer));
+            }
+            return Err(std::io::Error::other(format!(
+                "CONNACK refused: type {kind} body {body:?}"
+            )));
+        }
+    }
+}
+
+pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
+    micros_since_base(Instant::now());
+    let counters = Arc::new(Counters {
+        sent_ok: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        delivered: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        histogram: Mutex::new(
+            Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        ),
+    });
+    let ready = Arc::new(AtomicU64::new(0));
+    let start_at = Arc::new(OnceLock::<Instant>::new());
+    let per_pair_rate = args.rate.map(|rate| rate as f64 / args.pairs.max(1) as f64);
+    let run_id = micros_since_base(Instant::now()) ^ std::process::id() as u64;
+    for thread in 0..args.threads {
+        let pairs: Vec<usize> = (0..args.pairs).filter(|i| i % args.threads == thread).collect();
+        let (counters, ready, start_at) = (counters.clone(), ready.clone(), start_at.clone());
+        let (server, window, content_bytes) = (args.server, args.window, args.content_bytes);
+        std::thread::spawn(move || {
+            crate::block_on(async move {
+                let mut tasks = Vec::new();
+                for pair in pairs {
+                    let topic = format!("lg/{run_id}/{pair}");
+                    let Ok((mut receiver, leftover)) =
+                        mqtt_connect(server, &format!("r{run_id}x{pair}")).await
+                    else {
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    if receiver.queue_binary(subscribe_packet(&topic)).is_err()
+                        || receiver.flush().await.is_err()
+                    {
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let Ok((sender, _)) = mqtt_connect(server, &format!("s{run_id}x{pair}")).await
+                    else {
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    ready.fetch_add(1, Ordering::Relaxed);
+                    tasks.push(monoio::spawn(receive_loop(receiver, leftover, counters.clone())));
+                    tasks.push(monoio::spawn(send_loop(
+                        sender,
+                        topic,
+                        window,
+                        content_bytes,
+                        per_pair_rate,
+                        counters.clone(),
+                        start_at.clone(),
+                    )));
+                }
+                for task in tasks {
+                    task.await;
+                }
+            })
+        });
+    }
+    let waited = Instant::now();
+    while (ready.load(Ordering::Relaxed) as usize) < args.pairs
+        && waited.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Let subscriptions settle before timing.
+    std::thread::sleep(Duration::from_millis(200));
+    let started = *start_at.get_or_init(Instant::now);
+    std::thread::sleep(Duration::from_secs(args.duration_secs));
+    counters.stop.store(true, Ordering::Relaxed);
+    let window_secs = started.elapsed().as_secs_f64();
+    let sent_ok = counters.sent_ok.load(Ordering::Relaxed);
+    let drain = Instant::now();
+    while counters.delivered.load(Ordering::Relaxed) < counters.sent_ok.load(Ordering::Relaxed)
+        && drain.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let delivered = counters.delivered.load(Ordering::Relaxed);
+    let histogram = counters.histogram.lock().unwrap().clone();
+    Ok(MessagingResult {
+        pairs: args.pairs,
+        window: args.window,
+        content_bytes: args.content_bytes,
+        target_rate: args.rate,
+        duration_secs: window_secs,
+        sent_ok,
+        send_errors: counters.errors.load(Ordering::Relaxed),
+        delivered,
+        sent_per_sec: sent_ok as f64 / window_secs,
+        delivered_per_sec: delivered as f64 / (window_secs + drain.elapsed().as_secs_f64()),
+        latency_us_p50: histogram.value_at_quantile(0.50),
+        latency_us_p90: histogram.value_at_quantile(0.90),
+        latency_us_p99: histogram.value_at_quantile(0.99),
+        latency_us_p999: histogram.value_at_quantile(0.999),
+        latency_us_max: histogram.max(),
+    })
+}
+
+async fn send_loop(
+    mut conn: WsConn,
+    topic: String,
+    window: usize,
+    content_bytes: usize,
+    rate: Option<f64>,
+    counters: Arc<Counters>,
+    start_at: Arc<OnceLock<Instant>>,
+) {
+    let start = *start_at.get_or_init(Instant::now);
+    let interval = rate.map(|rate| Duration::from_secs_f64(1.0 / rate.max(0.001)));
+    let (mut sent, mut inflight, mut next_id) = (0u64, 0usize, 1u16);
+    let mut buffer = Vec::new();
+    while !counters.stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        while inflight < window {
+            let intended = match interval {
+                Some(interval) => {
+                    let at = start + interval * sent as u32;
+                    if at > now {
+                        break;
+                    }
+                    at
+                }
+                None => now,
+            };
+            let mut payload = micros_since_base(intended).to_be_bytes().to_vec();
+            payload.resize(content_bytes.max(8), 0x5a);
+            if conn.queue_binary(publish_packet(&topic, next_id, &payload)).is_err() {
+                return;
+            }
+            next_id = next_id.checked_add(1).unwrap_or(1);
+            sent += 1;
+            inflight += 1;
+        }
+        if conn.flush().await.is_err() {
+            return;
+        }
+        if inflight == 0 {
+            if let Some(interval) = interval {
+                monoio::time::sleep(
+                    (start + interval * sent as u32).saturating_duration_since(Instant::now()),
+                )
+                .await;
+            }
+            continue;
+        }
+        let Ok(Some(bytes)) = conn.next_text().await else { return };
+        buffer.extend_from_slice(&bytes);
+        for (kind, _, _) in parse_packets(&mut buffer) {
+            if kind == 4 {
+                inflight -= 1;
+                counters.sent_ok.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+async fn receive_loop(mut conn: WsConn, mut buffer: Vec<u8>, counters: Arc<Counters>) {
+    loop {
+        for (kind, flags, body) in parse_packets(&mut buffer) {
+            if kind != 3 {
+                continue;
+            }
+            let Some((packet_id, payload)) = publish_parts(&body) else { continue };
+            if flags & 0x06 != 0 && conn.queue_binary(puback_packet(packet_id)).is_err() {
+                return;
+            }
+            if payload.len() >= 8 {
+                let sent_us = u64::from_be_bytes(payload[..8].try_into().expect("8 bytes"));
+                let latency_us = micros_since_base(Instant::now()).saturating_sub(sent_us).max(1);
+                let _ = counters.histogram.lock().unwrap().record(latency_us.min(60_000_000));
+            }
+            counters.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        let Ok(Some(bytes)) = conn.next_text().await else { return };
+        buffer.extend_from_slice(&bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packets_round_trip_through_the_parser() {
+        let mut buffer = publish_packet("a/b", 7, &[1, 2, 3]);
+        buffer.extend(puback_packet(7));
+        buffer.extend(&vec![0x30, 200][..]); // truncated: stays buffered
+        let packets = parse_packets(&mut buffer);
+        assert_eq!(packets.len(), 2);
+        assert_eq!((packets[0].0, packets[0].1), (3, 2));
+        assert_eq!(publish_parts(&packets[0].2), Some((7, &[1u8, 2, 3][..])));
+        assert_eq!(packets[1].0, 4);
+        assert_eq!(buffer, vec![0x30, 200]);
+    }
+
+    #[test]
+    fn long_remaining_lengths_encode_in_several_bytes() {
+        let mut out = Vec::new();
+        remaining_length(321, &mut out);
+        assert_eq!(out, vec![0xc1, 0x02]);
+    }
+}
