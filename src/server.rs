@@ -71,6 +71,13 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     let mesh = build_mesh(shard_count, config.limits.ring_slots);
     let mut threads = Vec::with_capacity(shard_count);
     for (id, ((outboxes, inboxes), listener)) in mesh.into_iter().zip(listeners).enumerate() {
+        let writer = crate::store::writer::Writer::spawn(
+            store.clone(),
+            id,
+            config.durability,
+            config.limits.ring_slots,
+            config.limits.ring_full_wait_ms,
+        )?;
         let setup = ShardSetup {
             id,
             shard_count,
@@ -81,6 +88,7 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
             inboxes,
             listener,
             core: (!cores.is_empty()).then(|| cores[id % cores.len()]),
+            writer,
         };
         threads.push(runtime::spawn(setup)?);
     }

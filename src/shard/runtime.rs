@@ -92,6 +92,10 @@ pub struct ShardSetup {
     pub listener: std::net::TcpListener,
     /// Core to pin the thread to, if pinning.
     pub core: Option<core_affinity::CoreId>,
+    /// The shard's writer thread, started by the (unpinned) main thread: a
+    /// thread inherits its creator's CPU affinity, so a writer started by a
+    /// pinned shard would be confined to the shard's core.
+    pub writer: Writer,
 }
 
 impl ShardCtx {
@@ -258,19 +262,7 @@ async fn serve(setup: ShardSetup) {
             std::process::exit(1);
         }
     };
-    let writer = match Writer::spawn(
-        setup.store.clone(),
-        setup.id,
-        setup.config.durability,
-        setup.config.limits.ring_slots,
-        setup.config.limits.ring_full_wait_ms,
-    ) {
-        Ok(writer) => writer,
-        Err(error) => {
-            tracing::error!(shard = setup.id, %error, "cannot start the writer thread");
-            std::process::exit(1);
-        }
-    };
+    let writer = setup.writer;
     setup.metrics[setup.id]
         .accounts
         .store(accounts.len() as u64, std::sync::atomic::Ordering::Relaxed);

@@ -112,6 +112,10 @@ enum Scenario {
         /// Open loop at this many messages/s in total; closed loop when absent.
         #[arg(long)]
         rate: Option<u64>,
+        /// Send `online: true`: relay to connected devices without storing
+        /// (shows the cost of the protocol without storage).
+        #[arg(long)]
+        online: bool,
     },
 }
 
@@ -183,6 +187,7 @@ fn main() -> anyhow::Result<()> {
                 threads,
                 content_bytes,
                 rate,
+                online: false,
                 source_ips: cli.source_ips,
             })?;
             eprintln!(
@@ -195,7 +200,7 @@ fn main() -> anyhow::Result<()> {
             );
             serde_json::json!({"scenario": "mqtt", "machine": machine, "result": result})
         }
-        Scenario::Messaging { pairs, window, duration_secs, content_bytes, rate } => {
+        Scenario::Messaging { pairs, window, duration_secs, content_bytes, rate, online } => {
             let result = messaging::run(messaging::MessagingArgs {
                 server: cli.server,
                 pairs,
@@ -204,6 +209,7 @@ fn main() -> anyhow::Result<()> {
                 threads,
                 content_bytes,
                 rate,
+                online,
                 source_ips: cli.source_ips,
             })?;
             eprintln!(

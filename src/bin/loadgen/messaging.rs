@@ -47,6 +47,8 @@ pub struct MessagingArgs {
     pub threads: usize,
     pub content_bytes: usize,
     pub rate: Option<u64>,
+    /// Send `online: true`: relay to connected devices without storing.
+    pub online: bool,
     pub source_ips: usize,
 }
 
@@ -70,6 +72,8 @@ pub struct MessagingResult {
 }
 
 struct Counters {
+    /// Sends are online-only (relay, nothing stored).
+    online: bool,
     sent_ok: AtomicU64,
     send_errors: AtomicU64,
     delivered: AtomicU64,
@@ -83,6 +87,7 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
     let pairs: Vec<(Credentials, Credentials)> =
         accounts.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
     let counters = Arc::new(Counters {
+        online: args.online,
         sent_ok: AtomicU64::new(0),
         send_errors: AtomicU64::new(0),
         delivered: AtomicU64::new(0),
@@ -197,6 +202,7 @@ async fn send_loop(
     start_at: Arc<OnceLock<Instant>>,
 ) {
     let path = format!("/v1/messages/{destination}");
+    let online = counters.online;
     let start = *start_at.get_or_init(Instant::now);
     let interval = rate.map(|rate| Duration::from_secs_f64(1.0 / rate.max(0.001)));
     let mut sent = 0u64;
@@ -218,7 +224,7 @@ async fn send_loop(
             let mut content = micros_since_base(intended).to_be_bytes().to_vec();
             content.resize(content_bytes.max(8), 0x5a);
             let body = format!(
-                r#"{{"messages":[{{"type":1,"destinationDeviceId":1,"destinationRegistrationId":{REGISTRATION_ID},"content":"{}"}}],"online":false,"urgent":true,"timestamp":{}}}"#,
+                r#"{{"messages":[{{"type":1,"destinationDeviceId":1,"destinationRegistrationId":{REGISTRATION_ID},"content":"{}"}}],"online":{online},"urgent":true,"timestamp":{}}}"#,
                 base64::encode(&content),
                 sent
             );
