@@ -6,6 +6,7 @@
 //! - `messaging`: sender/recipient pairs; throughput and send->deliver latency.
 //! - `mqtt`: the same load against an MQTT 3.1.1 broker over WebSocket
 //!   (QoS 1, persistent sessions): the baseline.
+//! - `reconnect-storm`: every connection drops at once and reconnects.
 //! - `backlog`: offline devices accumulate envelopes, then reconnect together:
 //!   drain rate and disk bytes per stored envelope.
 
@@ -16,6 +17,7 @@ mod idle;
 mod messaging;
 mod mqtt;
 mod report;
+mod storm;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -57,6 +59,15 @@ enum Scenario {
         /// Connection attempts in flight per thread.
         #[arg(long, default_value_t = 64)]
         connect_concurrency: usize,
+    },
+    /// C devices connect, all drop at once, all reconnect: time to settle.
+    ReconnectStorm {
+        /// Devices.
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Connection attempts in flight.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
     },
     /// Offline devices accumulate envelopes, then all reconnect: drain rate.
     Backlog {
@@ -155,6 +166,23 @@ fn main() -> anyhow::Result<()> {
                 result.server_rss_per_connection_bytes.map_or("n/a".into(), |b| format!("{b:.0} bytes"))
             );
             serde_json::json!({"scenario": "idle", "machine": machine, "result": result})
+        }
+        Scenario::ReconnectStorm { connections, concurrency } => {
+            let result = storm::run(storm::StormArgs {
+                server: cli.server,
+                connections,
+                concurrency,
+                source_ips: cli.source_ips,
+            })?;
+            eprintln!(
+                "reconnect-storm: {} of {} devices live again {:.2}s after all dropped ({:.0} reconnects/s, {} failed)",
+                result.reconnected,
+                result.connections,
+                result.reconnect_secs,
+                result.reconnects_per_sec,
+                result.reconnect_failures
+            );
+            serde_json::json!({"scenario": "reconnect-storm", "machine": machine, "result": result})
         }
         Scenario::Backlog { pairs, messages_per_device, window, content_bytes, data_dir } => {
             let result = backlog::run(backlog::BacklogArgs {
