@@ -14,6 +14,9 @@ pub struct Credentials {
     pub password: String,
 }
 
+/// Attempts after the first when a registration's connection fails.
+const REGISTRATION_RETRIES: usize = 3;
+
 /// Registration id every load-generator device uses.
 pub const REGISTRATION_ID: u32 = 1;
 
@@ -45,7 +48,23 @@ pub async fn register_many(
                 let password = format!("lg{task}x{index}");
                 let body =
                     format!(r#"{{"password":"{password}","registrationId":{REGISTRATION_ID}}}"#);
-                match conn.request("PUT", "/v1/accounts", body.as_bytes()).await {
+                let mut outcome = conn.request("PUT", "/v1/accounts", body.as_bytes()).await;
+                // A reset connection (e.g. right after a storm of closes) gets
+                // a fresh one and a bounded number of retries.
+                for _ in 0..REGISTRATION_RETRIES {
+                    if outcome.is_ok() {
+                        break;
+                    }
+                    monoio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    outcome = match HttpConn::connect(server) {
+                        Ok(fresh) => {
+                            conn = fresh;
+                            conn.request("PUT", "/v1/accounts", body.as_bytes()).await
+                        }
+                        Err(error) => Err(error),
+                    };
+                }
+                match outcome {
                     Ok((200, response)) => {
                         let json: serde_json::Value =
                             serde_json::from_slice(&response).unwrap_or_default();
