@@ -90,44 +90,67 @@ enum Scenario {
     /// Baseline: the messaging load against an MQTT broker's WebSocket listener
     /// (QoS 1 publish, persistent subscriber sessions, subscriber PUBACKs).
     Mqtt {
-        /// Publisher/subscriber pairs.
-        #[arg(long, default_value_t = 64)]
-        pairs: usize,
-        /// Publishes awaiting PUBACK per publisher.
-        #[arg(long, default_value_t = 16)]
-        window: usize,
-        /// Seconds of publishing.
-        #[arg(long, default_value_t = 10)]
-        duration_secs: u64,
-        /// Payload bytes (at least 8: the send timestamp).
-        #[arg(long, default_value_t = 64)]
-        content_bytes: usize,
-        /// Open loop at this many messages/s in total; closed loop when absent.
-        #[arg(long)]
-        rate: Option<u64>,
+        #[command(flatten)]
+        shape: LoadShape,
     },
     /// Pairs of senders and recipients; throughput and latency.
     Messaging {
-        /// Sender/recipient pairs.
-        #[arg(long, default_value_t = 64)]
-        pairs: usize,
-        /// Sends in flight per sender.
-        #[arg(long, default_value_t = 16)]
-        window: usize,
-        /// Seconds of sending.
-        #[arg(long, default_value_t = 10)]
-        duration_secs: u64,
-        /// Content bytes per envelope (at least 8: the send timestamp).
-        #[arg(long, default_value_t = 64)]
-        content_bytes: usize,
-        /// Open loop at this many messages/s in total; closed loop when absent.
-        #[arg(long)]
-        rate: Option<u64>,
+        #[command(flatten)]
+        shape: LoadShape,
         /// Send `online: true`: relay to connected devices without storing
         /// (shows the cost of the protocol without storage).
         #[arg(long)]
         online: bool,
     },
+}
+
+/// The shape of a messaging load, shared by `messaging` and `mqtt`.
+#[derive(clap::Args)]
+struct LoadShape {
+    /// Sender/recipient pairs.
+    #[arg(long, default_value_t = 64)]
+    pairs: usize,
+    /// Sends awaiting their acknowledgement per sender.
+    #[arg(long, default_value_t = 16)]
+    window: usize,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Content bytes per message (at least 8: the send timestamp).
+    #[arg(long, default_value_t = 64)]
+    content_bytes: usize,
+    /// Open loop at this many messages/s in total; closed loop when absent.
+    #[arg(long)]
+    rate: Option<u64>,
+}
+
+impl LoadShape {
+    fn args(&self, cli: &Cli, threads: usize, online: bool) -> messaging::MessagingArgs {
+        messaging::MessagingArgs {
+            server: cli.server,
+            pairs: self.pairs,
+            window: self.window,
+            duration_secs: self.duration_secs,
+            threads,
+            content_bytes: self.content_bytes,
+            rate: self.rate,
+            online,
+            source_ips: cli.source_ips,
+        }
+    }
+}
+
+/// The human summary of a messaging-shaped result.
+fn summarize(label: &str, result: &messaging::MessagingResult) {
+    eprintln!(
+        "{label}: {:.0} sends/s acknowledged, {:.0} deliveries/s; latency p50 {} us, p99 {} us, p99.9 {} us, max {} us",
+        result.sent_per_sec,
+        result.delivered_per_sec,
+        result.latency_us_p50,
+        result.latency_us_p99,
+        result.latency_us_p999,
+        result.latency_us_max
+    );
 }
 
 /// Runs a future on a fresh monoio runtime on this thread.
@@ -206,49 +229,14 @@ fn main() -> anyhow::Result<()> {
             );
             serde_json::json!({"scenario": "backlog", "machine": machine, "result": result})
         }
-        Scenario::Mqtt { pairs, window, duration_secs, content_bytes, rate } => {
-            let result = mqtt::run(messaging::MessagingArgs {
-                server: cli.server,
-                pairs,
-                window,
-                duration_secs,
-                threads,
-                content_bytes,
-                rate,
-                online: false,
-                source_ips: cli.source_ips,
-            })?;
-            eprintln!(
-                "mqtt: {:.0} publishes/s acknowledged, {:.0} deliveries/s; latency p50 {} us, p99 {} us, p99.9 {} us",
-                result.sent_per_sec,
-                result.delivered_per_sec,
-                result.latency_us_p50,
-                result.latency_us_p99,
-                result.latency_us_p999
-            );
+        Scenario::Mqtt { ref shape } => {
+            let result = mqtt::run(shape.args(&cli, threads, false))?;
+            summarize("mqtt", &result);
             serde_json::json!({"scenario": "mqtt", "machine": machine, "result": result})
         }
-        Scenario::Messaging { pairs, window, duration_secs, content_bytes, rate, online } => {
-            let result = messaging::run(messaging::MessagingArgs {
-                server: cli.server,
-                pairs,
-                window,
-                duration_secs,
-                threads,
-                content_bytes,
-                rate,
-                online,
-                source_ips: cli.source_ips,
-            })?;
-            eprintln!(
-                "messaging: {:.0} sends/s answered 200, {:.0} deliveries/s; latency p50 {} us, p99 {} us, p99.9 {} us, max {} us",
-                result.sent_per_sec,
-                result.delivered_per_sec,
-                result.latency_us_p50,
-                result.latency_us_p99,
-                result.latency_us_p999,
-                result.latency_us_max
-            );
+        Scenario::Messaging { ref shape, online } => {
+            let result = messaging::run(shape.args(&cli, threads, online))?;
+            summarize("messaging", &result);
             serde_json::json!({"scenario": "messaging", "machine": machine, "result": result})
         }
     };

@@ -71,14 +71,113 @@ pub struct MessagingResult {
     pub latency_us_max: u64,
 }
 
-struct Counters {
+/// What the sending and receiving tasks of a run share.
+pub struct Counters {
     /// Sends are online-only (relay, nothing stored).
-    online: bool,
-    sent_ok: AtomicU64,
-    send_errors: AtomicU64,
-    delivered: AtomicU64,
-    stop: AtomicBool,
-    histogram: Mutex<Histogram<u64>>,
+    pub online: bool,
+    /// Sends the server (or broker) acknowledged.
+    pub sent_ok: AtomicU64,
+    /// Sends refused, and connections that could not be set up.
+    pub send_errors: AtomicU64,
+    /// Deliveries received (and acknowledged).
+    pub delivered: AtomicU64,
+    /// Set when the sending window is over.
+    pub stop: AtomicBool,
+    /// Send-to-delivery latency, microseconds.
+    pub histogram: Mutex<Histogram<u64>>,
+}
+
+impl Counters {
+    /// Zeroed counters.
+    pub fn new(online: bool) -> Arc<Self> {
+        Arc::new(Self {
+            online,
+            sent_ok: AtomicU64::new(0),
+            send_errors: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            histogram: Mutex::new(
+                Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+            ),
+        })
+    }
+
+    /// Records one delivery whose payload starts with its send stamp.
+    pub fn record_delivery(&self, payload: &[u8]) {
+        if payload.len() >= 8 {
+            let sent_us = u64::from_be_bytes(payload[..8].try_into().expect("8 bytes"));
+            let latency_us = micros_since_base(Instant::now()).saturating_sub(sent_us).max(1);
+            let _ = self.histogram.lock().unwrap().record(latency_us.min(60_000_000));
+        }
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// When send number `sent` is due: now in a closed loop; on the fixed
+/// schedule in an open loop, or `None` while it is not yet due.
+pub fn intended_send_time(
+    start: Instant,
+    interval: Option<Duration>,
+    sent: u64,
+    now: Instant,
+) -> Option<Instant> {
+    match interval {
+        Some(interval) => Some(start + interval * sent as u32).filter(|at| *at <= now),
+        None => Some(now),
+    }
+}
+
+/// A payload of `content_bytes` (at least 8) starting with the send stamp.
+pub fn stamped_payload(intended: Instant, content_bytes: usize) -> Vec<u8> {
+    let mut payload = micros_since_base(intended).to_be_bytes().to_vec();
+    payload.resize(content_bytes.max(8), 0x5a);
+    payload
+}
+
+/// Waits for the pairs to be ready, lets the senders run for the duration,
+/// stops them, waits (bounded) for deliveries to catch up, and summarizes.
+pub fn collect(
+    args: &MessagingArgs,
+    counters: &Counters,
+    ready: &AtomicU64,
+    start_at: &OnceLock<Instant>,
+) -> MessagingResult {
+    let wait_started = Instant::now();
+    while (ready.load(Ordering::Relaxed) as usize) < args.pairs
+        && wait_started.elapsed() < Duration::from_secs(120)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = *start_at.get_or_init(Instant::now);
+    std::thread::sleep(Duration::from_secs(args.duration_secs));
+    counters.stop.store(true, Ordering::Relaxed);
+    let sent_window = started.elapsed().as_secs_f64();
+    let sent_ok = counters.sent_ok.load(Ordering::Relaxed);
+    let drain_started = Instant::now();
+    while counters.delivered.load(Ordering::Relaxed) < counters.sent_ok.load(Ordering::Relaxed)
+        && drain_started.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let delivered = counters.delivered.load(Ordering::Relaxed);
+    let histogram = counters.histogram.lock().unwrap().clone();
+    MessagingResult {
+        pairs: args.pairs,
+        window: args.window,
+        content_bytes: args.content_bytes,
+        target_rate: args.rate,
+        duration_secs: sent_window,
+        sent_ok,
+        send_errors: counters.send_errors.load(Ordering::Relaxed),
+        delivered,
+        sent_per_sec: sent_ok as f64 / sent_window,
+        delivered_per_sec: delivered as f64 / (sent_window + drain_started.elapsed().as_secs_f64()),
+        latency_us_p50: histogram.value_at_quantile(0.50),
+        latency_us_p90: histogram.value_at_quantile(0.90),
+        latency_us_p99: histogram.value_at_quantile(0.99),
+        latency_us_p999: histogram.value_at_quantile(0.999),
+        latency_us_max: histogram.max(),
+    }
 }
 
 pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
@@ -86,16 +185,7 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
     let accounts = crate::block_on(register_many(args.server, args.pairs * 2, 64))?;
     let pairs: Vec<(Credentials, Credentials)> =
         accounts.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
-    let counters = Arc::new(Counters {
-        online: args.online,
-        sent_ok: AtomicU64::new(0),
-        send_errors: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
-        histogram: Mutex::new(
-            Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
-        ),
-    });
+    let counters = Counters::new(args.online);
     let per_pair_rate = args.rate.map(|rate| rate as f64 / args.pairs.max(1) as f64);
     let ready = Arc::new(AtomicU64::new(0));
     let start_at = Arc::new(OnceLock::<Instant>::new());
@@ -150,43 +240,7 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
             })
         }));
     }
-    let wait_started = Instant::now();
-    while (ready.load(Ordering::Relaxed) as usize) < args.pairs
-        && wait_started.elapsed() < Duration::from_secs(120)
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let started = *start_at.get_or_init(Instant::now);
-    std::thread::sleep(Duration::from_secs(args.duration_secs));
-    counters.stop.store(true, Ordering::Relaxed);
-    let sent_window = started.elapsed().as_secs_f64();
-    let sent_ok = counters.sent_ok.load(Ordering::Relaxed);
-    // Let deliveries of everything sent arrive (bounded).
-    let drain_started = Instant::now();
-    while counters.delivered.load(Ordering::Relaxed) < counters.sent_ok.load(Ordering::Relaxed)
-        && drain_started.elapsed() < Duration::from_secs(10)
-    {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let delivered = counters.delivered.load(Ordering::Relaxed);
-    let histogram = counters.histogram.lock().unwrap().clone();
-    let result = MessagingResult {
-        pairs: args.pairs,
-        window: args.window,
-        content_bytes: args.content_bytes,
-        target_rate: args.rate,
-        duration_secs: sent_window,
-        sent_ok,
-        send_errors: counters.send_errors.load(Ordering::Relaxed),
-        delivered,
-        sent_per_sec: sent_ok as f64 / sent_window,
-        delivered_per_sec: delivered as f64 / (sent_window + drain_started.elapsed().as_secs_f64()),
-        latency_us_p50: histogram.value_at_quantile(0.50),
-        latency_us_p90: histogram.value_at_quantile(0.90),
-        latency_us_p99: histogram.value_at_quantile(0.99),
-        latency_us_p999: histogram.value_at_quantile(0.999),
-        latency_us_max: histogram.max(),
-    };
+    let result = collect(&args, &counters, &ready, &start_at);
     // The connection tasks end when the process exits.
     drop(threads);
     Ok(result)
@@ -211,18 +265,8 @@ async fn send_loop(
     while !counters.stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         while inflight < window {
-            let intended = match interval {
-                Some(interval) => {
-                    let at = start + interval * sent as u32;
-                    if at > now {
-                        break;
-                    }
-                    at
-                }
-                None => now,
-            };
-            let mut content = micros_since_base(intended).to_be_bytes().to_vec();
-            content.resize(content_bytes.max(8), 0x5a);
+            let Some(intended) = intended_send_time(start, interval, sent, now) else { break };
+            let content = stamped_payload(intended, content_bytes);
             let body = format!(
                 r#"{{"messages":[{{"type":1,"destinationDeviceId":1,"destinationRegistrationId":{REGISTRATION_ID},"content":"{}"}}],"online":{online},"urgent":true,"timestamp":{}}}"#,
                 base64::encode(&content),
@@ -286,11 +330,6 @@ async fn receive_loop(mut conn: WsConn, counters: Arc<Counters>) {
             .as_str()
             .and_then(|c| base64::decode(c.as_bytes()).ok())
             .unwrap_or_default();
-        if content.len() >= 8 {
-            let sent_us = u64::from_be_bytes(content[..8].try_into().expect("8 bytes"));
-            let latency_us = micros_since_base(Instant::now()).saturating_sub(sent_us).max(1);
-            let _ = counters.histogram.lock().unwrap().record(latency_us.min(60_000_000));
-        }
-        counters.delivered.fetch_add(1, Ordering::Relaxed);
+        counters.record_delivery(&content);
     }
 }

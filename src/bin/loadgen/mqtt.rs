@@ -7,11 +7,14 @@
 //! the same clock and content stamp as `messaging`.
 
 use crate::client::WsConn;
-use crate::messaging::{micros_since_base, MessagingArgs, MessagingResult};
-use hdrhistogram::Histogram;
+use crate::messaging::{
+    collect, intended_send_time, micros_since_base, stamped_payload, Counters, MessagingArgs,
+    MessagingResult,
+};
+
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Encodes an MQTT remaining length.
@@ -108,14 +111,6 @@ fn publish_parts(body: &[u8]) -> Option<(u16, &[u8])> {
     Some((packet_id, body.get(id_at + 2..)?))
 }
 
-struct Counters {
-    sent_ok: AtomicU64,
-    errors: AtomicU64,
-    delivered: AtomicU64,
-    stop: AtomicBool,
-    histogram: Mutex<Histogram<u64>>,
-}
-
 async fn mqtt_connect(server: SocketAddr, client_id: &str) -> std::io::Result<(WsConn, Vec<u8>)> {
     let mut conn =
         WsConn::connect_path(server, None, "/mqtt", "Sec-WebSocket-Protocol: mqtt\r\n").await?;
@@ -139,15 +134,7 @@ async fn mqtt_connect(server: SocketAddr, client_id: &str) -> std::io::Result<(W
 
 pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
     micros_since_base(Instant::now());
-    let counters = Arc::new(Counters {
-        sent_ok: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
-        histogram: Mutex::new(
-            Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
-        ),
-    });
+    let counters = Counters::new(false);
     let ready = Arc::new(AtomicU64::new(0));
     let start_at = Arc::new(OnceLock::<Instant>::new());
     let per_pair_rate = args.rate.map(|rate| rate as f64 / args.pairs.max(1) as f64);
@@ -164,18 +151,18 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
                     let Ok((mut receiver, leftover)) =
                         mqtt_connect(server, &format!("r{run_id}x{pair}")).await
                     else {
-                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        counters.send_errors.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
                     if receiver.queue_binary(subscribe_packet(&topic)).is_err()
                         || receiver.flush().await.is_err()
                     {
-                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        counters.send_errors.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
                     let Ok((sender, _)) = mqtt_connect(server, &format!("s{run_id}x{pair}")).await
                     else {
-                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        counters.send_errors.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
                     ready.fetch_add(1, Ordering::Relaxed);
@@ -196,44 +183,15 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
             })
         });
     }
+    // Let subscriptions settle before timing starts.
     let waited = Instant::now();
     while (ready.load(Ordering::Relaxed) as usize) < args.pairs
         && waited.elapsed() < Duration::from_secs(60)
     {
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Let subscriptions settle before timing.
     std::thread::sleep(Duration::from_millis(200));
-    let started = *start_at.get_or_init(Instant::now);
-    std::thread::sleep(Duration::from_secs(args.duration_secs));
-    counters.stop.store(true, Ordering::Relaxed);
-    let window_secs = started.elapsed().as_secs_f64();
-    let sent_ok = counters.sent_ok.load(Ordering::Relaxed);
-    let drain = Instant::now();
-    while counters.delivered.load(Ordering::Relaxed) < counters.sent_ok.load(Ordering::Relaxed)
-        && drain.elapsed() < Duration::from_secs(10)
-    {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let delivered = counters.delivered.load(Ordering::Relaxed);
-    let histogram = counters.histogram.lock().unwrap().clone();
-    Ok(MessagingResult {
-        pairs: args.pairs,
-        window: args.window,
-        content_bytes: args.content_bytes,
-        target_rate: args.rate,
-        duration_secs: window_secs,
-        sent_ok,
-        send_errors: counters.errors.load(Ordering::Relaxed),
-        delivered,
-        sent_per_sec: sent_ok as f64 / window_secs,
-        delivered_per_sec: delivered as f64 / (window_secs + drain.elapsed().as_secs_f64()),
-        latency_us_p50: histogram.value_at_quantile(0.50),
-        latency_us_p90: histogram.value_at_quantile(0.90),
-        latency_us_p99: histogram.value_at_quantile(0.99),
-        latency_us_p999: histogram.value_at_quantile(0.999),
-        latency_us_max: histogram.max(),
-    })
+    Ok(collect(&args, &counters, &ready, &start_at))
 }
 
 async fn send_loop(
@@ -252,18 +210,8 @@ async fn send_loop(
     while !counters.stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         while inflight < window {
-            let intended = match interval {
-                Some(interval) => {
-                    let at = start + interval * sent as u32;
-                    if at > now {
-                        break;
-                    }
-                    at
-                }
-                None => now,
-            };
-            let mut payload = micros_since_base(intended).to_be_bytes().to_vec();
-            payload.resize(content_bytes.max(8), 0x5a);
+            let Some(intended) = intended_send_time(start, interval, sent, now) else { break };
+            let payload = stamped_payload(intended, content_bytes);
             if conn.queue_binary(publish_packet(&topic, next_id, &payload)).is_err() {
                 return;
             }
@@ -304,12 +252,7 @@ async fn receive_loop(mut conn: WsConn, mut buffer: Vec<u8>, counters: Arc<Count
             if flags & 0x06 != 0 && conn.queue_binary(puback_packet(packet_id)).is_err() {
                 return;
             }
-            if payload.len() >= 8 {
-                let sent_us = u64::from_be_bytes(payload[..8].try_into().expect("8 bytes"));
-                let latency_us = micros_since_base(Instant::now()).saturating_sub(sent_us).max(1);
-                let _ = counters.histogram.lock().unwrap().record(latency_us.min(60_000_000));
-            }
-            counters.delivered.fetch_add(1, Ordering::Relaxed);
+            counters.record_delivery(payload);
         }
         let Ok(Some(bytes)) = conn.next_text().await else { return };
         buffer.extend_from_slice(&bytes);
