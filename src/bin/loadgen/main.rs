@@ -6,6 +6,8 @@
 //! - `messaging`: sender/recipient pairs; throughput and send->deliver latency.
 //! - `mqtt`: the same load against an MQTT 3.1.1 broker over WebSocket
 //!   (QoS 1, persistent sessions): the baseline.
+//! - `nats`: the same load against NATS JetStream (durable consumer per
+//!   device, explicit acks): the second baseline.
 //! - `reconnect-storm`: every connection drops at once and reconnects.
 //! - `backlog`: offline devices accumulate envelopes, then reconnect together:
 //!   drain rate and disk bytes per stored envelope.
@@ -16,6 +18,7 @@ mod client;
 mod idle;
 mod messaging;
 mod mqtt;
+mod nats;
 mod report;
 mod storm;
 
@@ -90,6 +93,12 @@ enum Scenario {
     /// Baseline: the messaging load against an MQTT broker's WebSocket listener
     /// (QoS 1 publish, persistent subscriber sessions, subscriber PUBACKs).
     Mqtt {
+        #[command(flatten)]
+        shape: LoadShape,
+    },
+    /// Baseline: the messaging load against NATS JetStream (file stream, a
+    /// durable push consumer per recipient, explicit acks, PubAck per publish).
+    Nats {
         #[command(flatten)]
         shape: LoadShape,
     },
@@ -233,6 +242,11 @@ fn main() -> anyhow::Result<()> {
             let result = mqtt::run(shape.args(&cli, threads, false))?;
             summarize("mqtt", &result);
             serde_json::json!({"scenario": "mqtt", "machine": machine, "result": result})
+        }
+        Scenario::Nats { ref shape } => {
+            let result = nats::run(shape.args(&cli, threads, false))?;
+            summarize("nats", &result);
+            serde_json::json!({"scenario": "nats", "machine": machine, "result": result})
         }
         Scenario::Messaging { ref shape, online } => {
             let result = messaging::run(shape.args(&cli, threads, online))?;
