@@ -127,6 +127,58 @@ pub fn intended_send_time(
     }
 }
 
+/// In an open loop with nothing in flight, sleeps until send number `sent`
+/// is due; returns at once in a closed loop.
+pub async fn wait_for_next_send(start: Instant, interval: Option<Duration>, sent: u64) {
+    if let Some(interval) = interval {
+        monoio::time::sleep(
+            (start + interval * sent as u32).saturating_duration_since(Instant::now()),
+        )
+        .await;
+    }
+}
+
+/// What every thread of a messaging-shaped run shares: counters, the count
+/// of pairs ready, the start of the timed window, and each pair's share of
+/// the open-loop rate.
+pub struct RunShared {
+    pub counters: Arc<Counters>,
+    pub ready: Arc<AtomicU64>,
+    pub start_at: Arc<OnceLock<Instant>>,
+    pub per_pair_rate: Option<f64>,
+}
+
+impl RunShared {
+    pub fn new(args: &MessagingArgs) -> Self {
+        Self {
+            counters: Counters::new(args.online),
+            ready: Arc::new(AtomicU64::new(0)),
+            start_at: Arc::new(OnceLock::new()),
+            per_pair_rate: args.rate.map(|rate| rate as f64 / args.pairs.max(1) as f64),
+        }
+    }
+
+    /// A copy for one thread.
+    pub fn share(&self) -> Self {
+        Self {
+            counters: self.counters.clone(),
+            ready: self.ready.clone(),
+            start_at: self.start_at.clone(),
+            per_pair_rate: self.per_pair_rate,
+        }
+    }
+
+    /// Waits for the run, then summarizes it (see [`collect`]).
+    pub fn collect(&self, args: &MessagingArgs) -> MessagingResult {
+        collect(args, &self.counters, &self.ready, &self.start_at)
+    }
+}
+
+/// The pair indexes thread `thread` of `threads` drives.
+pub fn pairs_of_thread(pairs: usize, threads: usize, thread: usize) -> Vec<usize> {
+    (0..pairs).filter(|pair| pair % threads.max(1) == thread).collect()
+}
+
 /// A payload of `content_bytes` (at least 8) starting with the send stamp.
 pub fn stamped_payload(intended: Instant, content_bytes: usize) -> Vec<u8> {
     let mut payload = micros_since_base(intended).to_be_bytes().to_vec();
@@ -185,15 +237,15 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
     let accounts = crate::block_on(register_many(args.server, args.pairs * 2, 64))?;
     let pairs: Vec<(Credentials, Credentials)> =
         accounts.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
-    let counters = Counters::new(args.online);
-    let per_pair_rate = args.rate.map(|rate| rate as f64 / args.pairs.max(1) as f64);
-    let ready = Arc::new(AtomicU64::new(0));
-    let start_at = Arc::new(OnceLock::<Instant>::new());
+    let shared = RunShared::new(&args);
     let mut threads = Vec::new();
     for thread in 0..args.threads {
         let share: Vec<(usize, (Credentials, Credentials))> =
-            pairs.iter().cloned().enumerate().filter(|(i, _)| i % args.threads == thread).collect();
-        let (counters, ready, start_at) = (counters.clone(), ready.clone(), start_at.clone());
+            pairs_of_thread(args.pairs, args.threads, thread)
+                .into_iter()
+                .map(|index| (index, pairs[index].clone()))
+                .collect();
+        let RunShared { counters, ready, start_at, per_pair_rate } = shared.share();
         let (server, window, content_bytes, source_ips) =
             (args.server, args.window, args.content_bytes, args.source_ips);
         threads.push(std::thread::spawn(move || {
@@ -240,7 +292,7 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
             })
         }));
     }
-    let result = collect(&args, &counters, &ready, &start_at);
+    let result = shared.collect(&args);
     // The connection tasks end when the process exits.
     drop(threads);
     Ok(result)
@@ -290,10 +342,7 @@ async fn send_loop(
             return;
         }
         if inflight == 0 {
-            if let Some(interval) = interval {
-                let at = start + interval * sent as u32;
-                monoio::time::sleep(at.saturating_duration_since(Instant::now())).await;
-            }
+            wait_for_next_send(start, interval, sent).await;
             continue;
         }
         let Ok(Some(mut text)) = conn.next_text().await else { return };

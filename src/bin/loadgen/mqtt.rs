@@ -8,12 +8,12 @@
 
 use crate::client::WsConn;
 use crate::messaging::{
-    collect, intended_send_time, micros_since_base, stamped_payload, Counters, MessagingArgs,
-    MessagingResult,
+    intended_send_time, micros_since_base, pairs_of_thread, stamped_payload, wait_for_next_send,
+    Counters, MessagingArgs, MessagingResult, RunShared,
 };
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -134,14 +134,11 @@ async fn mqtt_connect(server: SocketAddr, client_id: &str) -> std::io::Result<(W
 
 pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
     micros_since_base(Instant::now());
-    let counters = Counters::new(false);
-    let ready = Arc::new(AtomicU64::new(0));
-    let start_at = Arc::new(OnceLock::<Instant>::new());
-    let per_pair_rate = args.rate.map(|rate| rate as f64 / args.pairs.max(1) as f64);
+    let shared = RunShared::new(&args);
     let run_id = micros_since_base(Instant::now()) ^ std::process::id() as u64;
     for thread in 0..args.threads {
-        let pairs: Vec<usize> = (0..args.pairs).filter(|i| i % args.threads == thread).collect();
-        let (counters, ready, start_at) = (counters.clone(), ready.clone(), start_at.clone());
+        let pairs = pairs_of_thread(args.pairs, args.threads, thread);
+        let RunShared { counters, ready, start_at, per_pair_rate } = shared.share();
         let (server, window, content_bytes) = (args.server, args.window, args.content_bytes);
         std::thread::spawn(move || {
             crate::block_on(async move {
@@ -185,13 +182,13 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
     }
     // Let subscriptions settle before timing starts.
     let waited = Instant::now();
-    while (ready.load(Ordering::Relaxed) as usize) < args.pairs
+    while (shared.ready.load(Ordering::Relaxed) as usize) < args.pairs
         && waited.elapsed() < Duration::from_secs(60)
     {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));
-    Ok(collect(&args, &counters, &ready, &start_at))
+    Ok(shared.collect(&args))
 }
 
 async fn send_loop(
@@ -223,12 +220,7 @@ async fn send_loop(
             return;
         }
         if inflight == 0 {
-            if let Some(interval) = interval {
-                monoio::time::sleep(
-                    (start + interval * sent as u32).saturating_duration_since(Instant::now()),
-                )
-                .await;
-            }
+            wait_for_next_send(start, interval, sent).await;
             continue;
         }
         let Ok(Some(bytes)) = conn.next_text().await else { return };

@@ -7,15 +7,15 @@
 
 use crate::client::connect_tcp;
 use crate::messaging::{
-    collect, intended_send_time, micros_since_base, stamped_payload, Counters, MessagingArgs,
-    MessagingResult,
+    intended_send_time, micros_since_base, pairs_of_thread, stamped_payload, wait_for_next_send,
+    Counters, MessagingArgs, MessagingResult, RunShared,
 };
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -187,13 +187,10 @@ pub fn run(args: MessagingArgs) -> io::Result<MessagingResult> {
     micros_since_base(Instant::now());
     let run_id = micros_since_base(Instant::now()) ^ u64::from(std::process::id());
     crate::block_on(set_up(args.server, run_id, args.pairs, args.window))?;
-    let counters = Counters::new(false);
-    let ready = Arc::new(AtomicU64::new(0));
-    let start_at = Arc::new(OnceLock::<Instant>::new());
-    let per_pair_rate = args.rate.map(|rate| rate as f64 / args.pairs.max(1) as f64);
+    let shared = RunShared::new(&args);
     for thread in 0..args.threads {
-        let pairs: Vec<usize> = (0..args.pairs).filter(|i| i % args.threads == thread).collect();
-        let (counters, ready, start_at) = (counters.clone(), ready.clone(), start_at.clone());
+        let pairs = pairs_of_thread(args.pairs, args.threads, thread);
+        let RunShared { counters, ready, start_at, per_pair_rate } = shared.share();
         let (server, window, content_bytes) = (args.server, args.window, args.content_bytes);
         std::thread::spawn(move || {
             crate::block_on(async move {
@@ -238,7 +235,7 @@ pub fn run(args: MessagingArgs) -> io::Result<MessagingResult> {
             })
         });
     }
-    Ok(collect(&args, &counters, &ready, &start_at))
+    Ok(shared.collect(&args))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -266,12 +263,7 @@ async fn send_loop(
         }
         conn.flush().await?;
         if inflight == 0 {
-            if let Some(interval) = interval {
-                monoio::time::sleep(
-                    (start + interval * sent as u32).saturating_duration_since(Instant::now()),
-                )
-                .await;
-            }
+            wait_for_next_send(start, interval, sent).await;
             continue;
         }
         let msg = conn.next_msg().await?;
