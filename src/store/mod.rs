@@ -50,6 +50,14 @@ pub enum StoreError {
         /// What was wrong.
         reason: String,
     },
+    /// The data directory could not be created.
+    #[error("cannot create data directory {dir}: {source}")]
+    DataDir {
+        /// The directory.
+        dir: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The writer thread has stopped (the process is shutting down).
     #[error("storage writer stopped")]
     WriterStopped,
@@ -77,10 +85,8 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database in `dir` for `shard_count` shards.
     pub fn open(dir: &Path, shard_count: usize) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|error| StoreError::Corrupt {
-            family: "-".into(),
-            reason: format!("cannot create data directory {}: {error}", dir.display()),
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StoreError::DataDir { dir: dir.display().to_string(), source })?;
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
