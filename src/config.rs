@@ -37,6 +37,33 @@ impl std::str::FromStr for Durability {
     }
 }
 
+/// Which I/O driver the shards run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IoDriver {
+    /// io_uring where the kernel allows it, else epoll.
+    Auto,
+    /// io_uring; refuse to start where it is unavailable.
+    IoUring,
+    /// epoll (monoio's legacy driver), even where io_uring works.
+    Epoll,
+}
+
+impl std::str::FromStr for IoDriver {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "io_uring" => Ok(Self::IoUring),
+            "epoll" => Ok(Self::Epoll),
+            other => Err(format!("unknown io driver '{other}' (auto, io_uring, epoll)")),
+        }
+    }
+}
+
+/// Most io_uring submission queue entries per shard.
+pub const IO_URING_ENTRIES_MAX: u32 = 32_768;
+
 /// Every limit on something that grows. Units are last in each name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -131,6 +158,14 @@ pub struct Config {
     pub pin_cores: bool,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `switchboard=debug`.
     pub log: String,
+    /// I/O driver: `auto` (io_uring, else epoll), `io_uring` or `epoll`.
+    pub io_driver: IoDriver,
+    /// io_uring submission queue entries per shard (a power of two, 256 to 32768).
+    pub io_uring_entries: u32,
+    /// When non-zero, each shard's ring gets a kernel thread polling its
+    /// submission queue (SQPOLL), which sleeps after this many idle ms.
+    /// It spends CPU to save syscalls: see tuning/io_uring.md.
+    pub io_uring_sqpoll_idle_ms: u32,
     /// Envelopes older than this are deleted (counted in metrics, logged). 30 days.
     pub message_retention_ms: u64,
     /// How often each shard sweeps its queues for expired envelopes.
@@ -149,6 +184,9 @@ impl Default for Config {
             durability: Durability::Group,
             pin_cores: true,
             log: "info".to_string(),
+            io_driver: IoDriver::Auto,
+            io_uring_entries: 4096,
+            io_uring_sqpoll_idle_ms: 0,
             message_retention_ms: 30 * 24 * 3600 * 1000,
             retention_sweep_interval_ms: 3600 * 1000,
             limits: Limits::default(),
@@ -226,6 +264,17 @@ impl Config {
             if token.is_empty() {
                 return invalid("registration_token", "must not be empty when set");
             }
+        }
+        if !self.io_uring_entries.is_power_of_two()
+            || !(256..=IO_URING_ENTRIES_MAX).contains(&self.io_uring_entries)
+        {
+            return invalid(
+                "io_uring_entries",
+                &format!("must be a power of two from 256 to {IO_URING_ENTRIES_MAX}"),
+            );
+        }
+        if self.io_uring_sqpoll_idle_ms > 60_000 {
+            return invalid("io_uring_sqpoll_idle_ms", "must be at most 60000 (0 = no SQPOLL)");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return invalid("log", "is not a valid log filter (e.g. `info`)");
@@ -336,6 +385,22 @@ mod tests {
         config.limits.ping_interval_ms = config.limits.idle_timeout_ms;
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("ping_interval_ms"), "{error}");
+    }
+
+    #[test]
+    fn io_settings_are_checked_and_parsed() {
+        for entries in [0, 100, 255, 1000, 65_536] {
+            let config = Config { io_uring_entries: entries, ..Config::default() };
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains("`io_uring_entries`"), "{entries}: {error}");
+        }
+        let config = Config { io_uring_sqpoll_idle_ms: 60_001, ..Config::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("`io_uring_sqpoll_idle_ms`"));
+        let config = Config::from_toml("io_driver = \"epoll\"\nio_uring_entries = 256").unwrap();
+        assert_eq!(config.io_driver, IoDriver::Epoll);
+        assert!(config.validate().is_ok());
+        assert!(Config::from_toml("io_driver = \"kqueue\"").unwrap_err().contains("io_driver"));
+        assert!("uring".parse::<IoDriver>().unwrap_err().contains("auto, io_uring, epoll"));
     }
 
     #[test]

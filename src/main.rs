@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use switchboard::config::{Config, Durability};
+use switchboard::config::{Config, Durability, IoDriver};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -60,6 +60,9 @@ struct ConfigArgs {
     /// Log filter, e.g. info or switchboard=debug. [default: info]
     #[arg(long, env = "SWITCHBOARD_LOG", value_name = "FILTER")]
     log: Option<String>,
+    /// I/O driver: auto (io_uring, else epoll), io_uring, epoll. [default: auto]
+    #[arg(long, env = "SWITCHBOARD_IO_DRIVER", value_name = "DRIVER")]
+    io_driver: Option<IoDriver>,
     /// Do not pin shard threads to cores.
     #[arg(long, env = "SWITCHBOARD_NO_PIN")]
     no_pin: bool,
@@ -88,6 +91,9 @@ impl ConfigArgs {
         }
         if let Some(log) = self.log {
             config.log = log;
+        }
+        if let Some(driver) = self.io_driver {
+            config.io_driver = driver;
         }
         if self.no_pin {
             config.pin_cores = false;

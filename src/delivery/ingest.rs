@@ -14,6 +14,7 @@
 
 use crate::accounts::AuthedDevice;
 use crate::http::response::Response;
+use crate::http::websocket::mailbox::SessionEvent;
 use crate::metrics::ShardMetrics;
 use crate::protocol::base64;
 use crate::protocol::envelope::{
@@ -127,7 +128,7 @@ pub async fn accept_on_owner(
         for (device_id, _, json) in envelopes {
             let device = AuthedDevice { account: destination, device_id };
             if let Some(session) = sessions.get(&device) {
-                if !session.offer_ephemeral(json) {
+                if !session.mailbox.offer(SessionEvent::Ephemeral(json)) {
                     ShardMetrics::inc(&ctx.stats().ephemeral_dropped_total);
                 }
             }
@@ -149,7 +150,7 @@ pub async fn accept_on_owner(
         let device = AuthedDevice { account: destination, device_id: *device_id };
         crate::delivery::retention::count_stored(ctx, device).await;
         if let Some(session) = ctx.sessions.borrow().get(&device) {
-            session.notify_stored();
+            session.mailbox.notify_stored();
         }
     }
     Response::empty(200)

@@ -6,9 +6,14 @@
 //! the server buffer without bound: when the window is full the caller stops
 //! sending until an answer frees a slot.
 //!
+//! Open requests are kept in id order in a `VecDeque` (ids are issued in
+//! ascending order, so appending keeps it sorted; a lookup is a binary
+//! search over at most `capacity + 1` entries). Its storage is released
+//! whenever the window empties, so an idle connection holds none.
+//!
 //! Pure state machine: no clocks (`now_ms` is passed in), no I/O.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 /// One open request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,10 +24,10 @@ pub struct Inflight<K> {
     pub sent_ms: u64,
 }
 
-/// Open server-initiated requests, keyed by id (ascending = send order).
+/// Open server-initiated requests, in ascending id (= send) order.
 #[derive(Debug)]
 pub struct InflightWindow<K> {
-    open: BTreeMap<u64, Inflight<K>>,
+    open: VecDeque<(u64, Inflight<K>)>,
     next_id: u64,
     capacity: usize,
 }
@@ -31,7 +36,7 @@ impl<K> InflightWindow<K> {
     /// An empty window holding at most `capacity` requests (`capacity >= 1`).
     pub fn new(capacity: usize) -> Self {
         assert!(capacity >= 1);
-        Self { open: BTreeMap::new(), next_id: 1, capacity }
+        Self { open: VecDeque::new(), next_id: 1, capacity }
     }
 
     /// True when no further request may be sent.
@@ -49,7 +54,7 @@ impl<K> InflightWindow<K> {
     pub fn open_unbounded(&mut self, kind: K, now_ms: u64) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.open.insert(id, Inflight { kind, sent_ms: now_ms });
+        self.open.push_back((id, Inflight { kind, sent_ms: now_ms }));
         id
     }
 
@@ -70,7 +75,7 @@ impl<K> InflightWindow<K> {
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.open.insert(id, Inflight { kind, sent_ms: now_ms });
+        self.open.push_back((id, Inflight { kind, sent_ms: now_ms }));
         debug_assert!(self.open.len() <= self.capacity);
         Ok(id)
     }
@@ -78,21 +83,31 @@ impl<K> InflightWindow<K> {
     /// Closes request `id` on the client's answer; `None` if it was not open
     /// (unknown, already answered or timed out).
     pub fn complete(&mut self, id: u64) -> Option<Inflight<K>> {
-        self.open.remove(&id)
+        let index = self.open.binary_search_by_key(&id, |(open_id, _)| *open_id).ok()?;
+        let (_, inflight) = self.open.remove(index)?;
+        self.release_if_empty();
+        Some(inflight)
+    }
+
+    fn release_if_empty(&mut self) {
+        if self.open.is_empty() && self.open.capacity() > 0 {
+            self.open = VecDeque::new();
+        }
     }
 
     /// Closes and returns every request sent before `now_ms - timeout_ms`.
     pub fn expire(&mut self, now_ms: u64, timeout_ms: u64) -> Vec<(u64, Inflight<K>)> {
-        let expired: Vec<u64> = self
-            .open
-            .iter()
-            .filter(|(_, inflight)| now_ms.saturating_sub(inflight.sent_ms) >= timeout_ms)
-            .map(|(id, _)| *id)
-            .collect();
-        expired
+        let is_expired =
+            |inflight: &Inflight<K>| now_ms.saturating_sub(inflight.sent_ms) >= timeout_ms;
+        if !self.open.iter().any(|(_, inflight)| is_expired(inflight)) {
+            return Vec::new();
+        }
+        let (expired, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.open)
             .into_iter()
-            .filter_map(|id| self.open.remove(&id).map(|inflight| (id, inflight)))
-            .collect()
+            .partition(|(_, inflight)| is_expired(inflight));
+        self.open = kept;
+        self.release_if_empty();
+        expired.into()
     }
 }
 
@@ -118,6 +133,22 @@ mod tests {
         assert!(window.complete(id + 100).is_none());
         assert!(window.complete(id).is_some());
         assert!(window.complete(id).is_none());
+    }
+
+    #[test]
+    fn completion_out_of_order_and_release_when_empty() {
+        let mut window = InflightWindow::new(8);
+        let ids: Vec<u64> = (0..5).map(|i| window.open(i, 0).unwrap()).collect();
+        assert_eq!(window.complete(ids[2]).map(|i| i.kind), Some(2));
+        assert_eq!(window.complete(ids[0]).map(|i| i.kind), Some(0));
+        assert!(window.complete(ids[2]).is_none());
+        assert_eq!(window.complete(ids[4]).map(|i| i.kind), Some(4));
+        let queue_empty = window.open_unbounded(9, 0);
+        assert_eq!(window.complete(ids[1]).map(|i| i.kind), Some(1));
+        assert_eq!(window.complete(ids[3]).map(|i| i.kind), Some(3));
+        assert_eq!(window.complete(queue_empty).map(|i| i.kind), Some(9));
+        assert!(window.is_empty());
+        assert_eq!(window.open.capacity(), 0, "an idle window holds no storage");
     }
 
     #[test]

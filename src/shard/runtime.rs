@@ -9,9 +9,10 @@
 //! `connections_per_shard_max` is closed at accept.
 
 use crate::accounts::{AccountTable, AuthedDevice};
-use crate::config::Config;
+use crate::config::{Config, IoDriver};
 use crate::http::response::Response;
 use crate::http::websocket::registry::SessionRegistry;
+use crate::http::websocket::timers::SessionTimers;
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::shard::msg::{Call, ShardMsg};
 use crate::shard::ring::{Inboxes, Outboxes};
@@ -70,7 +71,15 @@ pub struct ShardCtx {
     next_seq: Cell<u64>,
     /// Last server timestamp handed out: timestamps never go backwards.
     last_server_ms: Cell<u64>,
+    /// Where sessions read their sockets: one buffer per shard, borrowed only
+    /// inside a synchronous read-and-handle step (never across an await).
+    pub read_scratch: RefCell<Vec<u8>>,
+    /// Sessions' deadlines (see `http::websocket::timers`).
+    pub timers: SessionTimers,
 }
+
+/// Size of [`ShardCtx::read_scratch`]: bytes one socket read can take.
+pub const READ_SCRATCH_BYTES: usize = 64 * 1024;
 
 /// What a shard thread is started with.
 pub struct ShardSetup {
@@ -214,18 +223,43 @@ type Runtime = monoio::FusionRuntime<
     monoio::time::TimeDriver<monoio::LegacyDriver>,
 >;
 
-fn build_runtime(shard: usize) -> std::io::Result<Runtime> {
-    if monoio::utils::detect_uring() {
-        tracing::info!(shard, "io driver: io_uring");
-        Ok(monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .with_entries(4096)
+fn build_runtime(shard: usize, config: &Config) -> std::io::Result<Runtime> {
+    let uring = match config.io_driver {
+        IoDriver::Epoll => false,
+        IoDriver::IoUring | IoDriver::Auto if monoio::utils::detect_uring() => true,
+        IoDriver::IoUring => {
+            return Err(std::io::Error::other(
+                "io_driver = io_uring, but io_uring is unavailable on this kernel",
+            ))
+        }
+        IoDriver::Auto => {
+            tracing::warn!(shard, "io driver: epoll (io_uring is unavailable on this kernel)");
+            false
+        }
+    };
+    if !uring {
+        tracing::info!(shard, "io driver: epoll");
+        return Ok(monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()?
-            .into())
-    } else {
-        tracing::warn!(shard, "io driver: legacy epoll (io_uring is unavailable on this kernel)");
-        Ok(monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build()?.into())
+            .into());
     }
+    let mut ring = io_uring::IoUring::builder();
+    if config.io_uring_sqpoll_idle_ms > 0 {
+        ring.setup_sqpoll(config.io_uring_sqpoll_idle_ms);
+    }
+    tracing::info!(
+        shard,
+        entries = config.io_uring_entries,
+        sqpoll_idle_ms = config.io_uring_sqpoll_idle_ms,
+        "io driver: io_uring"
+    );
+    Ok(monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .with_entries(config.io_uring_entries)
+        .uring_builder(ring)
+        .enable_timer()
+        .build()?
+        .into())
 }
 
 fn run(setup: ShardSetup) {
@@ -234,7 +268,7 @@ fn run(setup: ShardSetup) {
             tracing::warn!(shard = setup.id, "could not pin to core {}", core.id);
         }
     }
-    let mut runtime = match build_runtime(setup.id) {
+    let mut runtime = match build_runtime(setup.id, &setup.config) {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!(shard = setup.id, %error, "cannot start the io runtime");
@@ -266,6 +300,7 @@ async fn serve(setup: ShardSetup) {
     setup.metrics[setup.id]
         .accounts
         .store(accounts.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let timers = SessionTimers::new(timer_tick_ms(&setup.config.limits));
     let ctx = Rc::new(ShardCtx {
         id: setup.id,
         shard_count: setup.shard_count,
@@ -284,11 +319,29 @@ async fn serve(setup: ShardSetup) {
         accounts_changing: RefCell::new(Default::default()),
         next_seq: Cell::new(0),
         last_server_ms: Cell::new(0),
+        read_scratch: RefCell::new(vec![0; READ_SCRATCH_BYTES]),
+        timers,
     });
     monoio::spawn(pump(ctx.clone(), setup.inboxes));
     monoio::spawn(crate::delivery::retention::sweep_loop(ctx.clone()));
     monoio::spawn(crate::delivery::lag::probe_loop(ctx.clone()));
+    monoio::spawn(timer_loop(ctx.clone()));
     accept_loop(ctx, setup.listener).await;
+}
+
+/// The session timers' step: an eighth of the shortest session interval,
+/// between 10 and 250 ms (deadlines fire at most one step late).
+fn timer_tick_ms(limits: &crate::config::Limits) -> u64 {
+    (limits.ping_interval_ms.min(limits.idle_timeout_ms) / 8).clamp(10, 250)
+}
+
+/// Fires session deadlines every tick.
+async fn timer_loop(ctx: Rc<ShardCtx>) {
+    let tick = Duration::from_millis(ctx.timers.tick_ms());
+    loop {
+        monoio::time::sleep(tick).await;
+        ctx.timers.fire_due(crate::http::conn::now_ms());
+    }
 }
 
 async fn accept_loop(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {

@@ -5,7 +5,7 @@
 //! how tungstenite says "need more bytes") and writes encoded frames to
 //! `output`, which the session writes to the socket. tungstenite itself
 //! bounds message and frame size, so `input` holds at most one frame limit
-//! plus one read's worth of bytes.
+//! plus one read's worth of bytes, and is released whenever it is drained.
 
 use std::io::{self, Read, Write};
 
@@ -19,10 +19,6 @@ pub struct MemStream {
     /// Encoded by tungstenite, not yet written to the socket.
     output: Vec<u8>,
 }
-
-/// Above this, an emptied buffer is released rather than kept for reuse, so
-/// an idle connection does not pin a large allocation.
-const RETAINED_BYTES_MAX: usize = 4096;
 
 impl MemStream {
     /// Appends bytes read from the socket.
@@ -51,12 +47,9 @@ impl MemStream {
 
     fn release_if_drained(&mut self) {
         if self.input_pos == self.input.len() {
+            // Released, not kept for reuse: an idle connection pins nothing.
             self.input_pos = 0;
-            if self.input.capacity() > RETAINED_BYTES_MAX {
-                self.input = Vec::new();
-            } else {
-                self.input.clear();
-            }
+            self.input = Vec::new();
         }
     }
 }
@@ -104,7 +97,7 @@ mod tests {
     }
 
     #[test]
-    fn large_drained_input_is_released() {
+    fn drained_input_is_released() {
         let mut stream = MemStream::default();
         stream.feed(&[0u8; 10_000]);
         let mut buf = vec![0u8; 10_000];

@@ -10,9 +10,12 @@
 //! upgrade (else 400) and its credentials check out (else 401, the same
 //! answer whether or not the account exists).
 
+pub mod mailbox;
 pub mod memstream;
 pub mod registry;
 pub mod session;
+pub mod socket;
+pub mod timers;
 
 use crate::http::auth;
 use crate::http::head::Head;
@@ -49,7 +52,7 @@ fn check_upgrade(head: &Head) -> Result<String, Response> {
     Ok(tungstenite::handshake::derive_accept_key(key.as_bytes()))
 }
 
-/// Validates, authenticates and upgrades; then runs the session to its end.
+/// Validates, authenticates and upgrades; then starts the session task.
 pub async fn accept(
     ctx: Rc<ShardCtx>,
     mut stream: TcpStream,
@@ -84,5 +87,7 @@ pub async fn accept(
     if result.is_err() {
         return;
     }
-    session::run(ctx, stream, leftover, device, guard).await;
+    // Its own task: the session's future holds only the session, not the
+    // HTTP connection's states (an idle connection's memory is mostly this).
+    monoio::spawn(session::run(ctx, stream, leftover, device, guard));
 }

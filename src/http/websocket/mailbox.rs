@@ -1,0 +1,259 @@
+//! A session's mailbox: how other tasks on the same shard reach it.
+//!
+//! Single-threaded (shared by `Rc`, no atomics, no allocation per message
+//! beyond the event itself). Invariants:
+//! - droppable events ([`Mailbox::offer`]) are refused once `offered_len_max`
+//!   events are queued, so a slow session cannot make senders buffer without
+//!   bound;
+//! - events that must not be lost ([`Mailbox::push`]) are always queued while
+//!   the mailbox is open; their number is bounded by their producers (one
+//!   response per client request in flight, at most
+//!   `client_requests_inflight_max`; one `Replaced`);
+//! - "new envelopes stored" is a flag, not an event: it is never refused and
+//!   never queued twice, and it wakes the session like an event does;
+//! - "a deadline passed" is a flag too, set by the shard's
+//!   [`SessionTimers`](crate::http::websocket::timers::SessionTimers), and
+//!   still set after the mailbox is closed (the closing linger needs it);
+//! - once closed, everything offered or pushed is dropped.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::task::{Context, Poll, Waker};
+
+/// Something for a session's event loop to act on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A newer connection of the same device took over: close with 4409.
+    Replaced,
+    /// A client request finished: send this response frame text.
+    Respond(String),
+    /// An online-only envelope (JSON, not stored): deliver it now or never.
+    Ephemeral(Vec<u8>),
+    /// New envelopes are stored for this device: read the queue.
+    Stored,
+    /// The session's deadline passed (ping, idle timeout, request timeouts).
+    Deadline,
+}
+
+/// The queue of one session's events.
+pub struct Mailbox {
+    queue: RefCell<VecDeque<SessionEvent>>,
+    offered_len_max: usize,
+    stored: Cell<bool>,
+    closed: Cell<bool>,
+    deadline_passed: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+    /// The session's next deadline, wall-clock ms (kept by the timers).
+    pub(super) due_ms: Cell<u64>,
+    /// The wheel bucket of the live timer entry, or `timers::NO_BUCKET`.
+    pub(super) timer_bucket: Cell<u64>,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("queued", &self.queue.borrow().len())
+            .field("stored", &self.stored.get())
+            .field("closed", &self.closed.get())
+            .finish()
+    }
+}
+
+impl Mailbox {
+    /// An open, empty mailbox refusing droppable events beyond `offered_len_max`.
+    pub fn new(offered_len_max: usize) -> Self {
+        Self {
+            queue: RefCell::new(VecDeque::new()),
+            offered_len_max,
+            stored: Cell::new(false),
+            closed: Cell::new(false),
+            deadline_passed: Cell::new(false),
+            waker: Cell::new(None),
+            due_ms: Cell::new(u64::MAX),
+            timer_bucket: Cell::new(crate::http::websocket::timers::NO_BUCKET),
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Queues an event whose count its producer bounds; false once closed.
+    pub fn push(&self, event: SessionEvent) -> bool {
+        if self.closed.get() {
+            return false;
+        }
+        self.queue.borrow_mut().push_back(event);
+        self.wake();
+        true
+    }
+
+    /// Queues a droppable event; false when full or closed.
+    pub fn offer(&self, event: SessionEvent) -> bool {
+        if self.closed.get() || self.queue.borrow().len() >= self.offered_len_max {
+            return false;
+        }
+        self.push(event)
+    }
+
+    /// Tells the session its queue has new envelopes. Never refused.
+    pub fn notify_stored(&self) {
+        if !self.closed.get() {
+            self.stored.set(true);
+            self.wake();
+        }
+    }
+
+    /// Sets the deadline flag and wakes the session (the timers call this).
+    pub fn fire_deadline(&self) {
+        self.deadline_passed.set(true);
+        self.wake();
+    }
+
+    /// Clears and returns the deadline flag.
+    pub fn take_deadline(&self) -> bool {
+        self.deadline_passed.replace(false)
+    }
+
+    /// Ready (clearing the flag) once the deadline passed; registers the
+    /// task's waker otherwise.
+    pub fn poll_deadline(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.take_deadline() {
+            return Poll::Ready(());
+        }
+        self.waker.set(Some(cx.waker().clone()));
+        Poll::Pending
+    }
+
+    /// Clears and returns the "new envelopes stored" flag.
+    pub fn take_stored(&self) -> bool {
+        self.stored.replace(false)
+    }
+
+    /// The next queued event, without waiting (the stored flag is not an
+    /// event here: the session reads it with [`Self::take_stored`]).
+    pub fn try_recv(&self) -> Option<SessionEvent> {
+        self.queue.borrow_mut().pop_front()
+    }
+
+    /// The next event; else [`SessionEvent::Stored`] when that flag is set
+    /// (it stays set), else [`SessionEvent::Deadline`] when that flag is set
+    /// (it is cleared); registers the task's waker otherwise.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<SessionEvent> {
+        if let Some(event) = self.try_recv() {
+            return Poll::Ready(event);
+        }
+        if self.stored.get() {
+            return Poll::Ready(SessionEvent::Stored);
+        }
+        if self.take_deadline() {
+            return Poll::Ready(SessionEvent::Deadline);
+        }
+        self.waker.set(Some(cx.waker().clone()));
+        Poll::Pending
+    }
+
+    /// Refuses every event from now on and drops what is queued (the
+    /// deadline flag still works).
+    pub fn close(&self) {
+        self.closed.set(true);
+        self.queue.borrow_mut().clear();
+    }
+
+    /// True once closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct CountingWaker(AtomicUsize);
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn context_counter() -> (Waker, Arc<CountingWaker>) {
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        (Waker::from(counter.clone()), counter)
+    }
+
+    #[test]
+    fn offers_beyond_the_limit_are_refused_pushes_are_not() {
+        let mailbox = Mailbox::new(2);
+        assert!(mailbox.offer(SessionEvent::Ephemeral(vec![1])));
+        assert!(mailbox.offer(SessionEvent::Ephemeral(vec![2])));
+        assert!(!mailbox.offer(SessionEvent::Ephemeral(vec![3])));
+        assert!(mailbox.push(SessionEvent::Respond("r".into())));
+        assert_eq!(mailbox.try_recv(), Some(SessionEvent::Ephemeral(vec![1])));
+        assert_eq!(mailbox.try_recv(), Some(SessionEvent::Ephemeral(vec![2])));
+        assert_eq!(mailbox.try_recv(), Some(SessionEvent::Respond("r".into())));
+        assert_eq!(mailbox.try_recv(), None);
+    }
+
+    #[test]
+    fn stored_flag_wakes_once_and_is_not_queued() {
+        let mailbox = Mailbox::new(1);
+        let (waker, counter) = context_counter();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(mailbox.poll_recv(&mut cx), Poll::Pending);
+        mailbox.notify_stored();
+        mailbox.notify_stored();
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1, "one registered waker, one wake");
+        assert_eq!(mailbox.poll_recv(&mut cx), Poll::Ready(SessionEvent::Stored));
+        assert!(mailbox.take_stored());
+        assert!(!mailbox.take_stored());
+        assert_eq!(mailbox.try_recv(), None);
+        // The flag never fills the queue: an offer still fits.
+        assert!(mailbox.offer(SessionEvent::Replaced));
+    }
+
+    #[test]
+    fn queued_events_come_before_the_stored_flag() {
+        let mailbox = Mailbox::new(4);
+        mailbox.notify_stored();
+        mailbox.push(SessionEvent::Replaced);
+        let (waker, _) = context_counter();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(mailbox.poll_recv(&mut cx), Poll::Ready(SessionEvent::Replaced));
+        assert_eq!(mailbox.poll_recv(&mut cx), Poll::Ready(SessionEvent::Stored));
+    }
+
+    #[test]
+    fn closed_mailbox_drops_everything() {
+        let mailbox = Mailbox::new(4);
+        mailbox.push(SessionEvent::Respond("lost".into()));
+        mailbox.close();
+        assert!(mailbox.is_closed());
+        assert_eq!(mailbox.try_recv(), None);
+        assert!(!mailbox.push(SessionEvent::Replaced));
+        assert!(!mailbox.offer(SessionEvent::Replaced));
+        mailbox.notify_stored();
+        assert!(!mailbox.take_stored());
+        mailbox.fire_deadline();
+        assert!(mailbox.take_deadline(), "deadlines still fire for the closing linger");
+    }
+
+    #[test]
+    fn deadline_comes_after_events_and_is_cleared_when_taken() {
+        let mailbox = Mailbox::new(4);
+        let (waker, counter) = context_counter();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(mailbox.poll_deadline(&mut cx), Poll::Pending);
+        mailbox.fire_deadline();
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+        mailbox.push(SessionEvent::Replaced);
+        assert_eq!(mailbox.poll_recv(&mut cx), Poll::Ready(SessionEvent::Replaced));
+        assert_eq!(mailbox.poll_recv(&mut cx), Poll::Ready(SessionEvent::Deadline));
+        assert_eq!(mailbox.poll_recv(&mut cx), Poll::Pending);
+    }
+}
