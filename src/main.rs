@@ -10,6 +10,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use switchboard::config::{Config, Durability, IoDriver};
 
+/// mimalloc unless built with `--features system-allocator` (glibc malloc),
+/// which exists to measure the difference (tuning/process.md).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -73,9 +73,13 @@ pub enum FrameError {
 
 /// Decodes one text frame. `text` is parsed in place (simd-json), so it is
 /// left scrambled. `body_bytes_max` bounds the decoded body.
+///
+/// Fields are read off simd-json's tape, not a `BorrowedValue`: building the
+/// value's hash maps made decoding slower than serde_json's typed decode
+/// (criterion, `frame/*`: 818 ns against 509 ns for the same work).
 pub fn decode(text: &mut [u8], body_bytes_max: usize) -> Result<Frame, FrameError> {
-    let value =
-        simd_json::to_borrowed_value(text).map_err(|_| FrameError::Unreadable("not valid JSON"))?;
+    let tape = simd_json::to_tape(text).map_err(|_| FrameError::Unreadable("not valid JSON"))?;
+    let value = tape.as_value();
     let object = value.as_object().ok_or(FrameError::Unreadable("not a JSON object"))?;
     let id = object
         .get("id")
@@ -105,7 +109,7 @@ pub fn decode(text: &mut [u8], body_bytes_max: usize) -> Result<Frame, FrameErro
         Some(headers) => {
             let list = headers.as_array().ok_or(invalid(400, "headers must be an array"))?;
             let mut out = Vec::with_capacity(list.len());
-            for header in list {
+            for header in list.iter() {
                 let text = header.as_str().ok_or(invalid(400, "header must be a string"))?;
                 if !text.contains(':') {
                     return Err(invalid(400, "header must be \"Name: value\""));
@@ -119,8 +123,9 @@ pub fn decode(text: &mut [u8], body_bytes_max: usize) -> Result<Frame, FrameErro
     match (object.get("verb"), object.get("status")) {
         (Some(verb), None) => {
             let verb = verb.as_str().ok_or(invalid(400, "verb must be a string"))?;
-            let path = object
-                .get("path")
+            let path_value = object.get("path");
+            let path = path_value
+                .as_ref()
                 .and_then(|path| path.as_str())
                 .ok_or(invalid(400, "request needs a string path"))?;
             if !path.starts_with('/') {
