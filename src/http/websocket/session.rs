@@ -245,7 +245,7 @@ async fn linger(ctx: &ShardCtx, stream: &TcpStream, mailbox: &Rc<Mailbox>) {
     mailbox.take_deadline();
     ctx.timers.set_deadline(mailbox, now_ms() + CLOSE_LINGER_MS);
     loop {
-        if !matches!(readable_or_deadline(stream, mailbox).await, Ok(true)) {
+        if !matches!(ready_or_deadline(stream.readable(false), mailbox).await, Ok(true)) {
             return;
         }
         let received = socket::recv(fd, &mut ctx.read_scratch.borrow_mut());
@@ -255,25 +255,15 @@ async fn linger(ctx: &ShardCtx, stream: &TcpStream, mailbox: &Rc<Mailbox>) {
     }
 }
 
-/// Waits until the socket is readable (`Ok(true)`) or the mailbox's
-/// deadline passes (`Ok(false)`).
-async fn readable_or_deadline(stream: &TcpStream, mailbox: &Mailbox) -> std::io::Result<bool> {
-    let mut readable = pin!(stream.readable(false));
+/// Waits until `ready` (the socket's readability or writability) resolves
+/// (`Ok(true)`) or the mailbox's deadline passes (`Ok(false)`).
+async fn ready_or_deadline(
+    ready: impl Future<Output = std::io::Result<()>>,
+    mailbox: &Mailbox,
+) -> std::io::Result<bool> {
+    let mut ready = pin!(ready);
     std::future::poll_fn(|cx| {
-        if let Poll::Ready(result) = readable.as_mut().poll(cx) {
-            return Poll::Ready(result.map(|()| true));
-        }
-        mailbox.poll_deadline(cx).map(|()| Ok(false))
-    })
-    .await
-}
-
-/// Waits until the socket is writable (`Ok(true)`) or the mailbox's
-/// deadline passes (`Ok(false)`).
-async fn writable_or_deadline(stream: &TcpStream, mailbox: &Mailbox) -> std::io::Result<bool> {
-    let mut writable = pin!(stream.writable(false));
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(result) = writable.as_mut().poll(cx) {
+        if let Poll::Ready(result) = ready.as_mut().poll(cx) {
             return Poll::Ready(result.map(|()| true));
         }
         mailbox.poll_deadline(cx).map(|()| Ok(false))
@@ -601,7 +591,7 @@ impl Session {
                     let give_up_ms = stalled_ms + limits.idle_timeout_ms;
                     self.ctx.timers.set_deadline(&self.mailbox, give_up_ms);
                     loop {
-                        match writable_or_deadline(stream, &self.mailbox).await {
+                        match ready_or_deadline(stream.writable(false), &self.mailbox).await {
                             Ok(true) => break,
                             Ok(false) if now_ms() < give_up_ms => {
                                 self.ctx.timers.set_deadline(&self.mailbox, give_up_ms);
