@@ -1,10 +1,15 @@
 //! The WebSocket surface: the upgrade handshake and the authenticated session.
 //!
 //! - [`memstream`]: the byte queues tungstenite reads from and writes to, so
-//!   the socket itself stays with monoio's owned-buffer I/O.
+//!   tungstenite never touches the socket.
+//! - [`socket`]: non-blocking reads and writes on a session's socket, driven
+//!   by readiness.
+//! - [`mailbox`]: how other tasks on the shard reach a session (responses,
+//!   online-only envelopes, "replaced", "stored", "deadline").
+//! - [`timers`]: the shard's timer wheel for session deadlines.
 //! - [`registry`]: which connection is live for each device (a second one
 //!   replaces the first with close code 4409).
-//! - [`session`]: the event loop of one authenticated connection.
+//! - [`session`]: the event loop of one authenticated connection (one task).
 //!
 //! Invariant: nothing is upgraded until the request is a valid RFC 6455
 //! upgrade (else 400) and its credentials check out (else 401, the same
