@@ -69,6 +69,11 @@ pub struct MessagingResult {
     pub latency_us_p99: u64,
     pub latency_us_p999: u64,
     pub latency_us_max: u64,
+    /// The same, measured from when each send was written rather than when
+    /// it was due: the difference is the load generator's own lateness.
+    pub from_write_latency_us_p50: u64,
+    pub from_write_latency_us_p99: u64,
+    pub from_write_latency_us_p999: u64,
 }
 
 /// What the sending and receiving tasks of a run share.
@@ -83,8 +88,11 @@ pub struct Counters {
     pub delivered: AtomicU64,
     /// Set when the sending window is over.
     pub stop: AtomicBool,
-    /// Send-to-delivery latency, microseconds.
+    /// Send-to-delivery latency from the intended send time, microseconds.
     pub histogram: Mutex<Histogram<u64>>,
+    /// Delivery latency from when the send was actually built and written,
+    /// microseconds: without the load generator's own lateness in sending.
+    pub from_write_histogram: Mutex<Histogram<u64>>,
 }
 
 impl Counters {
@@ -99,15 +107,25 @@ impl Counters {
             histogram: Mutex::new(
                 Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
             ),
+            from_write_histogram: Mutex::new(
+                Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+            ),
         })
     }
 
-    /// Records one delivery whose payload starts with its send stamp.
+    /// Records one delivery whose payload starts with its send stamps
+    /// (intended, then written; see [`stamped_payload`]).
     pub fn record_delivery(&self, payload: &[u8]) {
+        let now_us = micros_since_base(Instant::now());
+        let since = |stamp: &[u8]| {
+            let sent_us = u64::from_be_bytes(stamp.try_into().expect("8 bytes"));
+            now_us.saturating_sub(sent_us).clamp(1, 60_000_000)
+        };
         if payload.len() >= 8 {
-            let sent_us = u64::from_be_bytes(payload[..8].try_into().expect("8 bytes"));
-            let latency_us = micros_since_base(Instant::now()).saturating_sub(sent_us).max(1);
-            let _ = self.histogram.lock().unwrap().record(latency_us.min(60_000_000));
+            let _ = self.histogram.lock().unwrap().record(since(&payload[..8]));
+        }
+        if payload.len() >= 16 {
+            let _ = self.from_write_histogram.lock().unwrap().record(since(&payload[8..16]));
         }
         self.delivered.fetch_add(1, Ordering::Relaxed);
     }
@@ -179,10 +197,12 @@ pub fn pairs_of_thread(pairs: usize, threads: usize, thread: usize) -> Vec<usize
     (0..pairs).filter(|pair| pair % threads.max(1) == thread).collect()
 }
 
-/// A payload of `content_bytes` (at least 8) starting with the send stamp.
+/// A payload of `content_bytes` (at least 16) starting with two stamps:
+/// when the send was due (`intended`) and now, when it is being written.
 pub fn stamped_payload(intended: Instant, content_bytes: usize) -> Vec<u8> {
     let mut payload = micros_since_base(intended).to_be_bytes().to_vec();
-    payload.resize(content_bytes.max(8), 0x5a);
+    payload.extend_from_slice(&micros_since_base(Instant::now()).to_be_bytes());
+    payload.resize(content_bytes.max(16), 0x5a);
     payload
 }
 
@@ -213,6 +233,7 @@ pub fn collect(
     }
     let delivered = counters.delivered.load(Ordering::Relaxed);
     let histogram = counters.histogram.lock().unwrap().clone();
+    let from_write = counters.from_write_histogram.lock().unwrap().clone();
     MessagingResult {
         pairs: args.pairs,
         window: args.window,
@@ -229,6 +250,9 @@ pub fn collect(
         latency_us_p99: histogram.value_at_quantile(0.99),
         latency_us_p999: histogram.value_at_quantile(0.999),
         latency_us_max: histogram.max(),
+        from_write_latency_us_p50: from_write.value_at_quantile(0.50),
+        from_write_latency_us_p99: from_write.value_at_quantile(0.99),
+        from_write_latency_us_p999: from_write.value_at_quantile(0.999),
     }
 }
 
@@ -389,6 +413,25 @@ pub fn envelope_content(json: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payload_carries_both_stamps_and_both_are_recorded() {
+        let intended = Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let payload = stamped_payload(intended, 8);
+        assert_eq!(payload.len(), 16, "room for both stamps");
+        let due = u64::from_be_bytes(payload[..8].try_into().unwrap());
+        let written = u64::from_be_bytes(payload[8..16].try_into().unwrap());
+        assert!(written >= due + 5_000, "written {written} due {due}");
+        let counters = Counters::new(false);
+        counters.record_delivery(&payload);
+        assert_eq!(counters.histogram.lock().unwrap().len(), 1);
+        assert_eq!(counters.from_write_histogram.lock().unwrap().len(), 1);
+        assert!(
+            counters.histogram.lock().unwrap().max()
+                >= counters.from_write_histogram.lock().unwrap().max() + 5_000
+        );
+    }
 
     #[test]
     fn envelope_content_finds_and_decodes_the_payload() {
