@@ -416,6 +416,7 @@ mod tests {
 
     #[test]
     fn payload_carries_both_stamps_and_both_are_recorded() {
+        micros_since_base(Instant::now()); // stamps count from the first call
         let intended = Instant::now();
         std::thread::sleep(std::time::Duration::from_millis(5));
         let payload = stamped_payload(intended, 8);
