@@ -145,6 +145,27 @@ pub fn intended_send_time(
     }
 }
 
+/// One pair's schedule: its first send time and, in an open loop, the
+/// interval between its sends (`rate` is the pair's share, msgs/s). Each
+/// pair starts at a random phase within one interval after the run's start,
+/// as independent clients would; with a common start every pair sent at the
+/// same instant, and the measured latency was mostly those bursts queueing.
+pub fn pair_schedule(
+    start_at: &OnceLock<Instant>,
+    rate: Option<f64>,
+) -> (Instant, Option<Duration>) {
+    let start = *start_at.get_or_init(Instant::now);
+    let Some(rate) = rate else { return (start, None) };
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let mut random = [0u8; 4];
+    // Without randomness, every pair starts at once (the old behaviour).
+    let phase = match getrandom::fill(&mut random) {
+        Ok(()) => f64::from(u32::from_le_bytes(random)) / f64::from(u32::MAX),
+        Err(_) => 0.0,
+    };
+    (start + interval.mul_f64(phase), Some(interval))
+}
+
 /// In an open loop with nothing in flight, sleeps until send number `sent`
 /// is due; returns at once in a closed loop.
 pub async fn wait_for_next_send(start: Instant, interval: Option<Duration>, sent: u64) {
@@ -333,8 +354,7 @@ async fn send_loop(
 ) {
     let path = format!("/v1/messages/{destination}");
     let online = counters.online;
-    let start = *start_at.get_or_init(Instant::now);
-    let interval = rate.map(|rate| Duration::from_secs_f64(1.0 / rate.max(0.001)));
+    let (start, interval) = pair_schedule(&start_at, rate);
     let mut sent = 0u64;
     let mut inflight = 0usize;
     let mut next_id = 1u64;
@@ -432,6 +452,23 @@ mod tests {
             counters.histogram.lock().unwrap().max()
                 >= counters.from_write_histogram.lock().unwrap().max() + 5_000
         );
+    }
+
+    #[test]
+    fn pairs_start_at_spread_phases_within_one_interval() {
+        let start_at = OnceLock::new();
+        let start = *start_at.get_or_init(Instant::now);
+        assert_eq!(pair_schedule(&start_at, None), (start, None));
+        let starts: Vec<Duration> = (0..64)
+            .map(|_| {
+                let (first, interval) = pair_schedule(&start_at, Some(10.0));
+                assert_eq!(interval, Some(Duration::from_millis(100)));
+                first - start
+            })
+            .collect();
+        assert!(starts.iter().all(|offset| *offset <= Duration::from_millis(100)));
+        let distinct: std::collections::HashSet<_> = starts.iter().collect();
+        assert!(distinct.len() > 32, "phases are spread, not shared");
     }
 
     #[test]

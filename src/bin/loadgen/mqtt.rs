@@ -8,8 +8,8 @@
 
 use crate::client::WsConn;
 use crate::messaging::{
-    intended_send_time, micros_since_base, pairs_of_thread, stamped_payload, wait_for_next_send,
-    Counters, MessagingArgs, MessagingResult, RunShared,
+    intended_send_time, micros_since_base, pair_schedule, pairs_of_thread, stamped_payload,
+    wait_for_next_send, Counters, MessagingArgs, MessagingResult, RunShared,
 };
 
 use std::net::SocketAddr;
@@ -200,8 +200,7 @@ async fn send_loop(
     counters: Arc<Counters>,
     start_at: Arc<OnceLock<Instant>>,
 ) {
-    let start = *start_at.get_or_init(Instant::now);
-    let interval = rate.map(|rate| Duration::from_secs_f64(1.0 / rate.max(0.001)));
+    let (start, interval) = pair_schedule(&start_at, rate);
     let (mut sent, mut inflight, mut next_id) = (0u64, 0usize, 1u16);
     let mut buffer = Vec::new();
     while !counters.stop.load(Ordering::Relaxed) {

@@ -7,8 +7,8 @@
 
 use crate::client::connect_tcp;
 use crate::messaging::{
-    intended_send_time, micros_since_base, pairs_of_thread, stamped_payload, wait_for_next_send,
-    Counters, MessagingArgs, MessagingResult, RunShared,
+    intended_send_time, micros_since_base, pair_schedule, pairs_of_thread, stamped_payload,
+    wait_for_next_send, Counters, MessagingArgs, MessagingResult, RunShared,
 };
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
@@ -17,7 +17,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// One delivered NATS message.
 struct Msg {
@@ -249,8 +249,7 @@ async fn send_loop(
     counters: Arc<Counters>,
     start_at: Arc<OnceLock<Instant>>,
 ) -> io::Result<()> {
-    let start = *start_at.get_or_init(Instant::now);
-    let interval = rate.map(|rate| Duration::from_secs_f64(1.0 / rate.max(0.001)));
+    let (start, interval) = pair_schedule(&start_at, rate);
     let (mut sent, mut inflight) = (0u64, 0usize);
     while !counters.stop.load(Ordering::Relaxed) {
         let now = Instant::now();
