@@ -37,7 +37,7 @@ fn worked_example_matches_the_guide() {
         "connections at peak     600000",
         "peak messages/s         9259",
         "cores                   2",
-        "RAM (2x headroom)       10.0 GB",
+        "RAM (2x headroom)       10.2 GB",
         "stored envelopes        200000000",
         "410.4 GB",
         ">= 601000",
