@@ -477,7 +477,6 @@ impl Session {
             Some(Inflight { kind: ServerRequest::Message { key }, .. })
                 if response.status == 200 =>
             {
-                ShardMetrics::inc(&self.ctx.stats().messages_acked_total);
                 self.acked.push(key);
             }
             Some(inflight) => {
@@ -509,7 +508,11 @@ impl Session {
         monoio::spawn(async move {
             let ops = keys.into_iter().map(|key| Op::Delete { family: Family::Messages, key });
             match ctx.writer.write_lazy(ops.collect()).await {
-                Ok(()) => count_removed(&ctx, device, count),
+                Ok(()) => {
+                    // Counted once the delete is applied, as the metric says.
+                    ShardMetrics::add(&ctx.stats().messages_acked_total, u64::from(count));
+                    count_removed(&ctx, device, count);
+                }
                 Err(error) => tracing::warn!(shard = ctx.id, %error, "acked envelopes not deleted"),
             }
         });
