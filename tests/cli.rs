@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const FLAGS: [&str; 8] = [
+const FLAGS: [&str; 9] = [
     "--config",
     "--listen",
     "--shards",
@@ -18,6 +18,7 @@ const FLAGS: [&str; 8] = [
     "--durability",
     "--registration-token",
     "--log",
+    "--io-driver",
     "--no-pin",
 ];
 
@@ -175,7 +176,7 @@ fn config_prints_the_defaults_as_valid_toml() {
 
 #[test]
 fn config_file_errors_name_the_field_or_the_file() {
-    let cases: [(&str, &str, &[&str]); 5] = [
+    let cases: [(&str, &str, &[&str]); 7] = [
         ("unknown field", "listne = \"127.0.0.1:1\"\n", &["listne"]),
         ("wrong type", "[limits]\nframe_bytes_max = \"big\"\n", &["frame_bytes_max"]),
         ("zero ring slots", "[limits]\nring_slots = 0\n", &["limits.ring_slots"]),
@@ -185,6 +186,8 @@ fn config_file_errors_name_the_field_or_the_file() {
             &["limits.ping_interval_ms"],
         ),
         ("unknown limit", "[limits]\nframe_bytes_maxx = 1\n", &["frame_bytes_maxx"]),
+        ("ring size not a power of two", "io_uring_entries = 1000\n", &["io_uring_entries"]),
+        ("unknown io driver", "io_driver = \"kqueue\"\n", &["io_driver"]),
     ];
     for (what, toml, needles) in cases {
         let (outcome, _path, _temp) = serve_with_config(toml);
@@ -215,7 +218,7 @@ fn bad_flag_values_are_refused_with_a_clear_message() {
     let data_dir = temp.path().join("data");
     let data = data_dir.to_str().unwrap();
     let base = ["serve", "--no-pin", "--data-dir", data];
-    let cases: [(&[&str], &[&str]); 4] = [
+    let cases: [(&[&str], &[&str]); 5] = [
         (&["--listen", "notanaddress", "--shards", "2"], &["notanaddress", "--listen"]),
         (&["--listen", "127.0.0.1:0", "--shards", "abc"], &["abc", "--shards"]),
         (
@@ -223,6 +226,10 @@ fn bad_flag_values_are_refused_with_a_clear_message() {
             &["fast", "--durability", "sync, group, none"],
         ),
         (&["--listen", "127.0.0.1:0", "--shards", "1000"], &["shards", "at most 256"]),
+        (
+            &["--listen", "127.0.0.1:0", "--shards", "2", "--io-driver", "kqueue"],
+            &["kqueue", "--io-driver", "auto, io_uring, epoll"],
+        ),
     ];
     for (flags, needles) in cases {
         let args: Vec<&str> = base.iter().chain(flags.iter()).copied().collect();
