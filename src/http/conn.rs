@@ -26,9 +26,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 /// Reads more bytes onto the end of `buf` (at least `chunk_bytes` of room);
-/// `Ok(0)` means the peer closed. Works on a whole stream or a read half.
-pub async fn read_more<R: AsyncReadRent>(
-    stream: &mut R,
+/// `Ok(0)` means the peer closed.
+async fn read_more(
+    stream: &mut TcpStream,
     mut buf: Vec<u8>,
     chunk_bytes: usize,
 ) -> (std::io::Result<usize>, Vec<u8>) {
