@@ -3,22 +3,37 @@
 //!
 //! # Layout
 //!
-//! In the order data flows, from the socket inwards:
+//! Layers, lowest first. A module imports only from its own layer or those
+//! listed before it (`tests/layers.rs` fails the build otherwise, and on any
+//! import cycle between files). Data flows from the top down: socket ->
+//! protocol -> http (transport, routing) -> domain operations -> store / rings.
 //!
+//! - [`clock`]: wall-clock time (system, or a manual clock tests step) and
+//!   thread CPU time.
 //! - [`config`]: one typed configuration (defaults, TOML file, env, flags) and every limit.
-//! - [`shard`]: one pinned monoio thread per core, account ownership, the SPSC ring
-//!   mesh between shards, and connection hand-off to the owning shard.
 //! - [`protocol`]: pure codecs with no I/O: WebSocket request/response framing,
 //!   Base64, JSON payloads.
-//! - [`http`]: HTTP/1.1 parsing, Basic auth, the WebSocket upgrade and session,
-//!   and the router whose handlers serve both plain HTTP and framed requests.
-//! - [`accounts`]: the shard-local account table and device credentials.
-//! - [`delivery`]: per-connection in-flight windows for server-initiated requests.
-//! - [`store`]: RocksDB schema: column families per shard, keys, the shard-count guard.
-//! - [`metrics`]: counters exported at `/metrics`.
+//! - [`metrics`]: per-shard counters exported at `/metrics`.
+//! - [`store`]: RocksDB schema: column families per shard, keys, the
+//!   shard-count guard, the per-shard writer thread.
+//! - [`accounts`]: the account table, credentials, link codes, and the
+//!   owner-side account operations with their typed refusals.
+//! - [`shard`]: per-shard state as components ([`shard::ShardCtx`]),
+//!   ownership, the ring mesh and its typed messages, session mailboxes and
+//!   the deadline wheel. State only: no loop, no route.
+//! - [`delivery`]: accepting a send, a connection's outbox (store pages,
+//!   in-flight window, acks, deletes), the queue over REST, retention.
+//! - [`calls`]: owner-side work run here or on the owner through the mesh.
+//! - [`http`]: HTTP/1.1, Basic auth, the router and one file per route, the
+//!   one mapping of domain outcomes to statuses, the WebSocket transport and
+//!   session loop.
+//! - [`server`]: start-up, and each shard's thread (runtime, accept loop,
+//!   ring pump, periodic tasks).
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod accounts;
+pub mod calls;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod http;

@@ -1,5 +1,7 @@
 //! Counters exported at `GET /metrics` in the Prometheus text format.
 //!
+//! Owns: the counters and their exposition. Imports nothing of this crate.
+//!
 //! Each shard has its own [`ShardMetrics`] and is its only writer, so the
 //! atomics are never contended; `Relaxed` suffices because each counter is
 //! independent and a scrape needs no ordering between them. A scrape (on any

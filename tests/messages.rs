@@ -26,7 +26,7 @@ fn live_delivery_within_and_across_shards_fills_every_field() {
         let mut ws = server.connect(recipient).unwrap();
         assert!(drain_backlog(&mut ws).is_empty());
         for (index, sender) in senders.iter().enumerate() {
-            let before_ms = switchboard::http::conn::now_ms();
+            let before_ms = switchboard::clock::Clock::system().now_ms();
             let text = format!("hello {index}");
             send_one(&server, sender, recipient, text.as_bytes(), 1000 + index as u64);
             let envelope = receive_envelopes(&mut ws, 1).remove(0);

@@ -1,115 +1,89 @@
 //! Accepting a send on the recipient's owner shard (DESIGN.md section 4).
 //!
-//! Order of work, all or nothing: the account exists (404); sealed sender
-//! presents the recipient's access key (401) unless the recipient allows
-//! unrestricted sealed sender; the request names exactly the recipient's
-//! devices, less the sender's own device when sending to itself (409); every
-//! registration id matches (410). Only then are envelopes built (server GUID,
-//! server timestamp), written in one batch and made durable per the mode,
-//! and only after that are the recipient's connected sessions told, and the
-//! 200 returned. `online` sends skip storage and go to connected devices only.
+//! Order of work, all or nothing: the account judges the send
+//! ([`Accounts::check_send`](crate::accounts::Accounts::check_send): unknown
+//! account, sealed-sender key, exact device list, registration ids). Only
+//! then are envelopes built (server GUID, server timestamp), written in one
+//! batch and made durable per the mode, and only after that are the
+//! recipient's connected sessions told. `online` sends skip storage and go
+//! to connected devices only.
 //!
-//! Invariant: a 200 means every envelope of the request is durable; any
-//! other answer means none was stored.
+//! Invariant: `Ok` means every envelope of the request is durable; a
+//! refusal means none was stored.
 
-use crate::accounts::AuthedDevice;
-use crate::http::response::Response;
-use crate::http::websocket::mailbox::SessionEvent;
+use crate::accounts::{AuthedDevice, SendRefused};
+use crate::delivery::retention;
 use crate::metrics::ShardMetrics;
 use crate::protocol::base64;
-use crate::protocol::envelope::{
-    new_server_guid, Envelope, MismatchedDevices, Send, StaleDevices, SEALED_SENDER_TYPE,
-};
-use crate::shard::runtime::ShardCtx;
+use crate::protocol::envelope::{new_server_guid, Envelope, Send, SEALED_SENDER_TYPE};
+use crate::shard::mailbox::SessionEvent;
+use crate::shard::ShardCtx;
 use crate::store::messages::{encode_value, message_key};
 use crate::store::writer::{Family, Op};
 use std::rc::Rc;
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-/// Checks the send against the recipient's account; the error is the
-/// response to answer (404, 401, 409 or 410).
-fn check(
-    ctx: &ShardCtx,
-    destination: &Uuid,
-    sender: Option<AuthedDevice>,
-    access_key: Option<&[u8]>,
-    send: &Send,
-) -> Result<(), Response> {
-    let accounts = ctx.accounts.borrow();
-    let Some(account) = accounts.get(destination) else {
-        return Err(Response::error(404, "no such account"));
-    };
-    match access_key {
-        Some(key) => {
-            let allowed = account.unrestricted_unidentified_access
-                || account
-                    .unidentified_access_key
-                    .is_some_and(|expected| bool::from(expected.as_slice().ct_eq(key)));
-            if !allowed {
-                return Err(Response::error(401, "unidentified access key does not match"));
-            }
-        }
-        None if sender.is_none() => return Err(Response::error(401, "authentication required")),
-        None => {}
-    }
-    let own_device =
-        sender.filter(|sender| sender.account == *destination).map(|sender| sender.device_id);
-    let expected: Vec<u32> = account
-        .devices
-        .iter()
-        .map(|device| device.id)
-        .filter(|id| Some(*id) != own_device)
-        .collect();
-    let named: Vec<u32> = send.messages.iter().map(|message| message.device_id).collect();
-    let mut missing: Vec<u32> = expected.iter().copied().filter(|id| !named.contains(id)).collect();
-    let mut extra: Vec<u32> = named.iter().copied().filter(|id| !expected.contains(id)).collect();
-    if !missing.is_empty() || !extra.is_empty() {
-        missing.sort_unstable();
-        extra.sort_unstable();
-        let body = MismatchedDevices { missing_devices: missing, extra_devices: extra };
-        return Err(Response::json(409, &body));
-    }
-    let mut stale: Vec<u32> = send
-        .messages
-        .iter()
-        .filter(|message| {
-            account.devices.iter().any(|device| {
-                device.id == message.device_id && device.registration_id != message.registration_id
-            })
-        })
-        .map(|message| message.device_id)
-        .collect();
-    if !stale.is_empty() {
-        stale.sort_unstable();
-        return Err(Response::json(410, &StaleDevices { stale_devices: stale }));
-    }
-    Ok(())
+/// One envelope of an accepted send: its device, GUID and JSON.
+struct Built {
+    device_id: u32,
+    guid: Uuid,
+    json: Vec<u8>,
 }
 
 /// Accepts `send` for `destination` on its owner shard (this one).
-pub async fn accept_on_owner(
+pub async fn accept(
     ctx: &Rc<ShardCtx>,
     destination: Uuid,
     sender: Option<AuthedDevice>,
     access_key: Option<Vec<u8>>,
     send: Send,
-) -> Response {
+) -> Result<(), SendRefused> {
     debug_assert_eq!(ctx.owner_of(&destination), ctx.id);
-    if let Err(response) = check(ctx, &destination, sender, access_key.as_deref(), &send) {
-        return response;
-    }
+    ctx.accounts.check_send(&destination, sender, access_key.as_deref(), &send)?;
     let sealed = access_key.is_some();
-    let server_ms = ctx.next_server_ms();
-    let envelopes: Vec<(u32, Uuid, Vec<u8>)> = send
-        .messages
+    let server_ms = ctx.stamps.next_server_ms(ctx.clock.now_ms());
+    let envelopes = build(&send, destination, if sealed { None } else { sender }, server_ms);
+    if send.online {
+        offer_online(ctx, destination, envelopes);
+        return Ok(());
+    }
+    let mut ops = Vec::with_capacity(envelopes.len());
+    for built in &envelopes {
+        let key = message_key(&destination, built.device_id, server_ms, ctx.stamps.next_seq());
+        let value = encode_value(&built.guid, &built.json);
+        ops.push(Op::Put { family: Family::Messages, key, value });
+    }
+    if let Err(error) = ctx.writer.write(ops).await {
+        tracing::error!(shard = ctx.id, %error, "message write failed");
+        return Err(SendRefused::Storage(error));
+    }
+    ShardMetrics::add(&ctx.stats().messages_stored_total, envelopes.len() as u64);
+    for built in &envelopes {
+        let device = AuthedDevice { account: destination, device_id: built.device_id };
+        retention::count_stored(ctx, device).await;
+        if let Some(session) = ctx.sessions.borrow().get(&device) {
+            session.mailbox.notify_stored();
+        }
+    }
+    Ok(())
+}
+
+/// The envelopes of `send`, one per named device; `source` is `None` for
+/// sealed sender (type 7, no source fields).
+fn build(
+    send: &Send,
+    destination: Uuid,
+    source: Option<AuthedDevice>,
+    server_ms: u64,
+) -> Vec<Built> {
+    send.messages
         .iter()
         .map(|message| {
             let guid = new_server_guid();
             let envelope = Envelope {
-                kind: if sealed { SEALED_SENDER_TYPE } else { message.kind },
-                source_uuid: (!sealed).then(|| sender.map(|s| s.account.to_string())).flatten(),
-                source_device: (!sealed).then(|| sender.map(|s| s.device_id)).flatten(),
+                kind: if source.is_some() { message.kind } else { SEALED_SENDER_TYPE },
+                source_uuid: source.map(|s| s.account.to_string()),
+                source_device: source.map(|s| s.device_id),
                 timestamp: send.timestamp,
                 server_timestamp: server_ms,
                 content: base64::encode(&message.content),
@@ -119,39 +93,21 @@ pub async fn accept_on_owner(
                 story: false,
                 server_delivered_timestamp: None,
             };
-            (message.device_id, guid, envelope.to_json())
+            Built { device_id: message.device_id, guid, json: envelope.to_json() }
         })
-        .collect();
+        .collect()
+}
 
-    if send.online {
-        let sessions = ctx.sessions.borrow();
-        for (device_id, _, json) in envelopes {
-            let device = AuthedDevice { account: destination, device_id };
-            if let Some(session) = sessions.get(&device) {
-                if !session.mailbox.offer(SessionEvent::Ephemeral(json)) {
-                    ShardMetrics::inc(&ctx.stats().ephemeral_dropped_total);
-                }
+/// Offers online-only envelopes to the devices connected now; the rest are
+/// dropped (and counted when a full mailbox refuses one).
+fn offer_online(ctx: &ShardCtx, destination: Uuid, envelopes: Vec<Built>) {
+    let sessions = ctx.sessions.borrow();
+    for built in envelopes {
+        let device = AuthedDevice { account: destination, device_id: built.device_id };
+        if let Some(session) = sessions.get(&device) {
+            if !session.mailbox.offer(SessionEvent::Ephemeral(built.json)) {
+                ShardMetrics::inc(&ctx.stats().ephemeral_dropped_total);
             }
         }
-        return Response::empty(200);
     }
-
-    let mut ops = Vec::with_capacity(envelopes.len());
-    for (device_id, guid, json) in &envelopes {
-        let key = message_key(&destination, *device_id, server_ms, ctx.next_seq());
-        ops.push(Op::Put { family: Family::Messages, key, value: encode_value(guid, json) });
-    }
-    if let Err(error) = ctx.writer.write(ops).await {
-        tracing::error!(shard = ctx.id, %error, "message write failed");
-        return Response::error(503, "storage unavailable, retry");
-    }
-    ShardMetrics::add(&ctx.stats().messages_stored_total, envelopes.len() as u64);
-    for (device_id, _, _) in &envelopes {
-        let device = AuthedDevice { account: destination, device_id: *device_id };
-        crate::delivery::retention::count_stored(ctx, device).await;
-        if let Some(session) = ctx.sessions.borrow().get(&device) {
-            session.mailbox.notify_stored();
-        }
-    }
-    Response::empty(200)
 }

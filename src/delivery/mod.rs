@@ -1,16 +1,23 @@
-//! Delivery: from an accepted send to an acknowledged envelope.
+//! Delivery: from an accepted send to an acknowledged, deleted envelope.
 //!
-//! - [`ingest`]: the owner shard checks a send, persists it and wakes the
-//!   recipient's sessions.
-//! - [`outbox`]: a session's delivery state: the cursor through the stored
-//!   queue, the backlog-then-live order, and `queue/empty`.
-//! - [`window`]: the per-connection window of server-initiated requests
-//!   awaiting the client's answer.
+//! - [`ingest`]: the owner shard accepts a send (judged by the account),
+//!   persists it and wakes the recipient's sessions.
+//! - [`outbox`]: a connection's delivery: pages read from the store, the
+//!   in-flight window, acks and their batched deletes.
+//! - [`cursor`]: the outbox's position in the queue, backlog then live, and
+//!   `queue/empty` (pure).
+//! - [`window`]: the in-flight window of server requests (pure).
+//! - [`queue`]: the queue over REST: first page, delete by GUID.
 //! - [`retention`]: the per-device cap and the retention sweep.
-//! - [`lag`]: the event-loop lag probe that measures stalls.
+//!
+//! Owns: the rules of DESIGN.md section 4 from "stored" to "deleted". Never
+//! frames or writes a socket: the session (in `http`) asks the outbox what to
+//! send. Imports: `clock`, `config`, `protocol`, `metrics`, `store`,
+//! `accounts`, `shard`.
 
+pub mod cursor;
 pub mod ingest;
-pub mod lag;
 pub mod outbox;
+pub mod queue;
 pub mod retention;
 pub mod window;

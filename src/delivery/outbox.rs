@@ -1,83 +1,200 @@
-//! A session's delivery state: where it is in its device's stored queue.
+//! A connection's delivery: reading its device's stored queue in pages,
+//! the in-flight window of server requests, acknowledgements, and the
+//! batched deletes of acknowledged envelopes.
 //!
-//! Delivery is always driven by the store, in key order: the session reads
-//! the next page after its cursor whenever its in-flight window has room and
-//! it has not caught up; news of a stored envelope only marks it as not
-//! caught up. Because envelopes become durable in key order (one FIFO writer
-//! per shard) and are announced only once durable, reading after the cursor
-//! can neither skip nor reorder: backlog and live traffic are one ordered
-//! stream. `queue/empty` is due once, the first time a read reaches the end.
+//! The session (transport) asks the outbox what to send and tells it what the
+//! client answered; the outbox never touches the socket or the framing. Every
+//! server request it opens is an [`Outgoing`] the session writes as a
+//! `PUT {path}` frame with the outbox's id.
 //!
-//! Pure state: no I/O; the session does the reads and sends.
+//! Invariants: at most `inflight_requests_max` requests are open (plus the
+//! one `queue/empty`, due once per connection); envelopes are sent in store
+//! key order, backlog and live traffic as one stream (see
+//! [`QueueCursor`]); only a 200 to a stored envelope's request deletes it,
+//! and the deletes of one loop turn are one write; the delete need not be
+//! synced (if a crash loses it, the envelope is delivered again:
+//! at-least-once).
 
-/// The session's position in its queue.
-#[derive(Debug, Default)]
+use crate::accounts::AuthedDevice;
+use crate::clock::thread_cpu_us;
+use crate::delivery::cursor::QueueCursor;
+use crate::delivery::window::{Inflight, InflightWindow};
+use crate::metrics::ShardMetrics;
+use crate::protocol::envelope::with_delivered_timestamp;
+use crate::shard::ShardCtx;
+use crate::store::messages::{read_page, StoredMessage};
+use crate::store::writer::{Family, Op};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+/// Path of a stored or online-only envelope sent to the client.
+pub const MESSAGE_PATH: &str = "/api/v1/message";
+/// Path of the "backlog drained" request.
+pub const QUEUE_EMPTY_PATH: &str = "/api/v1/queue/empty";
+
+/// What an open server request was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pending {
+    /// `PUT /api/v1/queue/empty`.
+    QueueEmpty,
+    /// A stored envelope: a 200 deletes the key.
+    Stored {
+        /// Its store key.
+        key: Vec<u8>,
+    },
+    /// An online-only envelope: nothing to delete.
+    Ephemeral,
+}
+
+/// A server request for the session to write.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The request id (the server's own id space).
+    pub id: u64,
+    /// Path of the `PUT`.
+    pub path: &'static str,
+    /// Body bytes (the envelope JSON), if any.
+    pub body: Option<Vec<u8>>,
+}
+
+/// One connection's delivery state.
+#[derive(Debug)]
 pub struct Outbox {
-    /// Key of the last envelope read (sent); `None` before the first.
-    cursor: Option<Vec<u8>>,
-    /// The last read reached the end of the queue.
-    caught_up: bool,
-    /// `queue/empty` has been sent on this connection.
-    queue_empty_sent: bool,
+    device: AuthedDevice,
+    cursor: QueueCursor,
+    window: InflightWindow<Pending>,
+    /// Keys acknowledged since the last [`Outbox::delete_acked`].
+    acked: Vec<Vec<u8>>,
 }
 
 impl Outbox {
-    /// True when a read may find envelopes not yet sent.
-    pub fn wants_read(&self) -> bool {
-        !self.caught_up
-    }
-
-    /// Envelopes were stored after the last read.
-    pub fn on_stored(&mut self) {
-        self.caught_up = false;
-    }
-
-    /// The key to read after.
-    pub fn cursor(&self) -> Option<&[u8]> {
-        self.cursor.as_deref()
-    }
-
-    /// Records a page read; `last_key` is the page's last key (if any) and
-    /// `more` whether the queue continues. Returns true when `queue/empty`
-    /// is due now.
-    pub fn on_page(&mut self, last_key: Option<&[u8]>, more: bool) -> bool {
-        if let Some(key) = last_key {
-            debug_assert!(
-                self.cursor.as_deref().is_none_or(|cursor| cursor < key),
-                "cursor only advances"
-            );
-            self.cursor = Some(key.to_vec());
+    /// Delivery for `device`'s connection, with at most `window_len_max`
+    /// requests open.
+    pub fn new(device: AuthedDevice, window_len_max: usize) -> Self {
+        Self {
+            device,
+            cursor: QueueCursor::default(),
+            window: InflightWindow::new(window_len_max),
+            acked: Vec::new(),
         }
-        if more {
-            return false;
+    }
+
+    /// Sends stored envelopes while the window has room and the queue may
+    /// hold unsent ones (`stored` says new envelopes were stored since the
+    /// last call); sends `queue/empty` the first time the queue runs dry.
+    /// `send` writes one request and returns false when the connection can
+    /// take no more; then this returns false too.
+    pub fn pump(
+        &mut self,
+        ctx: &ShardCtx,
+        stored: bool,
+        send: &mut impl FnMut(Outgoing) -> bool,
+    ) -> bool {
+        if stored {
+            self.cursor.on_stored();
         }
-        self.caught_up = true;
-        !std::mem::replace(&mut self.queue_empty_sent, true)
+        while self.cursor.wants_read() && !self.window.is_full() {
+            let free = self.window.capacity() - self.window.len();
+            let Some((page, more)) = self.read_page(ctx, free) else { return true };
+            let last_key = page.last().map(|message| message.key.clone());
+            let now_ms = ctx.clock.now_ms();
+            for message in page {
+                let body = with_delivered_timestamp(&message.json, now_ms);
+                let pending = Pending::Stored { key: message.key };
+                let id = self.window.open(pending, now_ms).expect("a page fits the free slots");
+                if !send(Outgoing { id, path: MESSAGE_PATH, body: Some(body) }) {
+                    return false;
+                }
+                ShardMetrics::inc(&ctx.stats().messages_delivered_total);
+            }
+            if self.cursor.on_page(last_key.as_deref(), more) {
+                // Outside the window: it is due exactly once per connection.
+                let id = self.window.open_unbounded(Pending::QueueEmpty, now_ms);
+                if !send(Outgoing { id, path: QUEUE_EMPTY_PATH, body: None }) {
+                    return false;
+                }
+            }
+        }
+        true
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn queue_empty_is_due_once_after_the_backlog() {
-        let mut outbox = Outbox::default();
-        assert!(outbox.wants_read());
-        assert!(!outbox.on_page(Some(b"a"), true));
-        assert_eq!(outbox.cursor(), Some(&b"a"[..]));
-        assert!(outbox.on_page(Some(b"b"), false));
-        assert!(!outbox.wants_read());
-        outbox.on_stored();
-        assert!(outbox.wants_read());
-        assert!(!outbox.on_page(Some(b"c"), false), "queue/empty only once");
-        assert_eq!(outbox.cursor(), Some(&b"c"[..]));
+    /// Reads up to `limit` envelopes after the cursor, timing the read.
+    fn read_page(&self, ctx: &ShardCtx, limit: usize) -> Option<(Vec<StoredMessage>, bool)> {
+        let read_started = std::time::Instant::now();
+        let read_cpu_started_us = thread_cpu_us();
+        let device = &self.device;
+        let page = read_page(
+            &ctx.store,
+            ctx.id,
+            &device.account,
+            device.device_id,
+            self.cursor.cursor(),
+            limit,
+        );
+        let stats = ctx.stats();
+        let read_us = read_started.elapsed().as_micros() as u64;
+        stats.store_read_max_us.fetch_max(read_us, Ordering::Relaxed);
+        let read_cpu_us = thread_cpu_us().saturating_sub(read_cpu_started_us);
+        stats.store_read_cpu_max_us.fetch_max(read_cpu_us, Ordering::Relaxed);
+        page.map_err(|error| tracing::error!(shard = ctx.id, %error, "cannot read a queue")).ok()
     }
 
-    #[test]
-    fn empty_queue_is_empty_at_once() {
-        let mut outbox = Outbox::default();
-        assert!(outbox.on_page(None, false));
-        assert_eq!(outbox.cursor(), None);
+    /// Opens a request for an online-only envelope; `None` (counted as
+    /// dropped) when the window is full.
+    pub fn offer_ephemeral(&mut self, ctx: &ShardCtx, json: &[u8]) -> Option<Outgoing> {
+        let now_ms = ctx.clock.now_ms();
+        let Ok(id) = self.window.open(Pending::Ephemeral, now_ms) else {
+            ShardMetrics::inc(&ctx.stats().ephemeral_dropped_total);
+            return None;
+        };
+        let body = with_delivered_timestamp(json, now_ms);
+        Some(Outgoing { id, path: MESSAGE_PATH, body: Some(body) })
+    }
+
+    /// The client answered request `id` with `status`.
+    pub fn on_response(&mut self, id: u64, status: u16) {
+        match self.window.complete(id) {
+            Some(Inflight { kind: Pending::Stored { key }, .. }) if status == 200 => {
+                self.acked.push(key);
+            }
+            Some(inflight) => {
+                if status != 200 {
+                    tracing::debug!(status, kind = ?inflight.kind, "client refused a server request");
+                }
+            }
+            None => tracing::debug!(id, "response to no open request"),
+        }
+    }
+
+    /// Closes requests open longer than `timeout_ms` (their envelopes stay
+    /// queued for the next connection); returns how many.
+    pub fn expire(&mut self, now_ms: u64, timeout_ms: u64) -> usize {
+        let expired = self.window.expire(now_ms, timeout_ms);
+        for (id, _) in &expired {
+            tracing::debug!(id, "server request timed out");
+        }
+        expired.len()
+    }
+
+    /// Deletes the envelopes acknowledged since the last call, as one write
+    /// in its own task; counts them once the delete is applied.
+    pub fn delete_acked(&mut self, ctx: &Rc<ShardCtx>) {
+        if self.acked.is_empty() {
+            return;
+        }
+        let keys = std::mem::take(&mut self.acked);
+        let count = keys.len() as u32;
+        let ctx = ctx.clone();
+        let device = self.device;
+        monoio::spawn(async move {
+            let ops = keys.into_iter().map(|key| Op::Delete { family: Family::Messages, key });
+            match ctx.writer.write_lazy(ops.collect()).await {
+                Ok(()) => {
+                    ShardMetrics::add(&ctx.stats().messages_acked_total, u64::from(count));
+                    ctx.queue_lens.remove(device, count);
+                }
+                Err(error) => tracing::warn!(shard = ctx.id, %error, "acked envelopes not deleted"),
+            }
+        });
     }
 }

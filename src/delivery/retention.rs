@@ -4,14 +4,12 @@
 //! Both count what they delete (`messages_trimmed_total`,
 //! `messages_expired_total`) and log it: nothing is dropped silently.
 //!
-//! Queue lengths are tracked per device in memory (counted from the store at
-//! start-up). They can only over-count by a redelivered ack racing a trim,
-//! which delays a trim; they never cause one early.
+//! Queue lengths are the shard's [`QueueLens`](crate::shard::queue_lens::QueueLens);
+//! the retention cut-off is read from the shard's clock.
 
 use crate::accounts::AuthedDevice;
-use crate::http::conn::now_ms;
 use crate::metrics::ShardMetrics;
-use crate::shard::runtime::ShardCtx;
+use crate::shard::ShardCtx;
 use crate::store::messages::{expired_keys, parse_key, read_page};
 use crate::store::writer::{Family, Op};
 use std::rc::Rc;
@@ -24,12 +22,7 @@ const SWEEP_BATCH_LEN_MAX: usize = 1000;
 /// when the queue goes over `queue_len_max`.
 pub async fn count_stored(ctx: &Rc<ShardCtx>, device: AuthedDevice) {
     let cap = ctx.config.limits.queue_len_max;
-    let len = {
-        let mut lens = ctx.queue_lens.borrow_mut();
-        let len = lens.entry(device).or_insert(0);
-        *len += 1;
-        *len
-    };
+    let len = ctx.queue_lens.add_one(device);
     if len <= cap {
         return;
     }
@@ -48,23 +41,12 @@ pub async fn count_stored(ctx: &Rc<ShardCtx>, device: AuthedDevice) {
         .collect();
     let trimmed = ops.len();
     if ctx.writer.write_lazy(ops).await.is_ok() {
-        count_removed(ctx, device, trimmed as u32);
+        ctx.queue_lens.remove(device, trimmed as u32);
         ShardMetrics::add(&ctx.stats().messages_trimmed_total, trimmed as u64);
         tracing::warn!(
             shard = ctx.id, account = %device.account, device = device.device_id, trimmed, cap,
             "queue over its cap: oldest envelopes deleted"
         );
-    }
-}
-
-/// Records `count` envelopes of `device` deleted.
-pub fn count_removed(ctx: &ShardCtx, device: AuthedDevice, count: u32) {
-    let mut lens = ctx.queue_lens.borrow_mut();
-    if let Some(len) = lens.get_mut(&device) {
-        *len = len.saturating_sub(count);
-        if *len == 0 {
-            lens.remove(&device);
-        }
     }
 }
 
@@ -74,45 +56,52 @@ pub async fn sweep_loop(ctx: Rc<ShardCtx>) {
     let interval = Duration::from_millis(ctx.config.retention_sweep_interval_ms);
     loop {
         monoio::time::sleep(interval).await;
-        let before_ms = now_ms().saturating_sub(ctx.config.message_retention_ms);
-        let mut expired_total = 0;
-        loop {
-            let keys = match expired_keys(&ctx.store, ctx.id, before_ms, SWEEP_BATCH_LEN_MAX) {
-                Ok(keys) => keys,
-                Err(error) => {
-                    tracing::error!(shard = ctx.id, %error, "retention sweep failed");
-                    break;
-                }
-            };
-            if keys.is_empty() {
+        let before_ms = ctx.clock.now_ms().saturating_sub(ctx.config.message_retention_ms);
+        sweep_before(&ctx, before_ms).await;
+    }
+}
+
+/// Deletes this shard's envelopes stored before `before_ms`, in batches;
+/// returns how many were deleted.
+pub async fn sweep_before(ctx: &ShardCtx, before_ms: u64) -> usize {
+    let mut expired_total = 0;
+    loop {
+        let keys = match expired_keys(&ctx.store, ctx.id, before_ms, SWEEP_BATCH_LEN_MAX) {
+            Ok(keys) => keys,
+            Err(error) => {
+                tracing::error!(shard = ctx.id, %error, "retention sweep failed");
                 break;
             }
-            let batch_len = keys.len();
-            let devices: Vec<AuthedDevice> = keys
-                .iter()
-                .filter_map(|key| parse_key(key))
-                .map(|(account, device_id, _, _)| AuthedDevice { account, device_id })
-                .collect();
-            let ops =
-                keys.into_iter().map(|key| Op::Delete { family: Family::Messages, key }).collect();
-            if ctx.writer.write_lazy(ops).await.is_err() {
-                break;
-            }
-            for device in devices {
-                count_removed(&ctx, device, 1);
-            }
-            expired_total += batch_len;
-            if batch_len < SWEEP_BATCH_LEN_MAX {
-                break;
-            }
+        };
+        if keys.is_empty() {
+            break;
         }
-        if expired_total > 0 {
-            ShardMetrics::add(&ctx.stats().messages_expired_total, expired_total as u64);
-            tracing::info!(
-                shard = ctx.id,
-                expired = expired_total,
-                "retention sweep deleted expired envelopes"
-            );
+        let batch_len = keys.len();
+        let devices: Vec<AuthedDevice> = keys
+            .iter()
+            .filter_map(|key| parse_key(key))
+            .map(|(account, device_id, _, _)| AuthedDevice { account, device_id })
+            .collect();
+        let ops =
+            keys.into_iter().map(|key| Op::Delete { family: Family::Messages, key }).collect();
+        if ctx.writer.write_lazy(ops).await.is_err() {
+            break;
+        }
+        for device in devices {
+            ctx.queue_lens.remove(device, 1);
+        }
+        expired_total += batch_len;
+        if batch_len < SWEEP_BATCH_LEN_MAX {
+            break;
         }
     }
+    if expired_total > 0 {
+        ShardMetrics::add(&ctx.stats().messages_expired_total, expired_total as u64);
+        tracing::info!(
+            shard = ctx.id,
+            expired = expired_total,
+            "retention sweep deleted expired envelopes"
+        );
+    }
+    expired_total
 }

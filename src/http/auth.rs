@@ -7,10 +7,9 @@
 //! caller nothing about which accounts exist.
 
 use crate::accounts::AuthedDevice;
-use crate::http::conn::now_ms;
 use crate::metrics::ShardMetrics;
 use crate::protocol::base64;
-use crate::shard::runtime::ShardCtx;
+use crate::shard::ShardCtx;
 use uuid::Uuid;
 
 /// Who a request claims to be.
@@ -68,15 +67,9 @@ pub fn from_query(query: &str) -> Option<Credentials> {
 /// `None` (no credentials, or wrong ones) is answered with 401.
 pub fn authenticate(ctx: &ShardCtx, credentials: Option<Credentials>) -> Option<AuthedDevice> {
     let device = credentials.and_then(|credentials| {
-        ctx.accounts
-            .borrow_mut()
-            .authenticate(
-                &credentials.account,
-                credentials.device_id,
-                &credentials.password,
-                now_ms(),
-            )
-            .ok()
+        let now_ms = ctx.clock.now_ms();
+        let (account, device_id) = (&credentials.account, credentials.device_id);
+        ctx.accounts.authenticate(account, device_id, &credentials.password, now_ms).ok()
     });
     if device.is_none() {
         ShardMetrics::inc(&ctx.stats().auth_failures_total);

@@ -18,7 +18,7 @@ use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::http::{auth, router, websocket};
 use crate::metrics::ShardMetrics;
-use crate::shard::runtime::{ConnectionGuard, ShardCtx};
+use crate::shard::{ConnectionGuard, ShardCtx};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
@@ -92,20 +92,10 @@ pub async fn serve(
     let mut first = true;
     loop {
         let wait_ms = if first { limits.handshake_timeout_ms } else { limits.http_idle_timeout_ms };
-        let read = monoio::time::timeout(
-            Duration::from_millis(wait_ms),
-            read_head(&mut stream, buf, &limits),
-        );
-        let (head, head_len, read_buf) = match read.await {
-            Err(_elapsed) => return,
-            Ok(HeadRead::Closed) => return,
-            Ok(HeadRead::Refused(error)) => {
-                ShardMetrics::inc(&ctx.stats().protocol_errors_total);
-                let response = Response::error(error.status(), &error.to_string());
-                let _ = stream.write_all(response.to_http(true)).await;
-                return;
-            }
-            Ok(HeadRead::Head(head, len, buf)) => (head, len, buf),
+        let Some((head, head_len, read_buf)) =
+            next_head(&ctx, &mut stream, buf, wait_ms, &limits).await
+        else {
+            return;
         };
         buf = read_buf;
         first = false;
@@ -116,7 +106,7 @@ pub async fn serve(
             let owner = ctx.owner_of(&account);
             if owner != ctx.id {
                 drop(guard);
-                ctx.hand_off(owner, stream, buf).await;
+                ctx.mesh.hand_off(owner, stream, buf).await;
                 return;
             }
         }
@@ -128,38 +118,67 @@ pub async fn serve(
             websocket::accept(ctx, stream, head, leftover, guard).await;
             return;
         }
-
-        if head.content_length > limits.body_bytes_max {
-            ShardMetrics::inc(&ctx.stats().protocol_errors_total);
-            let message = format!("body over {} bytes", limits.body_bytes_max);
-            let _ = stream.write_all(Response::error(413, &message).to_http(true)).await;
-            return;
-        }
-        let request_len = head_len + head.content_length;
-        let body_read = read_to(&mut stream, buf, request_len, limits.read_buffer_bytes);
-        buf = match monoio::time::timeout(
-            Duration::from_millis(limits.http_idle_timeout_ms),
-            body_read,
-        )
-        .await
-        {
-            Ok(Some(buf)) => buf,
-            _ => return,
-        };
-        let rest = buf.split_off(request_len);
-        let body = buf.split_off(head_len);
-        buf = rest;
-        let close = head.close_after;
-
-        let response = match authenticate_header(&ctx, head.header("authorization")) {
-            Ok(caller) => router::dispatch(&ctx, caller, Request::from_head(head, body)).await,
-            Err(response) => response,
-        };
-        let (result, _) = stream.write_all(response.to_http(close)).await;
-        if result.is_err() || close {
-            return;
+        match answer(&ctx, &mut stream, head, head_len, buf, &limits).await {
+            Some(rest) => buf = rest,
+            None => return,
         }
     }
+}
+
+/// Reads the next request head within `wait_ms`; a refused head is
+/// answered with its status. `None`: the connection is done.
+async fn next_head(
+    ctx: &ShardCtx,
+    stream: &mut TcpStream,
+    buf: Vec<u8>,
+    wait_ms: u64,
+    limits: &Limits,
+) -> Option<(Head, usize, Vec<u8>)> {
+    let read =
+        monoio::time::timeout(Duration::from_millis(wait_ms), read_head(stream, buf, limits));
+    match read.await {
+        Err(_) | Ok(HeadRead::Closed) => None,
+        Ok(HeadRead::Refused(error)) => {
+            ShardMetrics::inc(&ctx.stats().protocol_errors_total);
+            let response = Response::error(error.status(), &error.to_string());
+            let _ = stream.write_all(response.to_http(true)).await;
+            None
+        }
+        Ok(HeadRead::Head(head, len, buf)) => Some((head, len, buf)),
+    }
+}
+
+/// Reads the body of a plain request, authenticates, routes and answers it.
+/// Returns the bytes after the request while the connection stays open.
+async fn answer(
+    ctx: &Rc<ShardCtx>,
+    stream: &mut TcpStream,
+    head: Head,
+    head_len: usize,
+    buf: Vec<u8>,
+    limits: &Limits,
+) -> Option<Vec<u8>> {
+    if head.content_length > limits.body_bytes_max {
+        ShardMetrics::inc(&ctx.stats().protocol_errors_total);
+        let message = format!("body over {} bytes", limits.body_bytes_max);
+        let _ = stream.write_all(Response::error(413, &message).to_http(true)).await;
+        return None;
+    }
+    let request_len = head_len + head.content_length;
+    let body_read = read_to(stream, buf, request_len, limits.read_buffer_bytes);
+    let wait = Duration::from_millis(limits.http_idle_timeout_ms);
+    let Ok(Some(mut buf)) = monoio::time::timeout(wait, body_read).await else {
+        return None;
+    };
+    let rest = buf.split_off(request_len);
+    let body = buf.split_off(head_len);
+    let close = head.close_after;
+    let response = match authenticate_header(ctx, head.header("authorization")) {
+        Ok(caller) => router::dispatch(ctx, caller, Request::from_head(head, body)).await,
+        Err(response) => response,
+    };
+    let (result, _) = stream.write_all(response.to_http(close)).await;
+    (result.is_ok() && !close).then_some(rest)
 }
 
 /// Authenticates an `Authorization` header on this (the owner) shard.
@@ -174,11 +193,4 @@ fn authenticate_header(
     auth::authenticate(ctx, auth::from_basic_header(header))
         .map(Some)
         .ok_or_else(|| Response::error(401, "invalid credentials"))
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }

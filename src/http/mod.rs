@@ -6,13 +6,21 @@
 //!   WebSocket, and the typed error they map from.
 //! - [`auth`]: Basic credentials from a header or the `login`/`password` query.
 //! - [`router`] and [`routes`]: one router, one file per request kind.
+//! - [`refusal`]: the one place domain outcomes become statuses and bodies.
 //! - [`conn`]: the per-connection HTTP loop (keep-alive, hand-off to the
 //!   owner shard, upgrade).
 //! - [`websocket`]: the upgrade handshake and the authenticated session.
 
+//! Owns: the transport (HTTP/1.1, the WebSocket connection and session
+//! loop) and routing; domain outcomes become status codes here, in
+//! [`refusal`], and nowhere else. Imports: every layer below (`calls`,
+//! `delivery`, `shard`, `accounts`, `store`, `metrics`, `protocol`,
+//! `config`, `clock`); never `server`.
+
 pub mod auth;
 pub mod conn;
 pub mod head;
+pub mod refusal;
 pub mod request;
 pub mod response;
 pub mod router;

@@ -26,18 +26,54 @@ pub struct HttpError {
     pub status: u16,
     /// Message for the client.
     pub message: String,
+    /// A JSON body the contract prescribes instead of `{"code", "message"}`
+    /// (e.g. 409 `{missingDevices, extraDevices}`).
+    pub body: Option<Vec<u8>>,
 }
 
 impl HttpError {
     /// An error with `status` and `message`.
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: message.into(), body: None }
+    }
+
+    /// An error answered with the JSON of `body` instead of the error body.
+    pub fn with_body<T: Serialize>(status: u16, message: impl Into<String>, body: &T) -> Self {
+        Self { status, message: message.into(), body: Some(to_json(body)) }
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, message)
+    }
+
+    /// 401: credentials missing or wrong.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(401, message)
+    }
+
+    /// 403: the caller may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, message)
+    }
+
+    /// 404: nothing at this path.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, message)
+    }
+
+    /// 503: busy or storage unavailable; the client retries.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, message)
     }
 }
 
 impl From<HttpError> for Response {
     fn from(error: HttpError) -> Self {
-        Response::error(error.status, &error.message)
+        match error.body {
+            Some(body) => Response { status: error.status, content_type: "application/json", body },
+            None => Response::error(error.status, &error.message),
+        }
     }
 }
 

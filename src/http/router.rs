@@ -11,7 +11,7 @@ use crate::http::request::Request;
 use crate::http::response::{HttpError, Response};
 use crate::http::routes;
 use crate::metrics::ShardMetrics;
-use crate::shard::runtime::ShardCtx;
+use crate::shard::ShardCtx;
 use std::rc::Rc;
 use uuid::Uuid;
 
@@ -74,7 +74,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
 
 /// The authenticated caller, or 401.
 pub fn require_caller(caller: Option<AuthedDevice>) -> Result<AuthedDevice, HttpError> {
-    caller.ok_or_else(|| HttpError::new(401, "authentication required"))
+    caller.ok_or_else(|| HttpError::unauthorized("authentication required"))
 }
 
 /// Routes and handles one request.

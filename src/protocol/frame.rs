@@ -13,6 +13,7 @@
 use crate::protocol::base64;
 use serde::Serialize;
 use simd_json::prelude::*;
+use simd_json::value::tape::Value as TapeValue;
 
 /// A request, from either side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,39 +87,8 @@ pub fn decode(text: &mut [u8], body_bytes_max: usize) -> Result<Frame, FrameErro
         .and_then(|id| id.as_u64())
         .ok_or(FrameError::Unreadable("missing or non-numeric id"))?;
     let invalid = |status, reason| FrameError::Invalid { id, status, reason };
-
-    let body = match object.get("body") {
-        None => None,
-        Some(body) if body.is_null() => None,
-        Some(body) => {
-            let text = body.as_str().ok_or(invalid(400, "body must be a Base64 string"))?;
-            if base64::decoded_len_max(text.len()) > body_bytes_max + 2 {
-                return Err(invalid(413, "body too large"));
-            }
-            let bytes =
-                base64::decode(text.as_bytes()).map_err(|_| invalid(400, "bad Base64 body"))?;
-            if bytes.len() > body_bytes_max {
-                return Err(invalid(413, "body too large"));
-            }
-            Some(bytes)
-        }
-    };
-    let headers = match object.get("headers") {
-        None => Vec::new(),
-        Some(headers) if headers.is_null() => Vec::new(),
-        Some(headers) => {
-            let list = headers.as_array().ok_or(invalid(400, "headers must be an array"))?;
-            let mut out = Vec::with_capacity(list.len());
-            for header in list.iter() {
-                let text = header.as_str().ok_or(invalid(400, "header must be a string"))?;
-                if !text.contains(':') {
-                    return Err(invalid(400, "header must be \"Name: value\""));
-                }
-                out.push(text.to_string());
-            }
-            out
-        }
-    };
+    let body = decode_body(object.get("body"), id, body_bytes_max)?;
+    let headers = decode_headers(object.get("headers"), id)?;
 
     match (object.get("verb"), object.get("status")) {
         (Some(verb), None) => {
@@ -155,6 +125,46 @@ pub fn decode(text: &mut [u8], body_bytes_max: usize) -> Result<Frame, FrameErro
         (Some(_), Some(_)) => Err(invalid(400, "frame has both verb and status")),
         (None, None) => Err(invalid(400, "frame has neither verb nor status")),
     }
+}
+
+/// The frame's `body`: absent or null is `None`; else Base64 of at most
+/// `body_bytes_max` bytes, checked before decoding.
+fn decode_body(
+    body: Option<TapeValue<'_, '_>>,
+    id: u64,
+    body_bytes_max: usize,
+) -> Result<Option<Vec<u8>>, FrameError> {
+    let invalid = |status, reason| FrameError::Invalid { id, status, reason };
+    let Some(body) = body.filter(|body| !body.is_null()) else {
+        return Ok(None);
+    };
+    let text = body.as_str().ok_or(invalid(400, "body must be a Base64 string"))?;
+    if base64::decoded_len_max(text.len()) > body_bytes_max + 2 {
+        return Err(invalid(413, "body too large"));
+    }
+    let bytes = base64::decode(text.as_bytes()).map_err(|_| invalid(400, "bad Base64 body"))?;
+    if bytes.len() > body_bytes_max {
+        return Err(invalid(413, "body too large"));
+    }
+    Ok(Some(bytes))
+}
+
+/// The frame's `headers`: absent or null is empty; else `"Name: value"` strings.
+fn decode_headers(headers: Option<TapeValue<'_, '_>>, id: u64) -> Result<Vec<String>, FrameError> {
+    let invalid = |status, reason| FrameError::Invalid { id, status, reason };
+    let Some(headers) = headers.filter(|headers| !headers.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let list = headers.as_array().ok_or(invalid(400, "headers must be an array"))?;
+    let mut out = Vec::with_capacity(list.len());
+    for header in list.iter() {
+        let text = header.as_str().ok_or(invalid(400, "header must be a string"))?;
+        if !text.contains(':') {
+            return Err(invalid(400, "header must be \"Name: value\""));
+        }
+        out.push(text.to_string());
+    }
+    Ok(out)
 }
 
 #[derive(Serialize)]

@@ -6,6 +6,9 @@
 //! - [`envelope`]: the send request body and the `Envelope` JSON.
 //! - [`payloads`]: JSON bodies of the REST routes (registration, devices, errors).
 //!
+//! Owns: the wire formats. Imports: nothing of this crate outside `protocol`
+//! (limits are passed in as numbers); never a socket, the store or shard state.
+//!
 //! Invariant: every decoder here returns a typed error for any input and never
 //! panics; each has unit tests and a fuzz target under `fuzz/`.
 

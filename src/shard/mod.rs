@@ -1,19 +1,34 @@
-//! Thread-per-core shards.
+//! Per-shard state and the mesh between shards: what a shard owns, not what
+//! it does (operations live in `accounts` and `delivery`, the loop that runs
+//! a shard in `server`).
 //!
 //! - [`owner`]: which shard owns an account (a fixed range partition of the
 //!   UUID space).
-//! - [`msg`]: the small typed messages that cross between shards.
+//! - [`msg`]: the small typed messages that cross between shards (calls and
+//!   their typed outcomes, hand-offs).
 //! - [`ring`]: the N x N mesh of bounded lock-free SPSC rings carrying them,
 //!   with a cross-thread wake per shard.
-//! - [`runtime`]: one pinned OS thread per shard running a monoio io_uring
-//!   runtime, its listener, its state, and the ring pump.
+//! - [`mesh`]: this shard's end of the mesh: send, call and await, hand off.
+//! - [`timers`]: a coarse deadline wheel that knows nothing of its entries.
+//! - [`mailbox`]: how other tasks on the shard reach a session.
+//! - [`sessions`]: which connection is live for each device.
+//! - [`queue_lens`]: stored envelopes per device.
+//! - [`ctx`]: [`ShardCtx`], the components above put together.
 //!
-//! Invariant: state a shard owns lives in its [`runtime::ShardCtx`] on its own
+//! Invariant: state a shard owns lives in its [`ShardCtx`] on its own
 //! thread; nothing mutable is shared between shards, only messages on rings.
+//!
+//! Imports: `clock`, `config`, `protocol`, `metrics`, `store`, `accounts`.
 
+pub mod ctx;
+pub mod mailbox;
+pub mod mesh;
 pub mod msg;
 pub mod owner;
+pub mod queue_lens;
 pub mod ring;
-pub mod runtime;
+pub mod sessions;
+pub mod timers;
 
+pub use ctx::{ConnectionGuard, ShardCtx};
 pub use owner::owner;

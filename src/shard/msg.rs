@@ -2,12 +2,14 @@
 //!
 //! Every message is small and owns what it carries: a handed-off socket is a
 //! `std::net::TcpStream` (closing on drop, so a message lost at shutdown
-//! cannot leak its fd), calls carry validated payloads, replies carry results.
-//! A call's `token` is chosen by the calling shard and echoed in the reply,
-//! which travels back on the ring from the callee to the caller.
+//! cannot leak its fd), calls carry validated payloads, replies carry typed
+//! domain outcomes (never an HTTP response: the HTTP layer alone turns an
+//! outcome into a status code). A call's `token` is chosen by the calling
+//! shard and echoed in the reply, which travels back on the ring from the
+//! callee to the caller. The callee answers a call with the outcome of the
+//! same kind ([`Call::CreateAccount`] with [`Outcome::AccountCreated`], ...).
 
-use crate::accounts::AuthedDevice;
-use crate::http::response::Response;
+use crate::accounts::{AuthedDevice, CreateRefused, LinkRefused, SendRefused};
 use crate::protocol::envelope::Send;
 use crate::protocol::payloads::Registration;
 use uuid::Uuid;
@@ -35,8 +37,8 @@ pub enum ShardMsg {
     Reply {
         /// The call's token.
         token: u64,
-        /// The owner's answer, sent on to the client as is.
-        response: Response,
+        /// What the owner did.
+        outcome: Outcome,
     },
 }
 
@@ -70,4 +72,15 @@ pub enum Call {
         /// The validated request.
         send: Send,
     },
+}
+
+/// What the owner shard did with a [`Call`], one variant per call kind.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Answer to [`Call::CreateAccount`].
+    AccountCreated(Result<(), CreateRefused>),
+    /// Answer to [`Call::LinkDevice`]: the new device's id.
+    DeviceLinked(Result<u32, LinkRefused>),
+    /// Answer to [`Call::SendMessage`].
+    MessageAccepted(Result<(), SendRefused>),
 }

@@ -122,10 +122,10 @@ impl Inboxes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::response::Response;
+    use crate::shard::msg::Outcome;
 
     fn reply(token: u64) -> ShardMsg {
-        ShardMsg::Reply { token, response: Response::empty(200) }
+        ShardMsg::Reply { token, outcome: Outcome::AccountCreated(Ok(())) }
     }
 
     #[test]

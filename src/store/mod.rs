@@ -12,6 +12,9 @@
 //! - [`writer`]: the per-shard writer thread that applies (and, per the
 //!   durability mode, syncs) batches off the io_uring event loop.
 
+//! Owns: the on-disk schema and durability. Imports: `config` (the
+//! durability mode) at most; never shard state or anything above.
+
 pub mod accounts;
 pub mod messages;
 pub mod writer;

@@ -9,7 +9,7 @@ use crate::messaging::ok_response;
 use crate::report::Progress;
 use serde::Serialize;
 use std::cell::Cell;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -59,130 +59,199 @@ pub fn run(args: BacklogArgs) -> std::io::Result<BacklogResult> {
         let pairs: Vec<(Credentials, Credentials)> =
             accounts.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
         let disk_bytes_before = args.data_dir.as_deref().and_then(dir_bytes);
-
-        let stored = Rc::new(Cell::new(0u64));
-        let started = Instant::now();
-        let mut senders = Vec::new();
-        for (index, (sender, recipient)) in pairs.iter().cloned().enumerate() {
-            let stored = stored.clone();
-            let (server, source, window, count, content_bytes) = (
-                args.server,
-                source_address(index, args.source_ips),
-                args.window,
-                args.messages_per_device,
-                args.content_bytes,
-            );
-            senders.push(monoio::spawn(async move {
-                let Ok(mut conn) = WsConn::connect(server, source, &sender.uuid, &sender.password).await else { return };
-                let path = format!("/v1/messages/{}", recipient.uuid);
-                let content = base64::encode(&vec![0x5a; content_bytes]);
-                let (mut sent, mut answered, mut next_id) = (0usize, 0usize, 1u64);
-                while answered < count {
-                    while sent < count && sent - answered < window {
-                        let body = format!(
-                            r#"{{"messages":[{{"type":1,"destinationDeviceId":1,"destinationRegistrationId":{REGISTRATION_ID},"content":"{content}"}}],"online":false,"urgent":true,"timestamp":{sent}}}"#
-                        );
-                        let request = WsRequest { id: next_id, verb: "PUT".into(), path: path.clone(), body: Some(body.into_bytes()), headers: vec![] };
-                        if conn.queue_text(frame::encode_request(&request)).is_err() {
-                            return;
-                        }
-                        next_id += 1;
-                        sent += 1;
-                    }
-                    if conn.flush().await.is_err() {
-                        return;
-                    }
-                    let Ok(Some(mut text)) = conn.next_text().await else { return };
-                    match frame::decode(&mut text, 1 << 20) {
-                        Ok(Frame::Response(response)) => {
-                            answered += 1;
-                            if response.status == 200 {
-                                stored.set(stored.get() + 1);
-                            }
-                        }
-                        Ok(Frame::Request(request)) => {
-                            let _ = conn.queue_text(ok_response(request.id));
-                        }
-                        Err(_) => return,
-                    }
-                }
-            }));
-        }
-        let total = (args.pairs * args.messages_per_device) as u64;
-        let mut progress = Progress::new("backlog: storing", total);
-        let watcher_stored = stored.clone();
-        let watcher = monoio::spawn(async move {
-            loop {
-                progress.set(watcher_stored.get());
-                if watcher_stored.get() >= total {
-                    progress.finish(watcher_stored.get());
-                    return;
-                }
-                monoio::time::sleep(Duration::from_millis(250)).await;
-            }
-        });
-        for sender in senders {
-            sender.await;
-        }
-        let store_secs = started.elapsed().as_secs_f64();
-        if stored.get() < total {
-            eprintln!("backlog: only {} of {total} sends were stored", stored.get());
-        }
-        drop(watcher);
+        let (stored, store_secs) = store_backlogs(&args, &pairs).await;
         let disk_bytes_after = args.data_dir.as_deref().and_then(dir_bytes);
-
         // Everyone reconnects at once and drains.
-        let drained = Rc::new(Cell::new(0u64));
-        let drain_started = Instant::now();
-        let mut receivers = Vec::new();
-        for (index, (_, recipient)) in pairs.iter().cloned().enumerate() {
-            let drained = drained.clone();
-            let (server, source) = (args.server, source_address(index, args.source_ips));
-            receivers.push(monoio::spawn(async move {
-                let Ok(mut conn) =
-                    WsConn::connect(server, source, &recipient.uuid, &recipient.password).await
-                else {
-                    return;
-                };
-                while let Ok(Some(mut text)) = conn.next_text().await {
-                    let Ok(Frame::Request(request)) = frame::decode(&mut text, 1 << 20) else {
-                        continue;
-                    };
-                    let _ = conn.queue_text(ok_response(request.id));
-                    match request.path.as_str() {
-                        "/api/v1/message" => drained.set(drained.get() + 1),
-                        "/api/v1/queue/empty" => {
-                            let _ = conn.flush().await;
-                            return;
-                        }
-                        _ => {}
-                    }
-                }
-            }));
-        }
-        for receiver in receivers {
-            receiver.await;
-        }
-        let drain_secs = drain_started.elapsed().as_secs_f64();
-        let stored_count = stored.get();
+        let (drained, drain_secs) = drain_backlogs(&args, &pairs).await;
         Ok(BacklogResult {
             pairs: args.pairs,
             messages_per_device: args.messages_per_device,
             content_bytes: args.content_bytes,
-            stored: stored_count,
+            stored,
             store_secs,
-            stored_per_sec: stored_count as f64 / store_secs,
+            stored_per_sec: stored as f64 / store_secs,
             disk_bytes_before,
             disk_bytes_after,
-            disk_bytes_per_envelope: match (disk_bytes_before, disk_bytes_after) {
-                (Some(before), Some(after)) if stored_count > 0 => {
-                    Some(after.saturating_sub(before) as f64 / stored_count as f64)
-                }
-                _ => None,
-            },
-            drained: drained.get(),
+            disk_bytes_per_envelope: disk_bytes_per_envelope(
+                disk_bytes_before,
+                disk_bytes_after,
+                stored,
+            ),
+            drained,
             drain_secs,
-            drained_per_sec: drained.get() as f64 / drain_secs,
+            drained_per_sec: drained as f64 / drain_secs,
         })
     })
+}
+
+/// Disk growth per stored envelope, when both sizes are known and any
+/// envelope was stored.
+fn disk_bytes_per_envelope(before: Option<u64>, after: Option<u64>, stored: u64) -> Option<f64> {
+    match (before, after) {
+        (Some(before), Some(after)) if stored > 0 => {
+            Some(after.saturating_sub(before) as f64 / stored as f64)
+        }
+        _ => None,
+    }
+}
+
+/// How each sender fills its recipient's backlog.
+#[derive(Clone, Copy)]
+struct Fill {
+    /// Sends awaiting their response.
+    window: usize,
+    /// Envelopes to store.
+    count: usize,
+    /// Content bytes per envelope.
+    content_bytes: usize,
+}
+
+/// The storing phase: every sender stores its envelopes for its offline
+/// recipient, with a progress line on stderr. Returns (envelopes stored,
+/// seconds taken).
+async fn store_backlogs(args: &BacklogArgs, pairs: &[(Credentials, Credentials)]) -> (u64, f64) {
+    let fill = Fill {
+        window: args.window,
+        count: args.messages_per_device,
+        content_bytes: args.content_bytes,
+    };
+    let stored = Rc::new(Cell::new(0u64));
+    let started = Instant::now();
+    let mut senders = Vec::new();
+    for (index, (sender, recipient)) in pairs.iter().cloned().enumerate() {
+        let source = source_address(index, args.source_ips);
+        let store = store_backlog(args.server, source, sender, recipient, fill, stored.clone());
+        senders.push(monoio::spawn(store));
+    }
+    let total = (args.pairs * args.messages_per_device) as u64;
+    let progress = Progress::new("backlog: storing", total);
+    let watcher = monoio::spawn(watch_stored(progress, stored.clone(), total));
+    for sender in senders {
+        sender.await;
+    }
+    let store_secs = started.elapsed().as_secs_f64();
+    if stored.get() < total {
+        eprintln!("backlog: only {} of {total} sends were stored", stored.get());
+    }
+    drop(watcher);
+    (stored.get(), store_secs)
+}
+
+/// Shows `stored` against `total` on `progress` every 250 ms until all are
+/// stored.
+async fn watch_stored(mut progress: Progress, stored: Rc<Cell<u64>>, total: u64) {
+    loop {
+        progress.set(stored.get());
+        if stored.get() >= total {
+            progress.finish(stored.get());
+            return;
+        }
+        monoio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// One sender: connects and sends `fill.count` envelopes to `recipient`
+/// (offline) with up to `fill.window` awaiting their response, counting
+/// each stored one (answered 200) in `stored`. Gives up silently on a
+/// connection error.
+async fn store_backlog(
+    server: SocketAddr,
+    source: Option<IpAddr>,
+    sender: Credentials,
+    recipient: Credentials,
+    fill: Fill,
+    stored: Rc<Cell<u64>>,
+) {
+    let Fill { window, count, content_bytes } = fill;
+    let Ok(mut conn) = WsConn::connect(server, source, &sender.uuid, &sender.password).await else {
+        return;
+    };
+    let path = format!("/v1/messages/{}", recipient.uuid);
+    let content = base64::encode(&vec![0x5a; content_bytes]);
+    let (mut sent, mut answered, mut next_id) = (0usize, 0usize, 1u64);
+    while answered < count {
+        while sent < count && sent - answered < window {
+            let body = format!(
+                r#"{{"messages":[{{"type":1,"destinationDeviceId":1,"destinationRegistrationId":{REGISTRATION_ID},"content":"{content}"}}],"online":false,"urgent":true,"timestamp":{sent}}}"#
+            );
+            let request = WsRequest {
+                id: next_id,
+                verb: "PUT".into(),
+                path: path.clone(),
+                body: Some(body.into_bytes()),
+                headers: vec![],
+            };
+            if conn.queue_text(frame::encode_request(&request)).is_err() {
+                return;
+            }
+            next_id += 1;
+            sent += 1;
+        }
+        if conn.flush().await.is_err() {
+            return;
+        }
+        let Ok(Some(mut text)) = conn.next_text().await else { return };
+        match frame::decode(&mut text, 1 << 20) {
+            Ok(Frame::Response(response)) => {
+                answered += 1;
+                if response.status == 200 {
+                    stored.set(stored.get() + 1);
+                }
+            }
+            Ok(Frame::Request(request)) => {
+                let _ = conn.queue_text(ok_response(request.id));
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// The draining phase: every recipient connects at once and drains its
+/// queue. Returns (envelopes drained, seconds taken).
+async fn drain_backlogs(args: &BacklogArgs, pairs: &[(Credentials, Credentials)]) -> (u64, f64) {
+    let drained = Rc::new(Cell::new(0u64));
+    let drain_started = Instant::now();
+    let mut receivers = Vec::new();
+    for (index, (_, recipient)) in pairs.iter().cloned().enumerate() {
+        let source = source_address(index, args.source_ips);
+        receivers.push(monoio::spawn(drain_backlog(
+            args.server,
+            source,
+            recipient,
+            drained.clone(),
+        )));
+    }
+    for receiver in receivers {
+        receiver.await;
+    }
+    let drain_secs = drain_started.elapsed().as_secs_f64();
+    (drained.get(), drain_secs)
+}
+
+/// One recipient: connects, acknowledges every request, and counts each
+/// envelope in `drained` until the server says its queue is empty.
+async fn drain_backlog(
+    server: SocketAddr,
+    source: Option<IpAddr>,
+    recipient: Credentials,
+    drained: Rc<Cell<u64>>,
+) {
+    let Ok(mut conn) = WsConn::connect(server, source, &recipient.uuid, &recipient.password).await
+    else {
+        return;
+    };
+    while let Ok(Some(mut text)) = conn.next_text().await {
+        let Ok(Frame::Request(request)) = frame::decode(&mut text, 1 << 20) else {
+            continue;
+        };
+        let _ = conn.queue_text(ok_response(request.id));
+        match request.path.as_str() {
+            "/api/v1/message" => drained.set(drained.get() + 1),
+            "/api/v1/queue/empty" => {
+                let _ = conn.flush().await;
+                return;
+            }
+            _ => {}
+        }
+    }
 }

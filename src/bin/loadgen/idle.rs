@@ -5,9 +5,10 @@ use crate::accounts::{register_many, Credentials};
 use crate::client::{source_address, WsConn};
 use crate::report::{rss_bytes, Progress};
 use serde::Serialize;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// What the idle scenario measured.
@@ -34,95 +35,43 @@ pub struct IdleArgs {
     pub connect_concurrency: usize,
 }
 
+/// What the connecting threads report to the main thread.
+#[derive(Clone, Default)]
+struct Tally {
+    /// Connections open now (a held connection that closes is taken off).
+    open: Arc<AtomicUsize>,
+    /// Connection attempts that failed.
+    failures: Arc<AtomicUsize>,
+    /// The first failed attempt's error.
+    first_failure: Arc<Mutex<Option<String>>>,
+}
+
 pub fn run(args: IdleArgs) -> std::io::Result<IdleResult> {
     let accounts = crate::block_on(register_many(args.server, args.connections, 64))?;
     eprintln!("idle: registered {} accounts", accounts.len());
     let rss_before = args.server_pid.and_then(rss_bytes);
-    let open = Arc::new(AtomicUsize::new(0));
-    let failures = Arc::new(AtomicUsize::new(0));
-    let first_failure = Arc::new(std::sync::Mutex::new(None::<String>));
+    let tally = Tally::default();
     let started = Instant::now();
-    let shares: Vec<Vec<(usize, Credentials)>> = (0..args.threads)
-        .map(|t| {
-            accounts.iter().cloned().enumerate().filter(|(i, _)| i % args.threads == t).collect()
-        })
+    let shares = thread_shares(&accounts, args.threads);
+    let release = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = shares
+        .into_iter()
+        .map(|share| spawn_connect_thread(&args, share, tally.clone(), release.clone()))
         .collect();
-    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut threads = Vec::new();
-    for share in shares {
-        let (open, failures, first_failure, release) =
-            (open.clone(), failures.clone(), first_failure.clone(), release.clone());
-        let (server, source_ips, concurrency) =
-            (args.server, args.source_ips, args.connect_concurrency);
-        threads.push(std::thread::spawn(move || {
-            crate::block_on(async move {
-                let queue = Arc::new(std::sync::Mutex::new(share));
-                let mut connectors = Vec::new();
-                for _ in 0..concurrency {
-                    let (queue, open, failures, first_failure) =
-                        (queue.clone(), open.clone(), failures.clone(), first_failure.clone());
-                    connectors.push(monoio::spawn(async move {
-                        loop {
-                            let next = queue.lock().unwrap().pop();
-                            let Some((index, account)) = next else { return };
-                            let source = source_address(index / 50_000, source_ips);
-                            let connect =
-                                WsConn::connect(server, source, &account.uuid, &account.password);
-                            let attempt = monoio::time::timeout(Duration::from_secs(10), connect)
-                                .await
-                                .unwrap_or_else(|_| {
-                                    Err(std::io::Error::other("connect timed out after 10 s"))
-                                });
-                            match attempt {
-                                Ok(conn) => {
-                                    open.fetch_add(1, Ordering::Relaxed);
-                                    monoio::spawn(hold(conn, open.clone()));
-                                }
-                                Err(error) => {
-                                    failures.fetch_add(1, Ordering::Relaxed);
-                                    first_failure.lock().unwrap().get_or_insert(error.to_string());
-                                }
-                            }
-                        }
-                    }));
-                }
-                for connector in connectors {
-                    connector.await;
-                }
-                // Keep serving the held connections until the main thread is done.
-                while !release.load(Ordering::Relaxed) {
-                    monoio::time::sleep(Duration::from_millis(50)).await;
-                }
-            })
-        }));
-    }
-    let mut progress = Progress::new("idle: connections", args.connections as u64);
-    while open.load(Ordering::Relaxed) + failures.load(Ordering::Relaxed) < args.connections {
-        progress.set(open.load(Ordering::Relaxed) as u64);
-        std::thread::sleep(Duration::from_millis(200));
-        if started.elapsed() > Duration::from_secs(600) {
-            break;
-        }
-    }
-    progress.finish(open.load(Ordering::Relaxed) as u64);
+    wait_for_connections(&tally, args.connections, started);
     let connect_secs = started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(args.hold_secs));
     let rss_after = args.server_pid.and_then(rss_bytes);
-    let open_now = open.load(Ordering::Relaxed);
+    let open_now = tally.open.load(Ordering::Relaxed);
     let result = IdleResult {
         connections_wanted: args.connections,
         connections_open: open_now,
-        connect_failures: failures.load(Ordering::Relaxed),
-        first_failure: first_failure.lock().unwrap().clone(),
+        connect_failures: tally.failures.load(Ordering::Relaxed),
+        first_failure: tally.first_failure.lock().unwrap().clone(),
         connect_secs,
         server_rss_before_bytes: rss_before,
         server_rss_after_bytes: rss_after,
-        server_rss_per_connection_bytes: match (rss_before, rss_after) {
-            (Some(before), Some(after)) if open_now > 0 => {
-                Some((after.saturating_sub(before)) as f64 / open_now as f64)
-            }
-            _ => None,
-        },
+        server_rss_per_connection_bytes: rss_per_connection(rss_before, rss_after, open_now),
         loadgen_rss_bytes: rss_bytes(std::process::id()),
     };
     release.store(true, Ordering::Relaxed);
@@ -130,6 +79,107 @@ pub fn run(args: IdleArgs) -> std::io::Result<IdleResult> {
         let _ = thread.join();
     }
     Ok(result)
+}
+
+/// Each thread's accounts, with their index among all accounts: thread `t`
+/// of `threads` gets every account whose index is `t` modulo `threads`.
+fn thread_shares(accounts: &[Credentials], threads: usize) -> Vec<Vec<(usize, Credentials)>> {
+    (0..threads)
+        .map(|t| accounts.iter().cloned().enumerate().filter(|(i, _)| i % threads == t).collect())
+        .collect()
+}
+
+/// Server RSS growth per open connection, when both readings are known and
+/// any connection is open.
+fn rss_per_connection(before: Option<u64>, after: Option<u64>, open_now: usize) -> Option<f64> {
+    match (before, after) {
+        (Some(before), Some(after)) if open_now > 0 => {
+            Some((after.saturating_sub(before)) as f64 / open_now as f64)
+        }
+        _ => None,
+    }
+}
+
+/// Shows the open connections on a progress line until every attempt has
+/// succeeded or failed, or 600 s have passed since `started`.
+fn wait_for_connections(tally: &Tally, connections: usize, started: Instant) {
+    let mut progress = Progress::new("idle: connections", connections as u64);
+    while tally.open.load(Ordering::Relaxed) + tally.failures.load(Ordering::Relaxed) < connections
+    {
+        progress.set(tally.open.load(Ordering::Relaxed) as u64);
+        std::thread::sleep(Duration::from_millis(200));
+        if started.elapsed() > Duration::from_secs(600) {
+            break;
+        }
+    }
+    progress.finish(tally.open.load(Ordering::Relaxed) as u64);
+}
+
+/// A thread that opens `share`'s connections, `connect_concurrency`
+/// attempts at a time, then serves them until `release` is set.
+fn spawn_connect_thread(
+    args: &IdleArgs,
+    share: Vec<(usize, Credentials)>,
+    tally: Tally,
+    release: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    let (server, source_ips, concurrency) =
+        (args.server, args.source_ips, args.connect_concurrency);
+    std::thread::spawn(move || {
+        crate::block_on(async move {
+            let queue = Arc::new(Mutex::new(share));
+            let mut connectors = Vec::new();
+            for _ in 0..concurrency {
+                let connector =
+                    connect_from_queue(server, source_ips, queue.clone(), tally.clone());
+                connectors.push(monoio::spawn(connector));
+            }
+            for connector in connectors {
+                connector.await;
+            }
+            // Keep serving the held connections until the main thread is done.
+            while !release.load(Ordering::Relaxed) {
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    })
+}
+
+/// One connector: takes accounts off `queue` until it is empty and connects
+/// each, holding the connections that open and tallying the failures.
+async fn connect_from_queue(
+    server: SocketAddr,
+    source_ips: usize,
+    queue: Arc<Mutex<Vec<(usize, Credentials)>>>,
+    tally: Tally,
+) {
+    loop {
+        let next = queue.lock().unwrap().pop();
+        let Some((index, account)) = next else { return };
+        let source = source_address(index / 50_000, source_ips);
+        match connect_with_timeout(server, source, &account).await {
+            Ok(conn) => {
+                tally.open.fetch_add(1, Ordering::Relaxed);
+                monoio::spawn(hold(conn, tally.open.clone()));
+            }
+            Err(error) => {
+                tally.failures.fetch_add(1, Ordering::Relaxed);
+                tally.first_failure.lock().unwrap().get_or_insert(error.to_string());
+            }
+        }
+    }
+}
+
+/// Connects as `account`, giving up after 10 s.
+async fn connect_with_timeout(
+    server: SocketAddr,
+    source: Option<IpAddr>,
+    account: &Credentials,
+) -> std::io::Result<WsConn> {
+    let connect = WsConn::connect(server, source, &account.uuid, &account.password);
+    monoio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("connect timed out after 10 s")))
 }
 
 /// Answers the server (pongs are automatic; requests get 200) until it closes.

@@ -16,10 +16,12 @@ mod accounts;
 mod backlog;
 mod client;
 mod idle;
+mod measure;
 mod messaging;
 mod mqtt;
 mod nats;
 mod report;
+mod schedule;
 mod storm;
 
 use clap::{Parser, Subcommand};
@@ -134,8 +136,8 @@ struct LoadShape {
 }
 
 impl LoadShape {
-    fn args(&self, cli: &Cli, threads: usize, online: bool) -> messaging::MessagingArgs {
-        messaging::MessagingArgs {
+    fn args(&self, cli: &Cli, threads: usize, online: bool) -> measure::MessagingArgs {
+        measure::MessagingArgs {
             server: cli.server,
             pairs: self.pairs,
             window: self.window,
@@ -150,7 +152,7 @@ impl LoadShape {
 }
 
 /// The human summary of a messaging-shaped result.
-fn summarize(label: &str, result: &messaging::MessagingResult) {
+fn summarize(label: &str, result: &measure::MessagingResult) {
     eprintln!(
         "{label}: {:.0} sends/s acknowledged, {:.0} deliveries/s; latency p50 {} us, p99 {} us, p99.9 {} us, max {} us \
          (from the write instead of the due time: p50 {} us, p99 {} us, p99.9 {} us)",
@@ -182,83 +184,102 @@ fn main() -> anyhow::Result<()> {
     }
     let threads = cli.threads.max(1);
     let machine = report::machine();
-    let output = match cli.scenario {
+    let (scenario, result) = run_scenario(&cli, threads)?;
+    let output = serde_json::json!({"scenario": scenario, "machine": machine, "result": result});
+    println!("{output}");
+    // Connection tasks still hold sockets; exiting closes them all.
+    std::process::exit(0);
+}
+
+/// Runs the chosen scenario and prints its human summary: (the scenario's
+/// name, its result as JSON).
+fn run_scenario(cli: &Cli, threads: usize) -> anyhow::Result<(&'static str, serde_json::Value)> {
+    let (server, source_ips) = (cli.server, cli.source_ips);
+    Ok(match cli.scenario {
         Scenario::Idle { connections, server_pid, hold_secs, connect_concurrency } => {
             let result = idle::run(idle::IdleArgs {
-                server: cli.server,
+                server,
                 connections,
                 threads,
-                source_ips: cli.source_ips,
+                source_ips,
                 server_pid,
                 hold_secs,
                 connect_concurrency,
             })?;
-            eprintln!(
-                "idle: {} of {} connections open ({} failed) in {:.1}s; server RSS per connection: {}",
-                result.connections_open,
-                result.connections_wanted,
-                result.connect_failures,
-                result.connect_secs,
-                result.server_rss_per_connection_bytes.map_or("n/a".into(), |b| format!("{b:.0} bytes"))
-            );
-            serde_json::json!({"scenario": "idle", "machine": machine, "result": result})
+            summarize_idle(&result);
+            ("idle", serde_json::json!(result))
         }
         Scenario::ReconnectStorm { connections, concurrency } => {
-            let result = storm::run(storm::StormArgs {
-                server: cli.server,
-                connections,
-                concurrency,
-                source_ips: cli.source_ips,
-            })?;
-            eprintln!(
-                "reconnect-storm: {} of {} devices live again {:.2}s after all dropped ({:.0} reconnects/s, {} failed)",
-                result.reconnected,
-                result.connections,
-                result.reconnect_secs,
-                result.reconnects_per_sec,
-                result.reconnect_failures
-            );
-            serde_json::json!({"scenario": "reconnect-storm", "machine": machine, "result": result})
+            let result =
+                storm::run(storm::StormArgs { server, connections, concurrency, source_ips })?;
+            summarize_storm(&result);
+            ("reconnect-storm", serde_json::json!(result))
         }
-        Scenario::Backlog { pairs, messages_per_device, window, content_bytes, data_dir } => {
+        Scenario::Backlog { pairs, messages_per_device, window, content_bytes, ref data_dir } => {
             let result = backlog::run(backlog::BacklogArgs {
-                server: cli.server,
+                server,
                 pairs,
                 messages_per_device,
                 window,
                 content_bytes,
-                data_dir,
-                source_ips: cli.source_ips,
+                data_dir: data_dir.clone(),
+                source_ips,
             })?;
-            eprintln!(
-                "backlog: stored {} envelopes at {:.0}/s ({}); drained {} at {:.0}/s",
-                result.stored,
-                result.stored_per_sec,
-                result
-                    .disk_bytes_per_envelope
-                    .map_or("disk n/a".into(), |b| format!("{b:.0} disk bytes each")),
-                result.drained,
-                result.drained_per_sec
-            );
-            serde_json::json!({"scenario": "backlog", "machine": machine, "result": result})
+            summarize_backlog(&result);
+            ("backlog", serde_json::json!(result))
         }
         Scenario::Mqtt { ref shape } => {
-            let result = mqtt::run(shape.args(&cli, threads, false))?;
+            let result = mqtt::run(shape.args(cli, threads, false))?;
             summarize("mqtt", &result);
-            serde_json::json!({"scenario": "mqtt", "machine": machine, "result": result})
+            ("mqtt", serde_json::json!(result))
         }
         Scenario::Nats { ref shape } => {
-            let result = nats::run(shape.args(&cli, threads, false))?;
+            let result = nats::run(shape.args(cli, threads, false))?;
             summarize("nats", &result);
-            serde_json::json!({"scenario": "nats", "machine": machine, "result": result})
+            ("nats", serde_json::json!(result))
         }
         Scenario::Messaging { ref shape, online } => {
-            let result = messaging::run(shape.args(&cli, threads, online))?;
+            let result = messaging::run(shape.args(cli, threads, online))?;
             summarize("messaging", &result);
-            serde_json::json!({"scenario": "messaging", "machine": machine, "result": result})
+            ("messaging", serde_json::json!(result))
         }
-    };
-    println!("{output}");
-    // Connection tasks still hold sockets; exiting closes them all.
-    std::process::exit(0);
+    })
+}
+
+/// The human summary of an idle result.
+fn summarize_idle(result: &idle::IdleResult) {
+    eprintln!(
+        "idle: {} of {} connections open ({} failed) in {:.1}s; server RSS per connection: {}",
+        result.connections_open,
+        result.connections_wanted,
+        result.connect_failures,
+        result.connect_secs,
+        result.server_rss_per_connection_bytes.map_or("n/a".into(), |b| format!("{b:.0} bytes"))
+    );
+}
+
+/// The human summary of a reconnect-storm result.
+fn summarize_storm(result: &storm::StormResult) {
+    eprintln!(
+        "reconnect-storm: {} of {} devices live again {:.2}s after all dropped ({:.0} reconnects/s, {} failed)",
+        result.reconnected,
+        result.connections,
+        result.reconnect_secs,
+        result.reconnects_per_sec,
+        result.reconnect_failures
+    );
+}
+
+/// The human summary of a backlog result.
+fn summarize_backlog(result: &backlog::BacklogResult) {
+    eprintln!(
+        "backlog: stored {} envelopes at {:.0}/s ({}); drained {} at {:.0}/s",
+        result.stored,
+        result.stored_per_sec,
+        result
+            .disk_bytes_per_envelope
+            .map_or("disk n/a".into(), |b| format!("{b:.0} disk bytes each")),
+        result.drained,
+        result.drained_per_sec
+    );
 }

@@ -4,20 +4,20 @@
 //! answered 200 per second, envelopes delivered per second, and the
 //! send->deliver latency distribution (HDR histogram).
 //!
-//! Closed loop (no `rate`): senders keep their window full, finding the
-//! maximum. Open loop (`rate` msgs/s in total): each send has an intended
-//! time on a fixed schedule and its latency is measured from that intended
-//! time, not from when it was actually written, so a stalled server cannot
-//! hide its queueing delay (coordinated omission).
+//! Closed loop (no `rate`) or open loop (`rate` msgs/s in total): see
+//! [`crate::schedule`]. The counters and the result are in
+//! [`crate::measure`].
 
 use crate::accounts::{register_many, Credentials, REGISTRATION_ID};
 use crate::client::{source_address, WsConn};
-use hdrhistogram::Histogram;
-use serde::Serialize;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use crate::measure::{pairs_of_thread, Counters, MessagingArgs, MessagingResult, RunShared};
+use crate::schedule::{
+    init_stamp_base, intended_send_time, pair_schedule, stamped_payload, wait_for_next_send,
+};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 use switchboard::protocol::base64;
 use switchboard::protocol::frame::{self, Frame, WsRequest, WsResponse};
 
@@ -32,253 +32,8 @@ pub fn ok_response(id: u64) -> String {
     })
 }
 
-static BASE: OnceLock<Instant> = OnceLock::new();
-
-/// Microseconds from a process-wide base instant to `at` (the send stamp).
-pub fn micros_since_base(at: Instant) -> u64 {
-    at.saturating_duration_since(*BASE.get_or_init(Instant::now)).as_micros() as u64
-}
-
-pub struct MessagingArgs {
-    pub server: SocketAddr,
-    pub pairs: usize,
-    pub window: usize,
-    pub duration_secs: u64,
-    pub threads: usize,
-    pub content_bytes: usize,
-    pub rate: Option<u64>,
-    /// Send `online: true`: relay to connected devices without storing.
-    pub online: bool,
-    pub source_ips: usize,
-}
-
-#[derive(Debug, Serialize)]
-pub struct MessagingResult {
-    pub pairs: usize,
-    pub window: usize,
-    pub content_bytes: usize,
-    pub target_rate: Option<u64>,
-    pub duration_secs: f64,
-    pub sent_ok: u64,
-    pub send_errors: u64,
-    pub delivered: u64,
-    pub sent_per_sec: f64,
-    pub delivered_per_sec: f64,
-    pub latency_us_p50: u64,
-    pub latency_us_p90: u64,
-    pub latency_us_p99: u64,
-    pub latency_us_p999: u64,
-    pub latency_us_max: u64,
-    /// The same, measured from when each send was written rather than when
-    /// it was due: the difference is the load generator's own lateness.
-    pub from_write_latency_us_p50: u64,
-    pub from_write_latency_us_p99: u64,
-    pub from_write_latency_us_p999: u64,
-}
-
-/// What the sending and receiving tasks of a run share.
-pub struct Counters {
-    /// Sends are online-only (relay, nothing stored).
-    pub online: bool,
-    /// Sends the server (or broker) acknowledged.
-    pub sent_ok: AtomicU64,
-    /// Sends refused, and connections that could not be set up.
-    pub send_errors: AtomicU64,
-    /// Deliveries received (and acknowledged).
-    pub delivered: AtomicU64,
-    /// Set when the sending window is over.
-    pub stop: AtomicBool,
-    /// Send-to-delivery latency from the intended send time, microseconds.
-    pub histogram: Mutex<Histogram<u64>>,
-    /// Delivery latency from when the send was actually built and written,
-    /// microseconds: without the load generator's own lateness in sending.
-    pub from_write_histogram: Mutex<Histogram<u64>>,
-}
-
-impl Counters {
-    /// Zeroed counters.
-    pub fn new(online: bool) -> Arc<Self> {
-        Arc::new(Self {
-            online,
-            sent_ok: AtomicU64::new(0),
-            send_errors: AtomicU64::new(0),
-            delivered: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
-            histogram: Mutex::new(
-                Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
-            ),
-            from_write_histogram: Mutex::new(
-                Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
-            ),
-        })
-    }
-
-    /// Records one delivery whose payload starts with its send stamps
-    /// (intended, then written; see [`stamped_payload`]).
-    pub fn record_delivery(&self, payload: &[u8]) {
-        let now_us = micros_since_base(Instant::now());
-        let since = |stamp: &[u8]| {
-            let sent_us = u64::from_be_bytes(stamp.try_into().expect("8 bytes"));
-            now_us.saturating_sub(sent_us).clamp(1, 60_000_000)
-        };
-        if payload.len() >= 8 {
-            let _ = self.histogram.lock().unwrap().record(since(&payload[..8]));
-        }
-        if payload.len() >= 16 {
-            let _ = self.from_write_histogram.lock().unwrap().record(since(&payload[8..16]));
-        }
-        self.delivered.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// When send number `sent` is due: now in a closed loop; on the fixed
-/// schedule in an open loop, or `None` while it is not yet due.
-pub fn intended_send_time(
-    start: Instant,
-    interval: Option<Duration>,
-    sent: u64,
-    now: Instant,
-) -> Option<Instant> {
-    match interval {
-        Some(interval) => Some(start + interval * sent as u32).filter(|at| *at <= now),
-        None => Some(now),
-    }
-}
-
-/// One pair's schedule: its first send time and, in an open loop, the
-/// interval between its sends (`rate` is the pair's share, msgs/s). Each
-/// pair starts at a random phase within one interval after the run's start,
-/// as independent clients would; with a common start every pair sent at the
-/// same instant, and the measured latency was mostly those bursts queueing.
-pub fn pair_schedule(
-    start_at: &OnceLock<Instant>,
-    rate: Option<f64>,
-) -> (Instant, Option<Duration>) {
-    let start = *start_at.get_or_init(Instant::now);
-    let Some(rate) = rate else { return (start, None) };
-    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
-    let mut random = [0u8; 4];
-    // Without randomness, every pair starts at once (the old behaviour).
-    let phase = match getrandom::fill(&mut random) {
-        Ok(()) => f64::from(u32::from_le_bytes(random)) / f64::from(u32::MAX),
-        Err(_) => 0.0,
-    };
-    (start + interval.mul_f64(phase), Some(interval))
-}
-
-/// In an open loop with nothing in flight, sleeps until send number `sent`
-/// is due; returns at once in a closed loop.
-pub async fn wait_for_next_send(start: Instant, interval: Option<Duration>, sent: u64) {
-    if let Some(interval) = interval {
-        monoio::time::sleep(
-            (start + interval * sent as u32).saturating_duration_since(Instant::now()),
-        )
-        .await;
-    }
-}
-
-/// What every thread of a messaging-shaped run shares: counters, the count
-/// of pairs ready, the start of the timed window, and each pair's share of
-/// the open-loop rate.
-pub struct RunShared {
-    pub counters: Arc<Counters>,
-    pub ready: Arc<AtomicU64>,
-    pub start_at: Arc<OnceLock<Instant>>,
-    pub per_pair_rate: Option<f64>,
-}
-
-impl RunShared {
-    pub fn new(args: &MessagingArgs) -> Self {
-        Self {
-            counters: Counters::new(args.online),
-            ready: Arc::new(AtomicU64::new(0)),
-            start_at: Arc::new(OnceLock::new()),
-            per_pair_rate: args.rate.map(|rate| rate as f64 / args.pairs.max(1) as f64),
-        }
-    }
-
-    /// A copy for one thread.
-    pub fn share(&self) -> Self {
-        Self {
-            counters: self.counters.clone(),
-            ready: self.ready.clone(),
-            start_at: self.start_at.clone(),
-            per_pair_rate: self.per_pair_rate,
-        }
-    }
-
-    /// Waits for the run, then summarizes it (see [`collect`]).
-    pub fn collect(&self, args: &MessagingArgs) -> MessagingResult {
-        collect(args, &self.counters, &self.ready, &self.start_at)
-    }
-}
-
-/// The pair indexes thread `thread` of `threads` drives.
-pub fn pairs_of_thread(pairs: usize, threads: usize, thread: usize) -> Vec<usize> {
-    (0..pairs).filter(|pair| pair % threads.max(1) == thread).collect()
-}
-
-/// A payload of `content_bytes` (at least 16) starting with two stamps:
-/// when the send was due (`intended`) and now, when it is being written.
-pub fn stamped_payload(intended: Instant, content_bytes: usize) -> Vec<u8> {
-    let mut payload = micros_since_base(intended).to_be_bytes().to_vec();
-    payload.extend_from_slice(&micros_since_base(Instant::now()).to_be_bytes());
-    payload.resize(content_bytes.max(16), 0x5a);
-    payload
-}
-
-/// Waits for the pairs to be ready, lets the senders run for the duration,
-/// stops them, waits (bounded) for deliveries to catch up, and summarizes.
-pub fn collect(
-    args: &MessagingArgs,
-    counters: &Counters,
-    ready: &AtomicU64,
-    start_at: &OnceLock<Instant>,
-) -> MessagingResult {
-    let wait_started = Instant::now();
-    while (ready.load(Ordering::Relaxed) as usize) < args.pairs
-        && wait_started.elapsed() < Duration::from_secs(120)
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let started = *start_at.get_or_init(Instant::now);
-    std::thread::sleep(Duration::from_secs(args.duration_secs));
-    counters.stop.store(true, Ordering::Relaxed);
-    let sent_window = started.elapsed().as_secs_f64();
-    let sent_ok = counters.sent_ok.load(Ordering::Relaxed);
-    let drain_started = Instant::now();
-    while counters.delivered.load(Ordering::Relaxed) < counters.sent_ok.load(Ordering::Relaxed)
-        && drain_started.elapsed() < Duration::from_secs(10)
-    {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let delivered = counters.delivered.load(Ordering::Relaxed);
-    let histogram = counters.histogram.lock().unwrap().clone();
-    let from_write = counters.from_write_histogram.lock().unwrap().clone();
-    MessagingResult {
-        pairs: args.pairs,
-        window: args.window,
-        content_bytes: args.content_bytes,
-        target_rate: args.rate,
-        duration_secs: sent_window,
-        sent_ok,
-        send_errors: counters.send_errors.load(Ordering::Relaxed),
-        delivered,
-        sent_per_sec: sent_ok as f64 / sent_window,
-        delivered_per_sec: delivered as f64 / (sent_window + drain_started.elapsed().as_secs_f64()),
-        latency_us_p50: histogram.value_at_quantile(0.50),
-        latency_us_p90: histogram.value_at_quantile(0.90),
-        latency_us_p99: histogram.value_at_quantile(0.99),
-        latency_us_p999: histogram.value_at_quantile(0.999),
-        latency_us_max: histogram.max(),
-        from_write_latency_us_p50: from_write.value_at_quantile(0.50),
-        from_write_latency_us_p99: from_write.value_at_quantile(0.99),
-        from_write_latency_us_p999: from_write.value_at_quantile(0.999),
-    }
-}
-
 pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
-    BASE.get_or_init(Instant::now);
+    init_stamp_base();
     let accounts = crate::block_on(register_many(args.server, args.pairs * 2, 64))?;
     let pairs: Vec<(Credentials, Credentials)> =
         accounts.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
@@ -298,25 +53,12 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
                 let mut tasks = Vec::new();
                 for (index, (sender, recipient)) in share {
                     let source = source_address(index, source_ips);
-                    let Ok(mut receiver) =
-                        WsConn::connect(server, source, &recipient.uuid, &recipient.password).await
+                    let Some((receiver, sending)) =
+                        connect_pair(server, source, &sender, &recipient).await
                     else {
                         counters.send_errors.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
-                    let Ok(sending) =
-                        WsConn::connect(server, source, &sender.uuid, &sender.password).await
-                    else {
-                        counters.send_errors.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    };
-                    // Drain the recipient's initial queue/empty before timing starts.
-                    if let Ok(Some(mut text)) = receiver.next_text().await {
-                        if let Ok(Frame::Request(request)) = frame::decode(&mut text, 1 << 20) {
-                            let _ = receiver.queue_text(ok_response(request.id));
-                            let _ = receiver.flush().await;
-                        }
-                    }
                     ready.fetch_add(1, Ordering::Relaxed);
                     let (c1, c2, s) = (counters.clone(), counters.clone(), start_at.clone());
                     tasks.push(monoio::spawn(receive_loop(receiver, c1)));
@@ -343,6 +85,30 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
     Ok(result)
 }
 
+/// Connects a pair's recipient, then its sender, and has the recipient
+/// acknowledge its initial `queue/empty` before timing starts: `(recipient
+/// connection, sender connection)`, or `None` when either fails to connect.
+async fn connect_pair(
+    server: SocketAddr,
+    source: Option<IpAddr>,
+    sender: &Credentials,
+    recipient: &Credentials,
+) -> Option<(WsConn, WsConn)> {
+    let mut receiver =
+        WsConn::connect(server, source, &recipient.uuid, &recipient.password).await.ok()?;
+    let sending = WsConn::connect(server, source, &sender.uuid, &sender.password).await.ok()?;
+    // Drain the recipient's initial queue/empty before timing starts.
+    if let Ok(Some(mut text)) = receiver.next_text().await {
+        if let Ok(Frame::Request(request)) = frame::decode(&mut text, 1 << 20) {
+            let _ = receiver.queue_text(ok_response(request.id));
+            let _ = receiver.flush().await;
+        }
+    }
+    Some((receiver, sending))
+}
+
+/// Sends to `destination` until the run stops, keeping up to `window` sends
+/// awaiting their response, and counts each response.
 async fn send_loop(
     mut conn: WsConn,
     destination: String,
@@ -407,6 +173,7 @@ async fn send_loop(
     }
 }
 
+/// Acknowledges every request from the server and records each delivery.
 async fn receive_loop(mut conn: WsConn, counters: Arc<Counters>) {
     while let Ok(Some(mut text)) = conn.next_text().await {
         let Ok(Frame::Request(request)) = frame::decode(&mut text, 1 << 20) else { continue };
@@ -433,43 +200,6 @@ pub fn envelope_content(json: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn payload_carries_both_stamps_and_both_are_recorded() {
-        micros_since_base(Instant::now()); // stamps count from the first call
-        let intended = Instant::now();
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        let payload = stamped_payload(intended, 8);
-        assert_eq!(payload.len(), 16, "room for both stamps");
-        let due = u64::from_be_bytes(payload[..8].try_into().unwrap());
-        let written = u64::from_be_bytes(payload[8..16].try_into().unwrap());
-        assert!(written >= due + 5_000, "written {written} due {due}");
-        let counters = Counters::new(false);
-        counters.record_delivery(&payload);
-        assert_eq!(counters.histogram.lock().unwrap().len(), 1);
-        assert_eq!(counters.from_write_histogram.lock().unwrap().len(), 1);
-        assert!(
-            counters.histogram.lock().unwrap().max()
-                >= counters.from_write_histogram.lock().unwrap().max() + 5_000
-        );
-    }
-
-    #[test]
-    fn pairs_start_at_spread_phases_within_one_interval() {
-        let start_at = OnceLock::new();
-        let start = *start_at.get_or_init(Instant::now);
-        assert_eq!(pair_schedule(&start_at, None), (start, None));
-        let starts: Vec<Duration> = (0..64)
-            .map(|_| {
-                let (first, interval) = pair_schedule(&start_at, Some(10.0));
-                assert_eq!(interval, Some(Duration::from_millis(100)));
-                first - start
-            })
-            .collect();
-        assert!(starts.iter().all(|offset| *offset <= Duration::from_millis(100)));
-        let distinct: std::collections::HashSet<_> = starts.iter().collect();
-        assert!(distinct.len() > 32, "phases are spread, not shared");
-    }
 
     #[test]
     fn envelope_content_finds_and_decodes_the_payload() {

@@ -7,9 +7,9 @@
 //! the same clock and content stamp as `messaging`.
 
 use crate::client::WsConn;
-use crate::messaging::{
-    intended_send_time, micros_since_base, pair_schedule, pairs_of_thread, stamped_payload,
-    wait_for_next_send, Counters, MessagingArgs, MessagingResult, RunShared,
+use crate::measure::{pairs_of_thread, Counters, MessagingArgs, MessagingResult, RunShared};
+use crate::schedule::{
+    intended_send_time, micros_since_base, pair_schedule, stamped_payload, wait_for_next_send,
 };
 
 use std::net::SocketAddr;

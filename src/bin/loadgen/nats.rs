@@ -6,9 +6,9 @@
 //! `messaging`.
 
 use crate::client::connect_tcp;
-use crate::messaging::{
-    intended_send_time, micros_since_base, pair_schedule, pairs_of_thread, stamped_payload,
-    wait_for_next_send, Counters, MessagingArgs, MessagingResult, RunShared,
+use crate::measure::{pairs_of_thread, Counters, MessagingArgs, MessagingResult, RunShared};
+use crate::schedule::{
+    intended_send_time, micros_since_base, pair_schedule, stamped_payload, wait_for_next_send,
 };
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};

@@ -2,7 +2,7 @@
 //! its accounts and started (it cannot accept before that).
 
 use crate::http::response::Response;
-use crate::shard::runtime::ShardCtx;
+use crate::shard::ShardCtx;
 
 #[derive(serde::Serialize)]
 struct Health {

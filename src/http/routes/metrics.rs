@@ -1,7 +1,7 @@
 //! `GET /metrics`: every shard's counters in the Prometheus text format.
 
 use crate::http::response::Response;
-use crate::shard::runtime::ShardCtx;
+use crate::shard::ShardCtx;
 
 /// Renders the metrics.
 pub fn handle(ctx: &ShardCtx) -> Response {

@@ -4,30 +4,29 @@
 //!   tungstenite never touches the socket.
 //! - [`socket`]: non-blocking reads and writes on a session's socket, driven
 //!   by readiness.
-//! - [`mailbox`]: how other tasks on the shard reach a session (responses,
-//!   online-only envelopes, "replaced", "stored", "deadline").
-//! - [`timers`]: the shard's timer wheel for session deadlines.
-//! - [`registry`]: which connection is live for each device (a second one
-//!   replaces the first with close code 4409).
-//! - [`session`]: the event loop of one authenticated connection (one task).
+//! - [`connection`]: the transport of one connection (socket, tungstenite,
+//!   JSON framing, the closing handshake).
+//! - [`session`]: the event loop of one authenticated connection (one task),
+//!   joining the connection to its delivery outbox.
+//!
+//! The session's mailbox, the shard's timer wheel and the registry of live
+//! sessions are shard state (`crate::shard`), reached by delivery too.
 //!
 //! Invariant: nothing is upgraded until the request is a valid RFC 6455
 //! upgrade (else 400) and its credentials check out (else 401, the same
 //! answer whether or not the account exists).
 
-pub mod mailbox;
+pub mod connection;
 pub mod memstream;
-pub mod registry;
 pub mod session;
 pub mod socket;
-pub mod timers;
 
 use crate::http::auth;
 use crate::http::head::Head;
 use crate::http::response::Response;
 use crate::metrics::ShardMetrics;
 use crate::protocol::base64;
-use crate::shard::runtime::{ConnectionGuard, ShardCtx};
+use crate::shard::{ConnectionGuard, ShardCtx};
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 use std::rc::Rc;

@@ -1,4 +1,4 @@
-//! The shard-local account table and device credentials.
+//! The account table of one shard and device credentials.
 //!
 //! Each shard holds, in memory, every account it owns (loaded from its
 //! `s{n}_accounts` family at start and written through on change), so

@@ -4,21 +4,10 @@
 //! lag, so `switchboard_loop_lag_max_us` bounds the longest stall seen.
 
 use crate::metrics::ShardMetrics;
-use crate::shard::runtime::ShardCtx;
+use crate::shard::ShardCtx;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// CPU time this thread has used, in microseconds (`CLOCK_THREAD_CPUTIME_ID`).
-pub fn thread_cpu_us() -> u64 {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `now` is a valid, writable timespec; the call only writes it.
-    let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    if result != 0 {
-        return 0;
-    }
-    now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1000
-}
 
 /// How often the probe wakes.
 pub const PROBE_INTERVAL_MS: u64 = 5;

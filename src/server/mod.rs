@@ -2,14 +2,24 @@
 //! listener per shard on the same address, build the ring mesh, and start
 //! one pinned thread per shard.
 //!
+//! - [`shard_loop`]: one shard's thread: runtime, state loading, accept
+//!   loop, ring pump and periodic tasks.
+//! - [`lag`]: the event-loop lag probe.
+//!
+//! The top layer: it may import every module below it, and none imports it.
+//!
 //! Invariant: every listener is bound before any shard starts, so the
 //! address printed at start-up accepts connections at once (the kernel
 //! queues them until a shard accepts).
 
+pub mod lag;
+pub mod shard_loop;
+
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::shard::ring::build_mesh;
-use crate::shard::runtime::{self, ShardSetup};
 use crate::store::Store;
+use shard_loop::ShardSetup;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,6 +78,7 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         if config.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { vec![] };
     let config = Arc::new(config);
     let metrics = crate::metrics::new_metrics(shard_count);
+    let clock = Clock::system();
     let mesh = build_mesh(shard_count, config.limits.ring_slots);
     let mut threads = Vec::with_capacity(shard_count);
     for (id, ((outboxes, inboxes), listener)) in mesh.into_iter().zip(listeners).enumerate() {
@@ -88,9 +99,10 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
             inboxes,
             listener,
             core: (!cores.is_empty()).then(|| cores[id % cores.len()]),
+            clock: clock.clone(),
             writer,
         };
-        threads.push(runtime::spawn(setup)?);
+        threads.push(shard_loop::spawn(setup)?);
     }
     Ok(Running { local_addr, shard_count, threads })
 }

@@ -7,7 +7,7 @@
 //! successor.
 
 use crate::accounts::AuthedDevice;
-use crate::http::websocket::mailbox::Mailbox;
+use crate::shard::mailbox::Mailbox;
 use std::collections::HashMap;
 use std::rc::Rc;
 

@@ -11,11 +11,12 @@
 //!   `client_requests_inflight_max`; one `Replaced`);
 //! - "new envelopes stored" is a flag, not an event: it is never refused and
 //!   never queued twice, and it wakes the session like an event does;
-//! - "a deadline passed" is a flag too, set by the shard's
-//!   [`SessionTimers`](crate::http::websocket::timers::SessionTimers), and
-//!   still set after the mailbox is closed (the closing linger needs it);
+//! - "a deadline passed" is a flag too, set by the shard's timer wheel
+//!   ([`Timers`], which the mailbox is an entry of), and still set after the
+//!   mailbox is closed (the closing linger needs it);
 //! - once closed, everything offered or pushed is dropped.
 
+use crate::shard::timers::{Deadline, DeadlineSlot, Timers};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
@@ -43,10 +44,21 @@ pub struct Mailbox {
     closed: Cell<bool>,
     deadline_passed: Cell<bool>,
     waker: Cell<Option<Waker>>,
-    /// The session's next deadline, wall-clock ms (kept by the timers).
-    pub(super) due_ms: Cell<u64>,
-    /// The wheel bucket of the live timer entry, or `timers::NO_BUCKET`.
-    pub(super) timer_bucket: Cell<u64>,
+    /// The session's next deadline on the shard's timer wheel.
+    deadline: DeadlineSlot,
+}
+
+/// The shard's wheel of session deadlines.
+pub type SessionTimers = Timers<Mailbox>;
+
+impl Deadline for Mailbox {
+    fn slot(&self) -> &DeadlineSlot {
+        &self.deadline
+    }
+
+    fn fire(&self) {
+        self.fire_deadline();
+    }
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -69,8 +81,7 @@ impl Mailbox {
             closed: Cell::new(false),
             deadline_passed: Cell::new(false),
             waker: Cell::new(None),
-            due_ms: Cell::new(u64::MAX),
-            timer_bucket: Cell::new(crate::http::websocket::timers::NO_BUCKET),
+            deadline: DeadlineSlot::default(),
         }
     }
 

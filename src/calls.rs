@@ -1,0 +1,95 @@
+//! Owner-side work, wherever it was asked for: run a [`Call`] here when
+//! this shard owns its account, otherwise send it through the ring mesh and
+//! await the owner's typed [`Outcome`]; and apply calls arriving from other
+//! shards. Callers see the same typed results either way.
+//!
+//! Invariant: a call is answered with the outcome of its own kind (the
+//! typed helpers below rely on it, and [`apply`] is the one place that
+//! pairs them).
+//!
+//! Imports: `accounts`, `delivery`, `shard` (and what they carry). The HTTP
+//! layer above turns the outcomes into status codes.
+
+use crate::accounts::{AuthedDevice, CreateRefused, LinkRefused, SendRefused};
+use crate::protocol::envelope::Send;
+use crate::protocol::payloads::Registration;
+use crate::shard::mesh::CallError;
+use crate::shard::msg::{Call, Outcome};
+use crate::shard::ShardCtx;
+use std::rc::Rc;
+use uuid::Uuid;
+
+/// Does `call` on this shard, which owns its account.
+pub async fn apply(ctx: &Rc<ShardCtx>, call: Call) -> Outcome {
+    let now_ms = ctx.clock.now_ms();
+    match call {
+        Call::CreateAccount { uuid, registration } => {
+            let created =
+                ctx.accounts.create(&ctx.writer, ctx.stats(), uuid, &registration, now_ms).await;
+            Outcome::AccountCreated(created)
+        }
+        Call::LinkDevice { account, code, registration } => {
+            let devices_max = ctx.config.limits.devices_per_account_max as usize;
+            let linked = ctx
+                .accounts
+                .link(&ctx.writer, account, &code, &registration, devices_max, now_ms)
+                .await;
+            Outcome::DeviceLinked(linked)
+        }
+        Call::SendMessage { destination, sender, access_key, send } => {
+            let accepted =
+                crate::delivery::ingest::accept(ctx, destination, sender, access_key, send).await;
+            Outcome::MessageAccepted(accepted)
+        }
+    }
+}
+
+/// Does `call` on the shard owning `account`: here, or through the mesh.
+async fn on_owner(ctx: &Rc<ShardCtx>, account: &Uuid, call: Call) -> Result<Outcome, CallError> {
+    let owner = ctx.owner_of(account);
+    if owner == ctx.id {
+        Ok(apply(ctx, call).await)
+    } else {
+        ctx.mesh.call(owner, call).await
+    }
+}
+
+/// Creates account `uuid` on its owner.
+pub async fn create_account(
+    ctx: &Rc<ShardCtx>,
+    uuid: Uuid,
+    registration: Registration,
+) -> Result<Result<(), CreateRefused>, CallError> {
+    match on_owner(ctx, &uuid, Call::CreateAccount { uuid, registration }).await? {
+        Outcome::AccountCreated(created) => Ok(created),
+        other => unreachable!("a create was answered with {other:?}"),
+    }
+}
+
+/// Links a device to `account` on its owner; the new device's id.
+pub async fn link_device(
+    ctx: &Rc<ShardCtx>,
+    account: Uuid,
+    code: String,
+    registration: Registration,
+) -> Result<Result<u32, LinkRefused>, CallError> {
+    match on_owner(ctx, &account, Call::LinkDevice { account, code, registration }).await? {
+        Outcome::DeviceLinked(linked) => Ok(linked),
+        other => unreachable!("a link was answered with {other:?}"),
+    }
+}
+
+/// Accepts a send to `destination` on its owner.
+pub async fn send_message(
+    ctx: &Rc<ShardCtx>,
+    destination: Uuid,
+    sender: Option<AuthedDevice>,
+    access_key: Option<Vec<u8>>,
+    send: Send,
+) -> Result<Result<(), SendRefused>, CallError> {
+    let call = Call::SendMessage { destination, sender, access_key, send };
+    match on_owner(ctx, &destination, call).await? {
+        Outcome::MessageAccepted(accepted) => Ok(accepted),
+        other => unreachable!("a send was answered with {other:?}"),
+    }
+}

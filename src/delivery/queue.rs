@@ -1,0 +1,45 @@
+//! A device's stored queue read and acknowledged over REST (for clients
+//! without a socket): `GET /v1/messages` pages and
+//! `DELETE /v1/messages/uuid/{serverGuid}`.
+//!
+//! Invariants: a page holds at most `message_page_len_max` envelopes, oldest
+//! first; deleting an envelope that is already gone succeeds (deletes are
+//! idempotent) and the queue length is only decremented for a real delete.
+
+use crate::accounts::AuthedDevice;
+use crate::shard::ShardCtx;
+use crate::store::messages::{find_by_guid, read_page, StoredMessage};
+use crate::store::writer::{Family, Op};
+use crate::store::StoreError;
+use uuid::Uuid;
+
+/// One page of a queue and whether more follows.
+#[derive(Debug)]
+pub struct Page {
+    /// The envelopes, oldest first.
+    pub messages: Vec<StoredMessage>,
+    /// True when the queue holds more after this page.
+    pub more: bool,
+}
+
+/// The oldest page of `device`'s queue.
+pub fn first_page(ctx: &ShardCtx, device: AuthedDevice) -> Result<Page, StoreError> {
+    let limit = ctx.config.limits.message_page_len_max;
+    let (messages, more) =
+        read_page(&ctx.store, ctx.id, &device.account, device.device_id, None, limit)?;
+    Ok(Page { messages, more })
+}
+
+/// Deletes `device`'s envelope `guid` if it is still queued.
+pub async fn delete_by_guid(
+    ctx: &ShardCtx,
+    device: AuthedDevice,
+    guid: &Uuid,
+) -> Result<(), StoreError> {
+    let found = find_by_guid(&ctx.store, ctx.id, &device.account, device.device_id, guid)?;
+    if let Some(key) = found {
+        ctx.writer.write_lazy(vec![Op::Delete { family: Family::Messages, key }]).await?;
+        ctx.queue_lens.remove(device, 1);
+    }
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! The per-shard context: the state one shard owns, as components.
+//!
+//! Each component keeps its own invariants through its own methods:
+//! [`Accounts`] (durable-then-visible records, one change per account, link
+//! codes), [`SessionRegistry`] (one live session per device), [`SessionTimers`]
+//! (session deadlines), [`QueueLens`] (stored envelopes per device), [`Mesh`]
+//! (calls and hand-offs to other shards), [`EnvelopeStamps`] (server
+//! timestamps that never go backwards and sequence numbers), and the
+//! connection count behind [`ConnectionGuard`]. The store and the writer
+//! thread are shared handles; metrics are written only to this shard's entry.
+//!
+//! Invariants: a `ShardCtx` is created on its shard's thread and never leaves
+//! it (shared between the shard's tasks by `Rc`); a connection over
+//! `connections_per_shard_max` is refused at admission.
+//!
+//! Imports: `clock`, `config`, `metrics`, `store`, `accounts` and the other
+//! `shard` parts only: no operation, route or loop lives here.
+
+use crate::accounts::Accounts;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::{Metrics, ShardMetrics};
+use crate::shard::mailbox::SessionTimers;
+use crate::shard::mesh::Mesh;
+use crate::shard::queue_lens::QueueLens;
+use crate::shard::sessions::SessionRegistry;
+use crate::store::writer::Writer;
+use crate::store::Store;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Size of [`ShardCtx::read_scratch`]: bytes one socket read can take.
+pub const READ_SCRATCH_BYTES: usize = 64 * 1024;
+
+/// Everything one shard owns, shared by its tasks.
+pub struct ShardCtx {
+    /// This shard's index.
+    pub id: usize,
+    /// Number of shards in the process.
+    pub shard_count: usize,
+    /// The configuration (read-only).
+    pub config: Arc<Config>,
+    /// Where every wall-clock reading on this shard comes from.
+    pub clock: Clock,
+    /// Accounts this shard owns.
+    pub accounts: Accounts,
+    /// Authenticated WebSocket sessions on this shard, by device.
+    pub sessions: RefCell<SessionRegistry>,
+    /// Sessions' deadlines.
+    pub timers: SessionTimers,
+    /// Stored envelopes per device.
+    pub queue_lens: QueueLens,
+    /// Server timestamps and sequence numbers for new envelopes.
+    pub stamps: EnvelopeStamps,
+    /// This shard's end of the ring mesh.
+    pub mesh: Mesh,
+    /// The shard's writer thread.
+    pub writer: Writer,
+    /// The database (this shard reads only its own families).
+    pub store: Store,
+    /// All shards' metrics; this shard writes only its own entry.
+    pub metrics: Metrics,
+    /// Where sessions read their sockets: one buffer per shard, borrowed only
+    /// inside a synchronous read-and-handle step (never across an await).
+    pub read_scratch: RefCell<Vec<u8>>,
+    connections_open: Cell<usize>,
+}
+
+/// The parts a shard's context is built from.
+pub struct ShardParts {
+    /// This shard's index.
+    pub id: usize,
+    /// Number of shards.
+    pub shard_count: usize,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// The clock.
+    pub clock: Clock,
+    /// The loaded accounts.
+    pub accounts: Accounts,
+    /// The counted queues.
+    pub queue_lens: QueueLens,
+    /// The shard's end of the mesh.
+    pub mesh: Mesh,
+    /// The writer thread.
+    pub writer: Writer,
+    /// The opened store.
+    pub store: Store,
+    /// Metrics of all shards.
+    pub metrics: Metrics,
+}
+
+impl ShardCtx {
+    /// The context over loaded parts.
+    pub fn new(parts: ShardParts) -> Self {
+        let timers = SessionTimers::new(timer_tick_ms(&parts.config.limits));
+        Self {
+            id: parts.id,
+            shard_count: parts.shard_count,
+            config: parts.config,
+            clock: parts.clock,
+            accounts: parts.accounts,
+            sessions: RefCell::new(SessionRegistry::default()),
+            timers,
+            queue_lens: parts.queue_lens,
+            stamps: EnvelopeStamps::default(),
+            mesh: parts.mesh,
+            writer: parts.writer,
+            store: parts.store,
+            metrics: parts.metrics,
+            read_scratch: RefCell::new(vec![0; READ_SCRATCH_BYTES]),
+            connections_open: Cell::new(0),
+        }
+    }
+
+    /// This shard's metrics.
+    pub fn stats(&self) -> &ShardMetrics {
+        &self.metrics[self.id]
+    }
+
+    /// The shard owning `uuid`.
+    pub fn owner_of(&self, uuid: &Uuid) -> usize {
+        crate::shard::owner(uuid, self.shard_count)
+    }
+
+    /// Counts an open connection; `None` when the shard is at its limit.
+    pub fn admit_connection(self: &Rc<Self>) -> Option<ConnectionGuard> {
+        if self.connections_open.get() >= self.config.limits.connections_per_shard_max {
+            ShardMetrics::inc(&self.stats().connections_refused_total);
+            return None;
+        }
+        self.connections_open.set(self.connections_open.get() + 1);
+        ShardMetrics::inc(&self.stats().connections_open);
+        Some(ConnectionGuard { ctx: self.clone() })
+    }
+}
+
+/// The session timers' step: an eighth of the shortest session interval,
+/// between 10 and 250 ms (deadlines fire at most one step late).
+fn timer_tick_ms(limits: &crate::config::Limits) -> u64 {
+    (limits.ping_interval_ms.min(limits.idle_timeout_ms) / 8).clamp(10, 250)
+}
+
+/// Holds one slot of the shard's connection limit until dropped.
+pub struct ConnectionGuard {
+    ctx: Rc<ShardCtx>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.ctx.connections_open.set(self.ctx.connections_open.get() - 1);
+        ShardMetrics::dec(&self.ctx.stats().connections_open);
+    }
+}
+
+/// Server timestamps and sequence numbers for envelopes accepted here.
+///
+/// Invariants: timestamps handed out never go backwards, even when the wall
+/// clock does; sequence numbers are unique on the shard (they order
+/// envelopes within one millisecond in the store's key order).
+#[derive(Debug, Default)]
+pub struct EnvelopeStamps {
+    next_seq: Cell<u64>,
+    last_server_ms: Cell<u64>,
+}
+
+impl EnvelopeStamps {
+    /// The next envelope sequence number.
+    pub fn next_seq(&self) -> u64 {
+        let seq = self.next_seq.get();
+        self.next_seq.set(seq + 1);
+        seq
+    }
+
+    /// The server timestamp for an envelope accepted at `now_ms`: the clock,
+    /// but never earlier than one already handed out.
+    pub fn next_server_ms(&self, now_ms: u64) -> u64 {
+        let ms = now_ms.max(self.last_server_ms.get());
+        self.last_server_ms.set(ms);
+        ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_timestamps_never_go_backwards_and_sequences_are_unique() {
+        let stamps = EnvelopeStamps::default();
+        assert_eq!(stamps.next_server_ms(1_000), 1_000);
+        assert_eq!(stamps.next_server_ms(900), 1_000, "the clock stepped back");
+        assert_eq!(stamps.next_server_ms(1_001), 1_001);
+        assert_eq!((stamps.next_seq(), stamps.next_seq()), (0, 1));
+    }
+}
