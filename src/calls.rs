@@ -7,11 +7,15 @@
 //! typed helpers below rely on it, and [`apply`] is the one place that
 //! pairs them).
 //!
-//! Imports: `accounts`, `delivery`, `shard` (and what they carry). The HTTP
+//! Imports: `accounts`, `delivery`, `provisioning`, `shard` (and what they
+//! carry). The HTTP
 //! layer above turns the outcomes into status codes.
 
-use crate::accounts::{AuthedDevice, CreateRefused, LinkRefused, SendRefused};
+use crate::accounts::{
+    AuthedDevice, CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused,
+};
 use crate::protocol::envelope::Send;
+use crate::protocol::items::FanoutItem;
 use crate::protocol::payloads::Registration;
 use crate::shard::mesh::CallError;
 use crate::shard::msg::{Call, Outcome};
@@ -40,6 +44,13 @@ pub async fn apply(ctx: &Rc<ShardCtx>, call: Call) -> Outcome {
             let accepted =
                 crate::delivery::ingest::accept(ctx, destination, sender, access_key, send).await;
             Outcome::MessageAccepted(accepted)
+        }
+        Call::FanOut { destination, sender, item } => {
+            let fanned = crate::delivery::fanout::fan_out(ctx, destination, sender, item).await;
+            Outcome::FannedOut(fanned)
+        }
+        Call::Provision { address, body } => {
+            Outcome::Provisioned(crate::provisioning::deliver(ctx, address, body).await)
         }
     }
 }
@@ -91,5 +102,30 @@ pub async fn send_message(
     match on_owner(ctx, &destination, call).await? {
         Outcome::MessageAccepted(accepted) => Ok(accepted),
         other => unreachable!("a send was answered with {other:?}"),
+    }
+}
+
+/// Gives a typing indicator, receipt or story to `destination`'s devices on its owner.
+pub async fn fan_out(
+    ctx: &Rc<ShardCtx>,
+    destination: Uuid,
+    sender: AuthedDevice,
+    item: FanoutItem,
+) -> Result<Result<(), FanoutRefused>, CallError> {
+    match on_owner(ctx, &destination, Call::FanOut { destination, sender, item }).await? {
+        Outcome::FannedOut(fanned) => Ok(fanned),
+        other => unreachable!("a fan-out was answered with {other:?}"),
+    }
+}
+
+/// Hands a provisioning message to the socket at `address`, on its owner.
+pub async fn provision(
+    ctx: &Rc<ShardCtx>,
+    address: Uuid,
+    body: Vec<u8>,
+) -> Result<Result<(), ProvisionRefused>, CallError> {
+    match on_owner(ctx, &address, Call::Provision { address, body }).await? {
+        Outcome::Provisioned(provisioned) => Ok(provisioned),
+        other => unreachable!("a provisioning was answered with {other:?}"),
     }
 }

@@ -23,6 +23,8 @@
 //!   the deadline wheel. State only: no loop, no route.
 //! - [`delivery`]: accepting a send, a connection's outbox (store pages,
 //!   in-flight window, acks, deletes), the queue over REST, retention.
+//! - [`provisioning`]: handing a primary's provisioning message to the new
+//!   device's waiting socket.
 //! - [`calls`]: owner-side work run here or on the owner through the mesh.
 //! - [`http`]: HTTP/1.1, Basic auth, the router and one file per route, the
 //!   one mapping of domain outcomes to statuses, the WebSocket transport and
@@ -39,6 +41,7 @@ pub mod delivery;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod provisioning;
 pub mod server;
 pub mod shard;
 pub mod store;

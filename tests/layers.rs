@@ -27,8 +27,18 @@ use std::path::Path;
 /// lower one only. A new top-level module must be added here, at the height it belongs:
 /// below everything that uses it, above everything it uses.
 const LAYERS: &[&str] = &[
-    "clock", "config", "protocol", "metrics", "store", "accounts", "shard", "delivery", "calls",
-    "http", "server",
+    "clock",
+    "config",
+    "protocol",
+    "metrics",
+    "store",
+    "accounts",
+    "shard",
+    "delivery",
+    "provisioning",
+    "calls",
+    "http",
+    "server",
 ];
 
 /// One library source file.

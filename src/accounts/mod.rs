@@ -22,7 +22,7 @@ pub mod refusal;
 pub mod send_check;
 pub mod table;
 
-pub use refusal::{CreateRefused, LinkRefused, SendRefused};
+pub use refusal::{CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused};
 pub use table::{
     hash_password, new_account_record, new_device_record, new_salt, AccountTable, AuthError,
     AuthedDevice,
@@ -101,6 +101,12 @@ impl Accounts {
             })
             .collect();
         Some(devices)
+    }
+
+    /// The device ids of `account`, or `None` when it does not exist.
+    pub fn device_ids(&self, account: &Uuid) -> Option<Vec<u32>> {
+        let table = self.table.borrow();
+        Some(table.get(account)?.devices.iter().map(|device| device.id).collect())
     }
 
     /// True when `account` has more than one device (Signal's `needsSync`).

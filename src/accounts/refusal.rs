@@ -62,3 +62,23 @@ pub enum SendRefused {
     #[error("storage unavailable: {0}")]
     Storage(StoreError),
 }
+
+/// Why a typing indicator, receipt or story was not taken for an account.
+#[derive(Debug, thiserror::Error)]
+pub enum FanoutRefused {
+    /// No account has the destination id.
+    #[error("no such account")]
+    UnknownAccount,
+    /// The items could not be made durable.
+    #[error("storage unavailable: {0}")]
+    Storage(StoreError),
+}
+
+/// Why a provisioning message was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProvisionRefused {
+    /// No socket waits at the address (gone, timed out, used, or never
+    /// existed), or it went away before accepting the message.
+    #[error("no provisioning socket at this address")]
+    NoSuchAddress,
+}

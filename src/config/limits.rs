@@ -44,6 +44,14 @@ pub struct Limits {
     pub queue_len_max: u32,
     /// Most envelopes in one `GET /v1/messages` page.
     pub message_page_len_max: usize,
+    /// Most timestamps in one receipt (`PUT /v1/receipts/{uuid}`); over it: 400.
+    pub receipt_timestamps_max: usize,
+    /// Most recipients of one story (`PUT /v1/stories`); over it: 400.
+    pub story_recipients_max: usize,
+    /// Most provisioning sockets waiting per shard; over it the upgrade is 503.
+    pub provisioning_sockets_per_shard_max: usize,
+    /// An unclaimed provisioning socket is closed after this long.
+    pub provisioning_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -67,6 +75,10 @@ impl Default for Limits {
             devices_per_account_max: 6,
             queue_len_max: 10_000,
             message_page_len_max: 100,
+            receipt_timestamps_max: 100,
+            story_recipients_max: 100,
+            provisioning_sockets_per_shard_max: 10_000,
+            provisioning_timeout_ms: 60_000,
         }
     }
 }

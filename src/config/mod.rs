@@ -215,8 +215,15 @@ impl Config {
 
     fn validate_limits(&self) -> Result<(), ConfigError> {
         let limits = &self.limits;
-        let positive: [(&'static str, u64); 20] = [
+        let positive: [(&'static str, u64); 24] = [
+            (
+                "limits.provisioning_sockets_per_shard_max",
+                limits.provisioning_sockets_per_shard_max as u64,
+            ),
+            ("limits.provisioning_timeout_ms", limits.provisioning_timeout_ms),
             ("limits.queue_len_max", limits.queue_len_max as u64),
+            ("limits.receipt_timestamps_max", limits.receipt_timestamps_max as u64),
+            ("limits.story_recipients_max", limits.story_recipients_max as u64),
             ("limits.message_page_len_max", limits.message_page_len_max as u64),
             ("message_retention_ms", self.message_retention_ms),
             ("retention_sweep_interval_ms", self.retention_sweep_interval_ms),

@@ -12,23 +12,14 @@
 //! refusal means none was stored.
 
 use crate::accounts::{AuthedDevice, SendRefused};
-use crate::delivery::retention;
-use crate::metrics::ShardMetrics;
+use crate::delivery::enqueue::{offer_live, persist, Queued};
+use crate::delivery::outbox::MESSAGE_PATH;
 use crate::protocol::base64;
 use crate::protocol::envelope::{new_server_guid, Envelope, Send, SEALED_SENDER_TYPE};
-use crate::shard::mailbox::SessionEvent;
 use crate::shard::ShardCtx;
-use crate::store::messages::{encode_value, message_key};
-use crate::store::writer::{Family, Op};
+use crate::store::messages::StoredKind;
 use std::rc::Rc;
 use uuid::Uuid;
-
-/// One envelope of an accepted send: its device, GUID and JSON.
-struct Built {
-    device_id: u32,
-    guid: Uuid,
-    json: Vec<u8>,
-}
 
 /// Accepts `send` for `destination` on its owner shard (this one).
 pub async fn accept(
@@ -44,28 +35,11 @@ pub async fn accept(
     let server_ms = ctx.stamps.next_server_ms(ctx.clock.now_ms());
     let envelopes = build(&send, destination, if sealed { None } else { sender }, server_ms);
     if send.online {
-        offer_online(ctx, destination, envelopes);
+        let live = envelopes.into_iter().map(|item| (item.device_id, item.json));
+        offer_live(ctx, destination, MESSAGE_PATH, live);
         return Ok(());
     }
-    let mut ops = Vec::with_capacity(envelopes.len());
-    for built in &envelopes {
-        let key = message_key(&destination, built.device_id, server_ms, ctx.stamps.next_seq());
-        let value = encode_value(&built.guid, &built.json);
-        ops.push(Op::Put { family: Family::Messages, key, value });
-    }
-    if let Err(error) = ctx.writer.write(ops).await {
-        tracing::error!(shard = ctx.id, %error, "message write failed");
-        return Err(SendRefused::Storage(error));
-    }
-    ShardMetrics::add(&ctx.stats().messages_stored_total, envelopes.len() as u64);
-    for built in &envelopes {
-        let device = AuthedDevice { account: destination, device_id: built.device_id };
-        retention::count_stored(ctx, device).await;
-        if let Some(session) = ctx.sessions.borrow().get(&device) {
-            session.mailbox.notify_stored();
-        }
-    }
-    Ok(())
+    persist(ctx, destination, server_ms, &envelopes).await.map_err(SendRefused::Storage)
 }
 
 /// The envelopes of `send`, one per named device; `source` is `None` for
@@ -75,7 +49,7 @@ fn build(
     destination: Uuid,
     source: Option<AuthedDevice>,
     server_ms: u64,
-) -> Vec<Built> {
+) -> Vec<Queued> {
     send.messages
         .iter()
         .map(|message| {
@@ -93,21 +67,8 @@ fn build(
                 story: false,
                 server_delivered_timestamp: None,
             };
-            Built { device_id: message.device_id, guid, json: envelope.to_json() }
+            let json = envelope.to_json();
+            Queued { device_id: message.device_id, guid, kind: StoredKind::Envelope, json }
         })
         .collect()
-}
-
-/// Offers online-only envelopes to the devices connected now; the rest are
-/// dropped (and counted when a full mailbox refuses one).
-fn offer_online(ctx: &ShardCtx, destination: Uuid, envelopes: Vec<Built>) {
-    let sessions = ctx.sessions.borrow();
-    for built in envelopes {
-        let device = AuthedDevice { account: destination, device_id: built.device_id };
-        if let Some(session) = sessions.get(&device) {
-            if !session.mailbox.offer(SessionEvent::Ephemeral(built.json)) {
-                ShardMetrics::inc(&ctx.stats().ephemeral_dropped_total);
-            }
-        }
-    }
 }

@@ -2,6 +2,9 @@
 //!
 //! - [`ingest`]: the owner shard accepts a send (judged by the account),
 //!   persists it and wakes the recipient's sessions.
+//! - [`fanout`]: typing indicators (live), receipts and stories (stored) to
+//!   every device of the destination.
+//! - [`enqueue`]: storing items and offering live ones, shared by the above.
 //! - [`outbox`]: a connection's delivery: pages read from the store, the
 //!   in-flight window, acks and their batched deletes.
 //! - [`cursor`]: the outbox's position in the queue, backlog then live, and
@@ -16,6 +19,8 @@
 //! `accounts`, `shard`.
 
 pub mod cursor;
+pub mod enqueue;
+pub mod fanout;
 pub mod ingest;
 pub mod outbox;
 pub mod queue;

@@ -22,15 +22,39 @@ use crate::delivery::window::{Inflight, InflightWindow};
 use crate::metrics::ShardMetrics;
 use crate::protocol::envelope::with_delivered_timestamp;
 use crate::shard::ShardCtx;
-use crate::store::messages::{read_page, StoredMessage};
+use crate::store::messages::{read_page, StoredKind, StoredMessage};
 use crate::store::writer::{Family, Op};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 /// Path of a stored or online-only envelope sent to the client.
 pub const MESSAGE_PATH: &str = "/api/v1/message";
+/// Path of a receipt sent to the client.
+pub const RECEIPT_PATH: &str = "/api/v1/receipt";
+/// Path of a story sent to the client.
+pub const STORY_PATH: &str = "/api/v1/story";
+/// Path of a typing indicator sent to the client (live only).
+pub const TYPING_PATH: &str = "/api/v1/typing";
 /// Path of the "backlog drained" request.
 pub const QUEUE_EMPTY_PATH: &str = "/api/v1/queue/empty";
+
+/// Where a device receives a stored item of `kind`.
+fn path_of(kind: StoredKind) -> &'static str {
+    match kind {
+        StoredKind::Envelope => MESSAGE_PATH,
+        StoredKind::Receipt => RECEIPT_PATH,
+        StoredKind::Story => STORY_PATH,
+    }
+}
+
+/// The body a device receives: envelopes get `serverDeliveredTimestamp`.
+fn delivered_body(path: &'static str, json: &[u8], now_ms: u64) -> Vec<u8> {
+    if path == MESSAGE_PATH {
+        with_delivered_timestamp(json, now_ms)
+    } else {
+        json.to_vec()
+    }
+}
 
 /// What an open server request was for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +70,7 @@ enum Pending {
     Ephemeral,
 }
 
-/// A server request for the session to write.
+/// A server request for the session to write (always a `PUT`).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Outgoing {
     /// The request id (the server's own id space).
@@ -99,10 +123,11 @@ impl Outbox {
             let last_key = page.last().map(|message| message.key.clone());
             let now_ms = ctx.clock.now_ms();
             for message in page {
-                let body = with_delivered_timestamp(&message.json, now_ms);
+                let path = path_of(message.kind);
+                let body = delivered_body(path, &message.json, now_ms);
                 let pending = Pending::Stored { key: message.key };
                 let id = self.window.open(pending, now_ms).expect("a page fits the free slots");
-                if !send(Outgoing { id, path: MESSAGE_PATH, body: Some(body) }) {
+                if !send(Outgoing { id, path, body: Some(body) }) {
                     return false;
                 }
                 ShardMetrics::inc(&ctx.stats().messages_delivered_total);
@@ -139,16 +164,20 @@ impl Outbox {
         page.map_err(|error| tracing::error!(shard = ctx.id, %error, "cannot read a queue")).ok()
     }
 
-    /// Opens a request for an online-only envelope; `None` (counted as
+    /// Opens a request for a live-only item at `path`; `None` (counted as
     /// dropped) when the window is full.
-    pub fn offer_ephemeral(&mut self, ctx: &ShardCtx, json: &[u8]) -> Option<Outgoing> {
+    pub fn offer_ephemeral(
+        &mut self,
+        ctx: &ShardCtx,
+        path: &'static str,
+        json: &[u8],
+    ) -> Option<Outgoing> {
         let now_ms = ctx.clock.now_ms();
         let Ok(id) = self.window.open(Pending::Ephemeral, now_ms) else {
             ShardMetrics::inc(&ctx.stats().ephemeral_dropped_total);
             return None;
         };
-        let body = with_delivered_timestamp(json, now_ms);
-        Some(Outgoing { id, path: MESSAGE_PATH, body: Some(body) })
+        Some(Outgoing { id, path, body: Some(delivered_body(path, json, now_ms)) })
     }
 
     /// The client answered request `id` with `status`.

@@ -5,7 +5,7 @@
 //! Every owner-side refusal reaches the client through these conversions,
 //! whether the operation ran on this shard or came back over a ring.
 
-use crate::accounts::{CreateRefused, LinkRefused, SendRefused};
+use crate::accounts::{CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused};
 use crate::http::response::HttpError;
 use crate::protocol::envelope::{MismatchedDevices, StaleDevices};
 use crate::shard::mesh::CallError;
@@ -60,6 +60,23 @@ impl From<SendRefused> for HttpError {
                 HttpError::with_body(410, "stale devices", &StaleDevices { stale_devices: stale })
             }
             SendRefused::Storage(_) => HttpError::unavailable("storage unavailable, retry"),
+        }
+    }
+}
+
+impl From<FanoutRefused> for HttpError {
+    fn from(refused: FanoutRefused) -> Self {
+        match refused {
+            FanoutRefused::UnknownAccount => HttpError::not_found("no such account"),
+            FanoutRefused::Storage(_) => HttpError::unavailable("storage unavailable, retry"),
+        }
+    }
+}
+
+impl From<ProvisionRefused> for HttpError {
+    fn from(refused: ProvisionRefused) -> Self {
+        match refused {
+            ProvisionRefused::NoSuchAddress => HttpError::not_found(refused.to_string()),
         }
     }
 }

@@ -38,6 +38,14 @@ pub enum Route {
     LinkDevice,
     /// `DELETE /v1/messages/uuid/{serverGuid}`
     DeleteMessage(String),
+    /// `PUT /v1/typing/{uuid}`
+    Typing(Uuid),
+    /// `PUT /v1/receipts/{uuid}`
+    Receipt(Uuid),
+    /// `PUT /v1/stories`
+    Stories,
+    /// `PUT /v1/provisioning/{uuid}`
+    Provision(Uuid),
 }
 
 /// Maps a request line to its route.
@@ -52,6 +60,14 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
         "/v1/messages" => (Route::FetchMessages, "GET"),
         "/v1/devices/provisioning/code" => (Route::LinkCode, "GET"),
         "/v1/devices/link" => (Route::LinkDevice, "PUT"),
+        "/v1/stories" => (Route::Stories, "PUT"),
+        other
+            if other.starts_with("/v1/typing/")
+                || other.starts_with("/v1/receipts/")
+                || other.starts_with("/v1/provisioning/") =>
+        {
+            resolve_to_account(other, path)?
+        }
         other => match other.strip_prefix("/v1/messages/") {
             Some(rest) => match rest.strip_prefix("uuid/") {
                 Some(guid) if !guid.contains('/') => {
@@ -70,6 +86,22 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
         return Err(HttpError::new(405, format!("{path} takes {allowed}, not {method}")));
     }
     Ok(route)
+}
+
+/// The `PUT` routes that end in a UUID (404 for a bad UUID).
+fn resolve_to_account(trimmed: &str, path: &str) -> Result<(Route, &'static str), HttpError> {
+    let not_found = || HttpError::not_found(format!("no route for {path}"));
+    let routes: [(&str, fn(Uuid) -> Route); 3] = [
+        ("/v1/typing/", Route::Typing),
+        ("/v1/receipts/", Route::Receipt),
+        ("/v1/provisioning/", Route::Provision),
+    ];
+    let (route, rest) = routes
+        .iter()
+        .find_map(|(prefix, route)| Some((route, trimmed.strip_prefix(prefix)?)))
+        .ok_or_else(not_found)?;
+    let uuid = Uuid::try_parse(rest).map_err(|_| not_found())?;
+    Ok((route(uuid), "PUT"))
 }
 
 /// The authenticated caller, or 401.
@@ -116,6 +148,16 @@ async fn handle(
         Route::DeleteMessage(guid) => {
             routes::messages::delete(ctx, require_caller(caller)?, &guid).await
         }
+        Route::Typing(destination) => {
+            routes::typing::handle(ctx, require_caller(caller)?, destination, request).await
+        }
+        Route::Receipt(destination) => {
+            routes::receipts::handle(ctx, require_caller(caller)?, destination, request).await
+        }
+        Route::Stories => routes::stories::handle(ctx, require_caller(caller)?, request).await,
+        Route::Provision(address) => {
+            routes::provisioning::handle(ctx, require_caller(caller)?, address, request).await
+        }
     }
 }
 
@@ -149,5 +191,16 @@ mod tests {
         );
         assert_eq!(resolve("PUT", "/v1/messages/not-a-uuid").unwrap_err().status, 404);
         assert_eq!(resolve("GET", &format!("/v1/messages/{id}")).unwrap_err().status, 405);
+    }
+
+    #[test]
+    fn typing_receipt_and_story_routes() {
+        let id = Uuid::new_v4();
+        assert_eq!(resolve("PUT", &format!("/v1/typing/{id}")), Ok(Route::Typing(id)));
+        assert_eq!(resolve("PUT", &format!("/v1/receipts/{id}/")), Ok(Route::Receipt(id)));
+        assert_eq!(resolve("PUT", "/v1/stories"), Ok(Route::Stories));
+        assert_eq!(resolve("PUT", "/v1/typing/nope").unwrap_err().status, 404);
+        assert_eq!(resolve("GET", &format!("/v1/receipts/{id}")).unwrap_err().status, 405);
+        assert_eq!(resolve("POST", "/v1/stories").unwrap_err().status, 405);
     }
 }

@@ -5,6 +5,7 @@
 //!   DESIGN.md section 3, both directions.
 //! - [`envelope`]: the send request body and the `Envelope` JSON.
 //! - [`payloads`]: JSON bodies of the REST routes (registration, devices, errors).
+//! - [`items`]: typing indicators, receipts and stories, in and out.
 //!
 //! Owns: the wire formats. Imports: nothing of this crate outside `protocol`
 //! (limits are passed in as numbers); never a socket, the store or shard state.
@@ -15,4 +16,5 @@
 pub mod base64;
 pub mod envelope;
 pub mod frame;
+pub mod items;
 pub mod payloads;

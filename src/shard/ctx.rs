@@ -4,7 +4,8 @@
 //! [`Accounts`] (durable-then-visible records, one change per account, link
 //! codes), [`SessionRegistry`] (one live session per device), [`SessionTimers`]
 //! (session deadlines), [`QueueLens`] (stored envelopes per device), [`Mesh`]
-//! (calls and hand-offs to other shards), [`EnvelopeStamps`] (server
+//! (calls and hand-offs to other shards), [`ProvisioningRegistry`] (waiting
+//! provisioning sockets, bounded, single-use addresses), [`EnvelopeStamps`] (server
 //! timestamps that never go backwards and sequence numbers), and the
 //! connection count behind [`ConnectionGuard`]. The store and the writer
 //! thread are shared handles; metrics are written only to this shard's entry.
@@ -22,6 +23,7 @@ use crate::config::Config;
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::shard::mailbox::SessionTimers;
 use crate::shard::mesh::Mesh;
+use crate::shard::provisioning::ProvisioningRegistry;
 use crate::shard::queue_lens::QueueLens;
 use crate::shard::sessions::SessionRegistry;
 use crate::store::writer::Writer;
@@ -52,6 +54,8 @@ pub struct ShardCtx {
     pub timers: SessionTimers,
     /// Stored envelopes per device.
     pub queue_lens: QueueLens,
+    /// Provisioning sockets waiting on this shard.
+    pub provisioning: ProvisioningRegistry,
     /// Server timestamps and sequence numbers for new envelopes.
     pub stamps: EnvelopeStamps,
     /// This shard's end of the ring mesh.
@@ -105,6 +109,7 @@ impl ShardCtx {
             sessions: RefCell::new(SessionRegistry::default()),
             timers,
             queue_lens: parts.queue_lens,
+            provisioning: ProvisioningRegistry::default(),
             stamps: EnvelopeStamps::default(),
             mesh: parts.mesh,
             writer: parts.writer,

@@ -28,8 +28,14 @@ pub enum SessionEvent {
     Replaced,
     /// A client request finished: send this response frame text.
     Respond(String),
-    /// An online-only envelope (JSON, not stored): deliver it now or never.
-    Ephemeral(Vec<u8>),
+    /// A live-only item (an online-only envelope or a typing indicator; not
+    /// stored): deliver it now or never.
+    Ephemeral {
+        /// Where the device receives it (`/api/v1/message`, `/api/v1/typing`).
+        path: &'static str,
+        /// Its JSON.
+        json: Vec<u8>,
+    },
     /// New envelopes are stored for this device: read the queue.
     Stored,
     /// The session's deadline passed (ping, idle timeout, request timeouts).
@@ -193,6 +199,10 @@ mod tests {
         }
     }
 
+    fn ephemeral(byte: u8) -> SessionEvent {
+        SessionEvent::Ephemeral { path: "/api/v1/message", json: vec![byte] }
+    }
+
     fn context_counter() -> (Waker, Arc<CountingWaker>) {
         let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
         (Waker::from(counter.clone()), counter)
@@ -201,12 +211,12 @@ mod tests {
     #[test]
     fn offers_beyond_the_limit_are_refused_pushes_are_not() {
         let mailbox = Mailbox::new(2);
-        assert!(mailbox.offer(SessionEvent::Ephemeral(vec![1])));
-        assert!(mailbox.offer(SessionEvent::Ephemeral(vec![2])));
-        assert!(!mailbox.offer(SessionEvent::Ephemeral(vec![3])));
+        assert!(mailbox.offer(ephemeral(1)));
+        assert!(mailbox.offer(ephemeral(2)));
+        assert!(!mailbox.offer(ephemeral(3)));
         assert!(mailbox.push(SessionEvent::Respond("r".into())));
-        assert_eq!(mailbox.try_recv(), Some(SessionEvent::Ephemeral(vec![1])));
-        assert_eq!(mailbox.try_recv(), Some(SessionEvent::Ephemeral(vec![2])));
+        assert_eq!(mailbox.try_recv(), Some(ephemeral(1)));
+        assert_eq!(mailbox.try_recv(), Some(ephemeral(2)));
         assert_eq!(mailbox.try_recv(), Some(SessionEvent::Respond("r".into())));
         assert_eq!(mailbox.try_recv(), None);
     }

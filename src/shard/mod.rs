@@ -13,6 +13,7 @@
 //! - [`mailbox`]: how other tasks on the shard reach a session.
 //! - [`sessions`]: which connection is live for each device.
 //! - [`queue_lens`]: stored envelopes per device.
+//! - [`provisioning`]: provisioning sockets waiting for their message.
 //! - [`ctx`]: [`ShardCtx`], the components above put together.
 //!
 //! Invariant: state a shard owns lives in its [`ShardCtx`] on its own
@@ -25,6 +26,7 @@ pub mod mailbox;
 pub mod mesh;
 pub mod msg;
 pub mod owner;
+pub mod provisioning;
 pub mod queue_lens;
 pub mod ring;
 pub mod sessions;

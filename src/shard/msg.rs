@@ -9,8 +9,11 @@
 //! callee to the caller. The callee answers a call with the outcome of the
 //! same kind ([`Call::CreateAccount`] with [`Outcome::AccountCreated`], ...).
 
-use crate::accounts::{AuthedDevice, CreateRefused, LinkRefused, SendRefused};
+use crate::accounts::{
+    AuthedDevice, CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused,
+};
 use crate::protocol::envelope::Send;
+use crate::protocol::items::FanoutItem;
 use crate::protocol::payloads::Registration;
 use uuid::Uuid;
 
@@ -72,6 +75,22 @@ pub enum Call {
         /// The validated request.
         send: Send,
     },
+    /// Give a typing indicator, receipt or story to every device of `destination`.
+    FanOut {
+        /// The destination account (the callee is its owner).
+        destination: Uuid,
+        /// The authenticated sender.
+        sender: AuthedDevice,
+        /// What to give.
+        item: FanoutItem,
+    },
+    /// Hand a provisioning message to the socket waiting at `address`.
+    Provision {
+        /// The provisioning address (the callee is its owner).
+        address: Uuid,
+        /// The message, Base64-decoded.
+        body: Vec<u8>,
+    },
 }
 
 /// What the owner shard did with a [`Call`], one variant per call kind.
@@ -83,4 +102,8 @@ pub enum Outcome {
     DeviceLinked(Result<u32, LinkRefused>),
     /// Answer to [`Call::SendMessage`].
     MessageAccepted(Result<(), SendRefused>),
+    /// Answer to [`Call::FanOut`].
+    FannedOut(Result<(), FanoutRefused>),
+    /// Answer to [`Call::Provision`], once the new device answered.
+    Provisioned(Result<(), ProvisionRefused>),
 }

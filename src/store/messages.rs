@@ -4,7 +4,10 @@
 //! `account uuid (16) | device id (u32) | server timestamp ms (u64) | seq (u64)`.
 //! `seq` is a per-shard counter, so two envelopes accepted in the same
 //! millisecond keep their acceptance order. Value: `server guid (16) |
-//! envelope JSON` (the JSON the device receives, minus the delivered time).
+//! [kind tag (1)] | JSON` (the JSON the device receives, minus the delivered
+//! time). An envelope has no tag (its JSON starts with `{`, as every value
+//! written before tags existed does); a receipt or a story has a tag byte
+//! below `{`, so old and new values decode alike.
 //!
 //! Reads here run on the shard thread: they are bounded (a page, or one
 //! device's queue which the queue cap bounds) and mostly hit the memtable
@@ -19,13 +22,47 @@ pub const PREFIX_BYTES: usize = 20;
 /// Bytes of a full key.
 pub const KEY_BYTES: usize = 36;
 
-/// One stored envelope.
+/// What a queued item is, which decides where the device receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredKind {
+    /// An envelope (`PUT /api/v1/message`).
+    Envelope,
+    /// A receipt (`PUT /api/v1/receipt`).
+    Receipt,
+    /// A story (`PUT /api/v1/story`).
+    Story,
+}
+
+impl StoredKind {
+    /// The tag byte written before the JSON (none for an envelope).
+    fn tag(self) -> Option<u8> {
+        match self {
+            StoredKind::Envelope => None,
+            StoredKind::Receipt => Some(1),
+            StoredKind::Story => Some(2),
+        }
+    }
+
+    /// The kind a value's bytes after the GUID start with, and the JSON.
+    fn split(rest: &[u8]) -> Option<(StoredKind, &[u8])> {
+        match rest.first()? {
+            b'{' => Some((StoredKind::Envelope, rest)),
+            1 => Some((StoredKind::Receipt, &rest[1..])),
+            2 => Some((StoredKind::Story, &rest[1..])),
+            _ => None,
+        }
+    }
+}
+
+/// One stored item (an envelope, a receipt or a story).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
     /// Its key (delivery order).
     pub key: Vec<u8>,
     /// Its server GUID.
     pub guid: Uuid,
+    /// What it is.
+    pub kind: StoredKind,
     /// The envelope JSON without `serverDeliveredTimestamp`.
     pub json: Vec<u8>,
 }
@@ -59,23 +96,26 @@ pub fn parse_key(key: &[u8]) -> Option<(Uuid, u32, u64, u64)> {
     Some((account, device, server_ms, seq))
 }
 
-/// The stored value of an envelope.
-pub fn encode_value(guid: &Uuid, json: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(16 + json.len());
+/// The stored value of an item of `kind` (`json` is a JSON object).
+pub fn encode_value(guid: &Uuid, kind: StoredKind, json: &[u8]) -> Vec<u8> {
+    assert_eq!(json.first(), Some(&b'{'), "a queued item is a JSON object");
+    let mut value = Vec::with_capacity(17 + json.len());
     value.extend_from_slice(guid.as_bytes());
+    value.extend(kind.tag());
     value.extend_from_slice(json);
     value
 }
 
 fn decode(key: Box<[u8]>, value: &[u8], family: &str) -> Result<StoredMessage, StoreError> {
+    let corrupt =
+        |reason: &str| StoreError::Corrupt { family: family.into(), reason: reason.into() };
     if value.len() < 17 || key.len() != KEY_BYTES {
-        return Err(StoreError::Corrupt {
-            family: family.into(),
-            reason: "short message record".into(),
-        });
+        return Err(corrupt("short message record"));
     }
     let guid = Uuid::from_slice(&value[..16]).expect("16 bytes");
-    Ok(StoredMessage { key: key.into_vec(), guid, json: value[16..].to_vec() })
+    let (kind, json) =
+        StoredKind::split(&value[16..]).ok_or_else(|| corrupt("unknown item kind"))?;
+    Ok(StoredMessage { key: key.into_vec(), guid, kind, json: json.to_vec() })
 }
 
 fn upper_bound(account: &Uuid, device_id: u32) -> [u8; PREFIX_BYTES] {
@@ -199,6 +239,23 @@ mod tests {
     }
 
     #[test]
+    fn item_kinds_round_trip_and_untagged_values_are_envelopes() {
+        let guid = Uuid::new_v4();
+        for kind in [StoredKind::Envelope, StoredKind::Receipt, StoredKind::Story] {
+            let value = encode_value(&guid, kind, br#"{"a":1}"#);
+            let key = message_key(&guid, 1, 2, 3).into_boxed_slice();
+            let item = decode(key, &value, "f").unwrap();
+            assert_eq!((item.kind, item.json.as_slice()), (kind, &br#"{"a":1}"#[..]));
+        }
+        let mut old = guid.as_bytes().to_vec();
+        old.extend_from_slice(br#"{"type":1}"#);
+        let item = decode(message_key(&guid, 1, 2, 3).into_boxed_slice(), &old, "f").unwrap();
+        assert_eq!(item.kind, StoredKind::Envelope, "values written before tags");
+        old[16] = 9;
+        assert!(decode(message_key(&guid, 1, 2, 3).into_boxed_slice(), &old, "f").is_err());
+    }
+
+    #[test]
     fn keys_parse_back() {
         let account = Uuid::new_v4();
         let key = message_key(&account, 7, 123, 456);
@@ -216,10 +273,25 @@ mod tests {
         let other = Uuid::new_v4();
         for seq in 0..10u64 {
             let guid = Uuid::from_u128(seq as u128);
-            db.put_cf(cf, message_key(&account, 1, 1000, seq), encode_value(&guid, b"{}")).unwrap();
-            db.put_cf(cf, message_key(&other, 1, 1000, seq), encode_value(&guid, b"{}")).unwrap();
+            db.put_cf(
+                cf,
+                message_key(&account, 1, 1000, seq),
+                encode_value(&guid, StoredKind::Envelope, b"{}"),
+            )
+            .unwrap();
+            db.put_cf(
+                cf,
+                message_key(&other, 1, 1000, seq),
+                encode_value(&guid, StoredKind::Envelope, b"{}"),
+            )
+            .unwrap();
         }
-        db.put_cf(cf, message_key(&account, 2, 1, 0), encode_value(&Uuid::nil(), b"{}")).unwrap();
+        db.put_cf(
+            cf,
+            message_key(&account, 2, 1, 0),
+            encode_value(&Uuid::nil(), StoredKind::Envelope, b"{}"),
+        )
+        .unwrap();
         let (first, more) = read_page(&store, 0, &account, 1, None, 4).unwrap();
         assert!(more);
         assert_eq!(first.len(), 4);

@@ -149,20 +149,7 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, Vec<u8>) {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
-            body.len()
-        );
-        if let Some(account) = auth {
-            head.push_str(&format!("Authorization: {}\r\n", account.basic()));
-        }
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(body);
-        parse_response(&self.raw(&bytes, Duration::from_secs(10)))
+        request_at(&self.addr(), method, path, auth, headers, body)
     }
 
     pub fn register(&self) -> Account {
@@ -248,6 +235,37 @@ pub fn connect_url(url: &str) -> Result<Ws, tungstenite::Error> {
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     }
     Ok(ws)
+}
+
+/// One HTTP request to `addr` on a new connection: (status, body). Usable
+/// from a thread that does not own the [`Server`].
+pub fn request_at(
+    addr: &str,
+    method: &str,
+    path: &str,
+    auth: Option<&Account>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(account) = auth {
+        head.push_str(&format!("Authorization: {}\r\n", account.basic()));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body);
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = stream.write_all(&bytes);
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    parse_response(&out)
 }
 
 /// Parses an HTTP response: (status, body).

@@ -9,3 +9,7 @@ pub mod keepalive;
 pub mod link;
 pub mod messages;
 pub mod metrics;
+pub mod provisioning;
+pub mod receipts;
+pub mod stories;
+pub mod typing;

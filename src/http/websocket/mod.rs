@@ -8,16 +8,22 @@
 //!   JSON framing, the closing handshake).
 //! - [`session`]: the event loop of one authenticated connection (one task),
 //!   joining the connection to its delivery outbox.
+//! - [`provisioning`]: the event loop of one provisioning socket (a new
+//!   device waiting for its provisioning message).
 //!
 //! The session's mailbox, the shard's timer wheel and the registry of live
 //! sessions are shard state (`crate::shard`), reached by delivery too.
 //!
 //! Invariant: nothing is upgraded until the request is a valid RFC 6455
-//! upgrade (else 400) and its credentials check out (else 401, the same
-//! answer whether or not the account exists).
+//! upgrade (else 400) and, for `/v1/websocket`, its credentials check out
+//! (else 401, the same answer whether or not the account exists).
+//! `/v1/websocket/provisioning` is unauthenticated, so its sockets are
+//! bounded per shard (503 over `provisioning_sockets_per_shard_max`) and
+//! closed when unclaimed after `provisioning_timeout_ms`.
 
 pub mod connection;
 pub mod memstream;
+pub mod provisioning;
 pub mod session;
 pub mod socket;
 
@@ -31,12 +37,22 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 use std::rc::Rc;
 
+/// Which socket an upgrade asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Socket {
+    /// `/v1/websocket`: an authenticated device.
+    Device,
+    /// `/v1/websocket/provisioning`: a new device waiting to be linked.
+    Provisioning,
+}
+
 /// Checks the upgrade request; the error is the response to send.
-fn check_upgrade(head: &Head) -> Result<String, Response> {
-    let path = head.path.trim_end_matches('/');
-    if path != "/v1/websocket" {
-        return Err(Response::error(404, &format!("no WebSocket at {}", head.path)));
-    }
+fn check_upgrade(head: &Head) -> Result<(Socket, String), Response> {
+    let socket = match head.path.trim_end_matches('/') {
+        "/v1/websocket" => Socket::Device,
+        "/v1/websocket/provisioning" => Socket::Provisioning,
+        _ => return Err(Response::error(404, &format!("no WebSocket at {}", head.path))),
+    };
     if head.method != "GET" {
         return Err(Response::error(400, "a WebSocket upgrade must be GET"));
     }
@@ -53,7 +69,16 @@ fn check_upgrade(head: &Head) -> Result<String, Response> {
     if base64::decode(key.as_bytes()).map_or(true, |bytes| bytes.len() != 16) {
         return Err(Response::error(400, "Sec-WebSocket-Key must be Base64 of 16 bytes"));
     }
-    Ok(tungstenite::handshake::derive_accept_key(key.as_bytes()))
+    Ok((socket, tungstenite::handshake::derive_accept_key(key.as_bytes())))
+}
+
+/// The `101 Switching Protocols` answer.
+fn switching(accept_key: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept_key}\r\n\r\n"
+    )
+    .into_bytes()
 }
 
 /// Validates, authenticates and upgrades; then starts the session task.
@@ -64,14 +89,18 @@ pub async fn accept(
     leftover: Vec<u8>,
     guard: ConnectionGuard,
 ) {
-    let accept_key = match check_upgrade(&head) {
-        Ok(key) => key,
+    let (socket, accept_key) = match check_upgrade(&head) {
+        Ok(checked) => checked,
         Err(response) => {
             ShardMetrics::inc(&ctx.stats().protocol_errors_total);
             let _ = stream.write_all(response.to_http(true)).await;
             return;
         }
     };
+    if socket == Socket::Provisioning {
+        drop(head);
+        return accept_provisioning(ctx, stream, &accept_key, leftover, guard).await;
+    }
     let credentials = head
         .header("authorization")
         .and_then(auth::from_basic_header)
@@ -82,16 +111,33 @@ pub async fn accept(
         let _ = stream.write_all(response.to_http(true)).await;
         return;
     };
-    let switching = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept_key}\r\n\r\n"
-    );
     drop(head);
-    let (result, _) = stream.write_all(switching.into_bytes()).await;
+    let (result, _) = stream.write_all(switching(&accept_key)).await;
     if result.is_err() {
         return;
     }
     // Its own task: the session's future holds only the session, not the
     // HTTP connection's states (an idle connection's memory is mostly this).
     monoio::spawn(session::run(ctx, stream, leftover, device, guard));
+}
+
+/// Upgrades an unauthenticated provisioning socket, unless the shard already
+/// holds `provisioning_sockets_per_shard_max` of them (503).
+async fn accept_provisioning(
+    ctx: Rc<ShardCtx>,
+    mut stream: TcpStream,
+    accept_key: &str,
+    leftover: Vec<u8>,
+    guard: ConnectionGuard,
+) {
+    if !ctx.provisioning.has_room(ctx.config.limits.provisioning_sockets_per_shard_max) {
+        ShardMetrics::inc(&ctx.stats().connections_refused_total);
+        let response = Response::error(503, "too many provisioning sockets, retry");
+        let _ = stream.write_all(response.to_http(true)).await;
+        return;
+    }
+    let (result, _) = stream.write_all(switching(accept_key)).await;
+    if result.is_ok() {
+        monoio::spawn(provisioning::run(ctx, stream, leftover, guard));
+    }
 }

@@ -203,10 +203,12 @@ impl Session {
             // The mailbox's flag carries the news; pump_outbox runs every turn.
             SessionEvent::Stored => End::Open,
             SessionEvent::Deadline => self.on_deadline(),
-            SessionEvent::Ephemeral(json) => match self.outbox.offer_ephemeral(&self.ctx, &json) {
-                Some(outgoing) => self.send(outgoing),
-                None => End::Open,
-            },
+            SessionEvent::Ephemeral { path, json } => {
+                match self.outbox.offer_ephemeral(&self.ctx, path, &json) {
+                    Some(outgoing) => self.send(outgoing),
+                    None => End::Open,
+                }
+            }
         }
     }
 

@@ -1,0 +1,45 @@
+//! Device provisioning (DESIGN.md section 3): a primary device's message
+//! handed to the new device's waiting socket on the address's owner shard.
+//!
+//! The address is a fresh UUID the accepting shard owns
+//! ([`new_address`]), so the socket never moves; a primary on another
+//! shard reaches it through the rings (`calls::provision`). [`deliver`]
+//! answers only once the new device accepted the message (its 200), or
+//! refuses when no socket waits there, when the socket goes away first, or
+//! when the device answers anything else.
+//!
+//! Imports: `accounts` (the refusal type), `shard`.
+
+use crate::accounts::ProvisionRefused;
+use crate::shard::provisioning::Delivery;
+use crate::shard::ShardCtx;
+use futures_channel::oneshot;
+use uuid::Uuid;
+
+/// Largest provisioning message accepted, in decoded bytes (413 over it).
+pub const PROVISIONING_MESSAGE_BYTES_MAX: usize = 256 * 1024;
+
+/// A fresh random address owned by this shard (expected tries: the shard count).
+pub fn new_address(ctx: &ShardCtx) -> Uuid {
+    loop {
+        let address = Uuid::new_v4();
+        if ctx.owner_of(&address) == ctx.id {
+            return address;
+        }
+    }
+}
+
+/// Hands `body` to the socket waiting at `address` (this shard owns it) and
+/// waits for the new device's answer.
+pub async fn deliver(ctx: &ShardCtx, address: Uuid, body: Vec<u8>) -> Result<(), ProvisionRefused> {
+    debug_assert_eq!(ctx.owner_of(&address), ctx.id);
+    let waiting = ctx.provisioning.take(&address).ok_or(ProvisionRefused::NoSuchAddress)?;
+    let (accepted, answer) = oneshot::channel();
+    *waiting.delivery.borrow_mut() = Some(Delivery { body, accepted });
+    waiting.mailbox.notify_stored();
+    drop(waiting);
+    match answer.await {
+        Ok(true) => Ok(()),
+        Ok(false) | Err(_) => Err(ProvisionRefused::NoSuchAddress),
+    }
+}
