@@ -22,7 +22,9 @@ pub mod refusal;
 pub mod send_check;
 pub mod table;
 
-pub use refusal::{CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused};
+pub use refusal::{
+    CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused, UnlinkRefused,
+};
 pub use table::{
     hash_password, new_account_record, new_device_record, new_salt, AccountTable, AuthError,
     AuthedDevice,
@@ -187,6 +189,42 @@ impl Accounts {
         writer.write(vec![record_op(&account, &record)]).await.map_err(LinkRefused::Storage)?;
         self.table.borrow_mut().insert(account, record);
         Ok(device_id)
+    }
+
+    /// Removes `device` from its account (`caller` is its primary or the
+    /// device itself), writing `extra_ops` (the device's queue deletes) in
+    /// the same atomic batch: durable first, then gone from logins.
+    pub async fn remove_device(
+        &self,
+        writer: &Writer,
+        caller: AuthedDevice,
+        device: AuthedDevice,
+        extra_ops: Vec<Op>,
+    ) -> Result<(), UnlinkRefused> {
+        if caller.account != device.account
+            || (caller.device_id != 1 && caller.device_id != device.device_id)
+        {
+            return Err(UnlinkRefused::NotAllowed);
+        }
+        if device.device_id == 1 {
+            return Err(UnlinkRefused::Primary);
+        }
+        let Some(mut record) = self.table.borrow().get(&device.account).cloned() else {
+            return Err(UnlinkRefused::NoSuchDevice);
+        };
+        let devices_before = record.devices.len();
+        record.devices.retain(|known| known.id != device.device_id);
+        if record.devices.len() == devices_before {
+            return Err(UnlinkRefused::NoSuchDevice);
+        }
+        let _change = self.begin_change(device.account).map_err(|_| UnlinkRefused::Busy)?;
+        let mut ops = extra_ops;
+        ops.push(record_op(&device.account, &record));
+        writer.write(ops).await.map_err(UnlinkRefused::Storage)?;
+        let mut table = self.table.borrow_mut();
+        table.insert(device.account, record);
+        table.forget_device(&device.account, device.device_id);
+        Ok(())
     }
 
     /// Marks `account` as changing; refused while another change is in flight.

@@ -35,6 +35,26 @@ pub enum LinkRefused {
     Storage(StoreError),
 }
 
+/// Why a device was not removed.
+#[derive(Debug, thiserror::Error)]
+pub enum UnlinkRefused {
+    /// Only the primary device, or the device itself, may remove a device.
+    #[error("only the primary device or the device itself can remove a device")]
+    NotAllowed,
+    /// The primary device (id 1) cannot be removed.
+    #[error("the primary device cannot be removed")]
+    Primary,
+    /// The account has no such device.
+    #[error("no such device")]
+    NoSuchDevice,
+    /// Another change to the account is being written; the client retries.
+    #[error("the account is being changed; retry")]
+    Busy,
+    /// The change could not be made durable.
+    #[error("storage unavailable: {0}")]
+    Storage(StoreError),
+}
+
 /// Why a send was refused as a whole (nothing of it was stored).
 #[derive(Debug, thiserror::Error)]
 pub enum SendRefused {

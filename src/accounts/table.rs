@@ -101,6 +101,11 @@ impl AccountTable {
         self.accounts.get(uuid)
     }
 
+    /// Forgets when `device_id` of `account` was last seen (it was removed).
+    pub fn forget_device(&mut self, account: &Uuid, device_id: u32) {
+        self.last_seen_ms.remove(&(*account, device_id));
+    }
+
     /// Adds (or replaces) an account whose record is already durable.
     pub fn insert(&mut self, uuid: Uuid, record: AccountRecord) {
         self.accounts.insert(uuid, record);

@@ -12,6 +12,7 @@
 //! - [`window`]: the in-flight window of server requests (pure).
 //! - [`queue`]: the queue over REST: first page, delete by GUID.
 //! - [`retention`]: the per-device cap and the retention sweep.
+//! - [`unlink`]: removing a device with its queue and closing its session.
 //!
 //! Owns: the rules of DESIGN.md section 4 from "stored" to "deleted". Never
 //! frames or writes a socket: the session (in `http`) asks the outbox what to
@@ -25,4 +26,5 @@ pub mod ingest;
 pub mod outbox;
 pub mod queue;
 pub mod retention;
+pub mod unlink;
 pub mod window;

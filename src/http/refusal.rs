@@ -5,7 +5,9 @@
 //! Every owner-side refusal reaches the client through these conversions,
 //! whether the operation ran on this shard or came back over a ring.
 
-use crate::accounts::{CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused};
+use crate::accounts::{
+    CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused, UnlinkRefused,
+};
 use crate::http::response::HttpError;
 use crate::protocol::envelope::{MismatchedDevices, StaleDevices};
 use crate::shard::mesh::CallError;
@@ -69,6 +71,18 @@ impl From<FanoutRefused> for HttpError {
         match refused {
             FanoutRefused::UnknownAccount => HttpError::not_found("no such account"),
             FanoutRefused::Storage(_) => HttpError::unavailable("storage unavailable, retry"),
+        }
+    }
+}
+
+impl From<UnlinkRefused> for HttpError {
+    fn from(refused: UnlinkRefused) -> Self {
+        let message = refused.to_string();
+        match refused {
+            UnlinkRefused::NotAllowed | UnlinkRefused::Primary => HttpError::forbidden(message),
+            UnlinkRefused::NoSuchDevice => HttpError::not_found(message),
+            UnlinkRefused::Busy => HttpError::new(409, message),
+            UnlinkRefused::Storage(_) => HttpError::unavailable("storage unavailable"),
         }
     }
 }

@@ -46,6 +46,8 @@ pub enum Route {
     Stories,
     /// `PUT /v1/provisioning/{uuid}`
     Provision(Uuid),
+    /// `DELETE /v1/devices/{id}`
+    UnlinkDevice(u32),
 }
 
 /// Maps a request line to its route.
@@ -67,6 +69,11 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
                 || other.starts_with("/v1/provisioning/") =>
         {
             resolve_to_account(other, path)?
+        }
+        other if other.starts_with("/v1/devices/") => {
+            let id = other["/v1/devices/".len()..].parse::<u32>();
+            let id = id.map_err(|_| HttpError::not_found(format!("no route for {path}")))?;
+            (Route::UnlinkDevice(id), "DELETE")
         }
         other => match other.strip_prefix("/v1/messages/") {
             Some(rest) => match rest.strip_prefix("uuid/") {
@@ -155,6 +162,7 @@ async fn handle(
             routes::receipts::handle(ctx, require_caller(caller)?, destination, request).await
         }
         Route::Stories => routes::stories::handle(ctx, require_caller(caller)?, request).await,
+        Route::UnlinkDevice(id) => routes::devices::unlink(ctx, require_caller(caller)?, id).await,
         Route::Provision(address) => {
             routes::provisioning::handle(ctx, require_caller(caller)?, address, request).await
         }
@@ -202,5 +210,9 @@ mod tests {
         assert_eq!(resolve("PUT", "/v1/typing/nope").unwrap_err().status, 404);
         assert_eq!(resolve("GET", &format!("/v1/receipts/{id}")).unwrap_err().status, 405);
         assert_eq!(resolve("POST", "/v1/stories").unwrap_err().status, 405);
+        assert_eq!(resolve("DELETE", "/v1/devices/2"), Ok(Route::UnlinkDevice(2)));
+        assert_eq!(resolve("DELETE", "/v1/devices/two").unwrap_err().status, 404);
+        assert_eq!(resolve("PUT", "/v1/devices/2").unwrap_err().status, 405);
+        assert_eq!(resolve("PUT", "/v1/devices/link"), Ok(Route::LinkDevice));
     }
 }

@@ -26,6 +26,8 @@ use std::task::{Context, Poll, Waker};
 pub enum SessionEvent {
     /// A newer connection of the same device took over: close with 4409.
     Replaced,
+    /// The device was removed from its account: close with 4401.
+    Unlinked,
     /// A client request finished: send this response frame text.
     Respond(String),
     /// A live-only item (an online-only envelope or a typing indicator; not

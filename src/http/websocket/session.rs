@@ -20,7 +20,8 @@
 //! Close codes: 1009 frame or message over the limit, 1003 binary frame
 //! (reserved for protobuf framing), 1007 a frame without a readable id or
 //! invalid UTF-8, 1002 a WebSocket protocol violation, 1001 idle timeout,
-//! 4409 replaced by a newer connection of the same device.
+//! 4409 replaced by a newer connection of the same device, 4401 the device
+//! was removed from its account.
 
 use crate::accounts::AuthedDevice;
 use crate::delivery::outbox::{Outbox, Outgoing};
@@ -194,6 +195,10 @@ impl Session {
         match event {
             SessionEvent::Replaced => {
                 self.conn.close_with(4409, "connection replaced");
+                End::Close
+            }
+            SessionEvent::Unlinked => {
+                self.conn.close_with(4401, "device removed");
                 End::Close
             }
             SessionEvent::Respond(text) => {
