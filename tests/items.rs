@@ -6,6 +6,8 @@
 mod common;
 #[path = "common/messaging.rs"]
 mod messaging;
+#[path = "common/schema.rs"]
+mod schema;
 
 use common::{ack, error_body, next_frame, Account, Server, Ws};
 use messaging::{link_device, send_one};
@@ -54,6 +56,7 @@ fn typing_reaches_connected_devices_across_shards_and_is_never_stored() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let (path_seen, event) = next_request(&mut ws, 200);
     assert_eq!(path_seen, "/api/v1/typing");
+    schema::assert_matches("TypingEvent", event.as_ref().unwrap());
     assert_eq!(
         event.unwrap(),
         json!({"action": "STARTED", "timestamp": 1234, "groupId": "AAEC",
@@ -95,6 +98,7 @@ fn receipts_are_stored_in_order_with_envelopes_and_redelivered_until_acknowledge
     let (_ws, backlog) = connect_and_drain(&server, &recipient);
     assert_eq!(backlog.len(), 1, "only the refused receipt is left: {backlog:?}");
     assert_eq!(backlog[0].0, "/api/v1/receipt");
+    schema::assert_matches("Receipt", &backlog[0].1);
     assert_eq!(
         backlog[0].1,
         json!({"type": "READ", "timestamps": [7, 8],
@@ -124,6 +128,7 @@ fn stories_reach_every_device_of_each_recipient_and_unknown_ones_are_reported() 
         assert_eq!(backlog.len(), 1, "{backlog:?}");
         let (path, copy) = &backlog[0];
         assert_eq!(path, "/api/v1/story");
+        schema::assert_matches("StorySend", copy);
         assert_eq!(copy["content"], "c3Rvcnk=");
         assert_eq!(copy["timestamp"], 99);
         assert_eq!(copy["allowsReplies"], true);

@@ -6,6 +6,8 @@
 mod common;
 #[path = "common/messaging.rs"]
 mod messaging;
+#[path = "common/schema.rs"]
+mod schema;
 
 use common::{
     ack, connect_url, error_body, expect_close, next_frame, Account, Server, ServerOptions, Ws,
@@ -24,6 +26,7 @@ fn open_provisioning(server: &Server) -> (Ws, Uuid) {
         Frame::Request(request) => {
             assert_eq!((request.verb.as_str(), request.path.as_str()), ("PUT", "/v1/address"));
             let body: Value = serde_json::from_slice(&request.body.unwrap()).unwrap();
+            schema::assert_matches("ProvisioningUUIDPayload", &body);
             let address = Uuid::parse_str(body["uuid"].as_str().unwrap()).unwrap();
             assert_eq!(body.as_object().unwrap().len(), 1, "ProvisioningUUID has only uuid");
             ack(&mut ws, request.id, 200);
@@ -66,6 +69,7 @@ fn a_new_device_links_through_the_provisioning_socket_and_then_receives_messages
         Frame::Response(response) => panic!("unexpected {response:?}"),
     };
     assert_eq!(message, json!({"body": base64::encode(code.as_bytes())}));
+    schema::assert_matches("ProvisioningMessagePayload", &message);
     assert_eq!(expect_close(&mut new_device), Some(1000));
     assert_eq!(primary_call.join().unwrap().0, 200);
     assert_eq!(provision(&server.addr(), &primary, &address, b"again").0, 404, "single use");
