@@ -122,12 +122,7 @@ impl Server {
     /// Sends raw bytes on a new connection and returns all bytes read until
     /// the server closes or `wait` passes.
     pub fn raw(&self, bytes: &[u8], wait: Duration) -> Vec<u8> {
-        let mut stream = TcpStream::connect(self.addr()).unwrap();
-        stream.set_read_timeout(Some(wait)).unwrap();
-        let _ = stream.write_all(bytes);
-        let mut out = Vec::new();
-        let _ = stream.read_to_end(&mut out);
-        out
+        exchange(&self.addr(), bytes, wait)
     }
 
     /// One HTTP request on a new connection: (status, body).
@@ -260,12 +255,18 @@ pub fn request_at(
     head.push_str("\r\n");
     let mut bytes = head.into_bytes();
     bytes.extend_from_slice(body);
+    parse_response(&exchange(addr, &bytes, Duration::from_secs(10)))
+}
+
+/// Sends `bytes` on a new connection to `addr` and returns all bytes read
+/// until the server closes or `wait` passes.
+pub fn exchange(addr: &str, bytes: &[u8], wait: Duration) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let _ = stream.write_all(&bytes);
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let _ = stream.write_all(bytes);
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out);
-    parse_response(&out)
+    out
 }
 
 /// Parses an HTTP response: (status, body).
