@@ -141,3 +141,64 @@ fn many_devices_on_both_shards_hold_sockets_at_once() {
         server.metric("websockets_open") == 40
     });
 }
+
+/// Issue 12 (back-pressure, not refusal): a client that pipelines many sends
+/// over one socket, far beyond `client_requests_inflight_max`, is slowed
+/// down by TCP instead of being answered 503; every send gets its 200.
+#[test]
+fn pipelined_sends_beyond_the_inflight_cap_are_all_answered_200() {
+    let config = format!("{}client_requests_inflight_max = 2\n", common::TEST_LIMITS);
+    let server =
+        Server::start_with(common::ServerOptions { config_toml: config, ..Default::default() });
+    let sender = server.register();
+    let recipient = server.register();
+    let mut ws = server.connect(&sender).unwrap();
+    let content = switchboard::protocol::base64::encode(&[7u8; 1024]);
+    let path = format!("/v1/messages/{}", recipient.uuid);
+    let sends_total: u64 = 3_000;
+    let batch_len: u64 = 250;
+    let mut statuses = std::collections::HashMap::new();
+    let mut next_id = 1;
+    while next_id <= sends_total {
+        for id in next_id..(next_id + batch_len).min(sends_total + 1) {
+            let body = format!(
+                r#"{{"messages":[{{"type":1,"destinationDeviceId":1,"destinationRegistrationId":4242,"content":"{content}"}}],"online":false,"urgent":true,"timestamp":{id}}}"#
+            );
+            let request = switchboard::protocol::frame::WsRequest {
+                id,
+                verb: "PUT".into(),
+                path: path.clone(),
+                body: Some(body.into_bytes()),
+                headers: vec![],
+            };
+            let text = switchboard::protocol::frame::encode_request(&request);
+            ws.send(tungstenite::Message::text(text)).unwrap();
+        }
+        next_id += batch_len;
+        // Read answers until at most one batch is outstanding.
+        while (next_id - 1) - statuses.len() as u64 > batch_len / 2 {
+            match common::next_frame(&mut ws) {
+                switchboard::protocol::frame::Frame::Response(response) => {
+                    statuses.insert(response.id, response.status);
+                }
+                switchboard::protocol::frame::Frame::Request(request) => {
+                    common::ack(&mut ws, request.id, 200)
+                }
+            }
+        }
+    }
+    while (statuses.len() as u64) < sends_total {
+        if let switchboard::protocol::frame::Frame::Response(response) = common::next_frame(&mut ws)
+        {
+            statuses.insert(response.id, response.status);
+        }
+    }
+    let refused: Vec<_> = statuses.iter().filter(|(_, status)| **status != 200).collect();
+    assert!(
+        refused.is_empty(),
+        "{} of {sends_total} refused: {:?}",
+        refused.len(),
+        &refused[..refused.len().min(5)]
+    );
+    server.assert_serving();
+}

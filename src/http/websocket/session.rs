@@ -13,9 +13,14 @@
 //! Division of labour: [`WsConnection`] is the transport (socket,
 //! tungstenite, framing); the [`Outbox`] is delivery (store pages, the
 //! in-flight window, acks, deletes); this loop only connects the two and
-//! serves client requests through the router, each in its own task (at
-//! most `client_requests_inflight_max` at once; beyond that 503), with the
-//! connection's device as the caller.
+//! serves client requests through the router, each in its own task, with
+//! the connection's device as the caller.
+//!
+//! Back-pressure, not refusal: at most `client_requests_inflight_max`
+//! client requests are handled at once. At that count the session stops
+//! taking messages out of what it has buffered and stops reading the socket
+//! (TCP then slows the client down) until a response frees a slot; what was
+//! buffered stays bounded by one read budget plus one frame.
 //!
 //! Close codes: 1009 frame or message over the limit, 1003 binary frame
 //! (reserved for protobuf framing), 1007 a frame without a readable id or
@@ -80,6 +85,9 @@ struct Session {
     outbox: Outbox,
     mailbox: Rc<Mailbox>,
     client_requests_inflight: usize,
+    /// True while `client_requests_inflight` is at its cap: nothing more is
+    /// read from the socket or taken from the buffer until a slot frees.
+    paused: bool,
     last_heard_ms: u64,
     next_ping_ms: u64,
 }
@@ -130,6 +138,7 @@ impl Session {
             outbox: Outbox::new(device, limits.inflight_requests_max),
             mailbox,
             client_requests_inflight: 0,
+            paused: false,
             last_heard_ms: now_ms,
             next_ping_ms: now_ms + limits.ping_interval_ms,
         }
@@ -149,7 +158,7 @@ impl Session {
             if !self.conn.flush(stream, &self.ctx, &self.mailbox).await || end == End::Close {
                 return;
             }
-            let woken = if std::mem::take(&mut read_again) {
+            let woken = if !self.paused && std::mem::take(&mut read_again) {
                 Woken::Readable
             } else {
                 if readable.is_terminated() {
@@ -183,7 +192,8 @@ impl Session {
             if let Poll::Ready(event) = self.mailbox.poll_recv(cx) {
                 return Poll::Ready(Woken::Event(event));
             }
-            if readable.as_mut().poll(cx).is_ready() {
+            // Paused: the socket is left unread (back-pressure on the client).
+            if !self.paused && readable.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Woken::Readable);
             }
             Poll::Pending
@@ -203,7 +213,14 @@ impl Session {
             }
             SessionEvent::Respond(text) => {
                 self.client_requests_inflight -= 1;
-                End::from_sent(self.conn.send_text(text))
+                if !self.conn.send_text(text) {
+                    return End::Close;
+                }
+                if std::mem::take(&mut self.paused) {
+                    // A slot is free: take up the messages left buffered.
+                    return self.on_bytes(&[]);
+                }
+                End::Open
             }
             // The mailbox's flag carries the news; pump_outbox runs every turn.
             SessionEvent::Stored => End::Open,
@@ -250,8 +267,9 @@ impl Session {
                     if self.on_bytes(&scratch[..len]) == End::Close {
                         return (End::Close, false);
                     }
-                    if len < scratch.len() {
-                        // Drained for now; the next poll says if more came.
+                    if self.paused || len < scratch.len() {
+                        // Paused: read no more until a slot frees. Else
+                        // drained for now; the next poll says if more came.
                         return (End::Open, false);
                     }
                 }
@@ -278,10 +296,16 @@ impl Session {
         End::Open
     }
 
-    /// Feeds bytes to the connection and handles every complete message.
+    /// Feeds bytes to the connection and handles every complete message,
+    /// pausing (leaving the rest buffered) while client requests are at their cap.
     fn on_bytes(&mut self, bytes: &[u8]) -> End {
         self.conn.feed(bytes);
+        let inflight_max = self.ctx.config.limits.client_requests_inflight_max;
         loop {
+            if self.client_requests_inflight >= inflight_max {
+                self.paused = true;
+                return End::Open;
+            }
             match self.conn.next_incoming() {
                 Incoming::Text(mut text) => {
                     if self.on_text(&mut text) == End::Close {
@@ -311,10 +335,10 @@ impl Session {
     }
 
     fn on_client_request(&mut self, request: WsRequest) -> End {
-        if self.client_requests_inflight >= self.ctx.config.limits.client_requests_inflight_max {
-            let message = Some("too many requests in flight".into());
-            return End::from_sent(self.conn.respond(request.id, 503, message, None));
-        }
+        debug_assert!(
+            self.client_requests_inflight < self.ctx.config.limits.client_requests_inflight_max,
+            "on_bytes pauses at the cap"
+        );
         self.client_requests_inflight += 1;
         let id = request.id;
         let body = request.body.unwrap_or_default();
