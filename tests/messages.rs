@@ -404,3 +404,30 @@ fn link_codes_are_single_use_and_primary_only() {
     let (_, body) = server.request("GET", "/v1/devices", Some(&primary), b"");
     assert_eq!(json(&body)["devices"].as_array().unwrap().len(), 3);
 }
+
+/// Issue 12 (logs an operator can read): a flood of trims of one queue makes
+/// one aggregated warning line per interval, while the metric stays exact.
+#[test]
+fn a_flood_of_trims_logs_one_aggregated_line_and_counts_every_trim() {
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_path = log_dir.path().join("server.log");
+    let server = Server::start_with(ServerOptions {
+        config_toml: TEST_LIMITS.replace("[limits]", "[limits]\nqueue_len_max = 5"),
+        shards: 1,
+        log_path: Some(log_path.clone()),
+        ..ServerOptions::default()
+    });
+    let sender = server.register();
+    let recipient = server.register();
+    for index in 0..60u64 {
+        send_one(&server, &sender, &recipient, b"c", index);
+    }
+    common::wait_until("every trim counted", std::time::Duration::from_secs(5), || {
+        server.metric("messages_trimmed_total") == 55
+    });
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|line| line.contains("over their cap")).collect();
+    // The test runs well inside one 10 s interval: the first trim's line only.
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("trims=1"), "{}", lines[0]);
+}

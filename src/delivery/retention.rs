@@ -43,10 +43,14 @@ pub async fn count_stored(ctx: &Rc<ShardCtx>, device: AuthedDevice) {
     if ctx.writer.write_lazy(ops).await.is_ok() {
         ctx.queue_lens.remove(device, trimmed as u32);
         ShardMetrics::add(&ctx.stats().messages_trimmed_total, trimmed as u64);
-        tracing::warn!(
-            shard = ctx.id, account = %device.account, device = device.device_id, trimmed, cap,
-            "queue over its cap: oldest envelopes deleted"
-        );
+        if let Some(summary) = ctx.queue_trim_warning.note(ctx.clock.now_ms(), trimmed as u64) {
+            tracing::warn!(
+                shard = ctx.id, account = %device.account, device = device.device_id, cap,
+                trims = summary.occurrences, trimmed = summary.amount,
+                "queues over their cap: oldest envelopes deleted (this line sums every trim \
+                 since the last one; at most one line per 10 s per shard)"
+            );
+        }
     }
 }
 

@@ -26,12 +26,16 @@ use crate::shard::mesh::Mesh;
 use crate::shard::provisioning::ProvisioningRegistry;
 use crate::shard::queue_lens::QueueLens;
 use crate::shard::sessions::SessionRegistry;
+use crate::shard::warnings::RepeatedWarning;
 use crate::store::writer::Writer;
 use crate::store::Store;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use uuid::Uuid;
+
+/// Least time between two log lines of one repeated warning on a shard.
+pub const WARNING_INTERVAL_MS: u64 = 10_000;
 
 /// Size of [`ShardCtx::read_scratch`]: bytes one socket read can take.
 pub const READ_SCRATCH_BYTES: usize = 64 * 1024;
@@ -58,6 +62,8 @@ pub struct ShardCtx {
     pub provisioning: ProvisioningRegistry,
     /// Server timestamps and sequence numbers for new envelopes.
     pub stamps: EnvelopeStamps,
+    /// "Queue over its cap", logged at most once per [`WARNING_INTERVAL_MS`].
+    pub queue_trim_warning: RepeatedWarning,
     /// This shard's end of the ring mesh.
     pub mesh: Mesh,
     /// The shard's writer thread.
@@ -111,6 +117,7 @@ impl ShardCtx {
             queue_lens: parts.queue_lens,
             provisioning: ProvisioningRegistry::default(),
             stamps: EnvelopeStamps::default(),
+            queue_trim_warning: RepeatedWarning::new(WARNING_INTERVAL_MS),
             mesh: parts.mesh,
             writer: parts.writer,
             store: parts.store,

@@ -14,6 +14,7 @@
 //! - [`sessions`]: which connection is live for each device.
 //! - [`queue_lens`]: stored envelopes per device.
 //! - [`provisioning`]: provisioning sockets waiting for their message.
+//! - [`warnings`]: folding a repeated warning into one line per interval.
 //! - [`ctx`]: [`ShardCtx`], the components above put together.
 //!
 //! Invariant: state a shard owns lives in its [`ShardCtx`] on its own
@@ -31,6 +32,7 @@ pub mod queue_lens;
 pub mod ring;
 pub mod sessions;
 pub mod timers;
+pub mod warnings;
 
 pub use ctx::{ConnectionGuard, ShardCtx};
 pub use owner::owner;

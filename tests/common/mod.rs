@@ -41,11 +41,19 @@ pub struct ServerOptions {
     pub config_toml: String,
     pub extra_args: Vec<String>,
     pub data_dir: Option<PathBuf>,
+    /// Where the server's log (stderr) goes; inherited when `None`.
+    pub log_path: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { shards: 2, config_toml: TEST_LIMITS.to_string(), extra_args: vec![], data_dir: None }
+        Self {
+            shards: 2,
+            config_toml: TEST_LIMITS.to_string(),
+            extra_args: vec![],
+            data_dir: None,
+            log_path: None,
+        }
     }
 }
 
@@ -84,7 +92,10 @@ impl Server {
             .args(&options.extra_args)
             .env("SWITCHBOARD_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match &options.log_path {
+                Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("start switchboard");
         let stdout = child.stdout.take().unwrap();
