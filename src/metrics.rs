@@ -36,6 +36,8 @@ shard_metrics! {
     connections_accepted_total: "counter",
     /// Connections refused because the shard was at its connection limit.
     connections_refused_total: "counter",
+    /// Failed accepts on this shard's listener (out of descriptors, mostly).
+    accept_errors_total: "counter",
     /// Connections open on this shard (HTTP and WebSocket).
     connections_open: "gauge",
     /// Connections handed from this shard to their owner shard.

@@ -167,6 +167,9 @@ async fn serve(setup: ShardSetup) {
     accept_loop(ctx, listener).await;
 }
 
+/// Pause after a failed accept (out of descriptors stays failed until one frees).
+const ACCEPT_BACKOFF_MS: u64 = 10;
+
 /// Fires session deadlines every tick.
 async fn timer_loop(ctx: Rc<ShardCtx>) {
     let tick = Duration::from_millis(ctx.timers.tick_ms());
@@ -196,10 +199,17 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
                 monoio::spawn(crate::http::conn::serve(ctx.clone(), stream, Vec::new(), guard));
             }
             Err(error) => {
-                // Out of descriptors or a transient network error: back off
-                // briefly instead of spinning, and keep serving.
-                tracing::warn!(shard = ctx.id, %error, "accept failed");
-                monoio::time::sleep(Duration::from_millis(10)).await;
+                // Out of descriptors (EMFILE, ENFILE) or a transient network
+                // error: back off instead of spinning, keep serving the open
+                // connections, and accept again once descriptors free up.
+                ShardMetrics::inc(&ctx.stats().accept_errors_total);
+                if let Some(summary) = ctx.accept_error_warning.note(ctx.clock.now_ms(), 1) {
+                    tracing::warn!(
+                        shard = ctx.id, %error, failures = summary.occurrences,
+                        "accept failed; backing off (one line per 10 s sums the failures)"
+                    );
+                }
+                monoio::time::sleep(Duration::from_millis(ACCEPT_BACKOFF_MS)).await;
             }
         }
     }

@@ -64,6 +64,8 @@ pub struct ShardCtx {
     pub stamps: EnvelopeStamps,
     /// "Queue over its cap", logged at most once per [`WARNING_INTERVAL_MS`].
     pub queue_trim_warning: RepeatedWarning,
+    /// "Accept failed", logged at most once per [`WARNING_INTERVAL_MS`].
+    pub accept_error_warning: RepeatedWarning,
     /// This shard's end of the ring mesh.
     pub mesh: Mesh,
     /// The shard's writer thread.
@@ -118,6 +120,7 @@ impl ShardCtx {
             provisioning: ProvisioningRegistry::default(),
             stamps: EnvelopeStamps::default(),
             queue_trim_warning: RepeatedWarning::new(WARNING_INTERVAL_MS),
+            accept_error_warning: RepeatedWarning::new(WARNING_INTERVAL_MS),
             mesh: parts.mesh,
             writer: parts.writer,
             store: parts.store,

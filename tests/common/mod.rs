@@ -43,6 +43,8 @@ pub struct ServerOptions {
     pub data_dir: Option<PathBuf>,
     /// Where the server's log (stderr) goes; inherited when `None`.
     pub log_path: Option<PathBuf>,
+    /// The server process's open-file limit (`RLIMIT_NOFILE`), if lowered.
+    pub nofile_limit: Option<u64>,
 }
 
 impl Default for ServerOptions {
@@ -53,6 +55,7 @@ impl Default for ServerOptions {
             extra_args: vec![],
             data_dir: None,
             log_path: None,
+            nofile_limit: None,
         }
     }
 }
@@ -78,7 +81,22 @@ impl Server {
         let config_path = data_dir.with_extension("toml");
         std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
         std::fs::write(&config_path, &options.config_toml).unwrap();
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        if let Some(limit) = options.nofile_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; the closure touches no
+            // memory of the parent between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -201,6 +219,24 @@ impl Server {
             account.password
         );
         connect_url(&url)
+    }
+
+    /// True once the server's log file holds a line containing `text`.
+    pub fn log_contains(&self, log_path: &Path, text: &str) -> bool {
+        std::fs::read_to_string(log_path).is_ok_and(|log| log.contains(text))
+    }
+
+    /// One request on a new connection, or `None` when the server does not
+    /// answer in time (e.g. it cannot accept yet).
+    pub fn try_request(&self, method: &str, path: &str) -> Option<u16> {
+        let mut stream = TcpStream::connect(self.addr()).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(head.as_bytes()).ok()?;
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out);
+        text.split(' ').nth(1)?.parse().ok()
     }
 
     pub fn metric(&self, name: &str) -> u64 {
