@@ -9,6 +9,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use switchboard::config::{Config, Durability, IoDriver};
+use switchboard::server::signals;
 
 /// mimalloc unless built with `--features system-allocator` (glibc malloc),
 /// which exists to measure the difference (tuning/process.md).
@@ -125,12 +126,37 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let data_dir = config.data_dir.clone();
+    let drain_timeout = std::time::Duration::from_millis(config.drain_timeout_ms);
+    // Before the shard threads start, so they inherit the blocked mask.
+    signals::block_stop_signals().context("cannot block SIGTERM and SIGINT")?;
     let running = switchboard::server::start(config)
         .with_context(|| format!("cannot start with data directory {}", data_dir.display()))?;
     tracing::info!(shards = running.shard_count, addr = %running.local_addr, "switchboard started");
     // Tests and scripts read this line to learn the port.
     println!("switchboard listening on {}", running.local_addr);
     std::io::stdout().flush()?;
-    running.wait();
+    let signal = signals::wait_stop_signal();
+    tracing::info!(signal, "draining: no new connections, WebSockets close with 1001");
+    drain(running, drain_timeout);
     Ok(())
+}
+
+/// Drains every shard, waiting at most `drain_timeout`; a second stop
+/// signal exits at once.
+fn drain(running: switchboard::server::Running, drain_timeout: std::time::Duration) {
+    running.begin_drain();
+    std::thread::spawn(|| {
+        let signal = signals::wait_stop_signal();
+        tracing::warn!(signal, "second stop signal: exiting without waiting");
+        std::process::exit(1);
+    });
+    let (done, drained) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        running.wait();
+        let _ = done.send(());
+    });
+    match drained.recv_timeout(drain_timeout) {
+        Ok(()) => tracing::info!("drained; exiting"),
+        Err(_) => tracing::warn!(?drain_timeout, "drain timeout passed; exiting"),
+    }
 }

@@ -101,6 +101,9 @@ pub struct Config {
     pub message_retention_ms: u64,
     /// How often each shard sweeps its queues for expired envelopes.
     pub retention_sweep_interval_ms: u64,
+    /// After SIGTERM or SIGINT, the longest the server waits for its
+    /// WebSockets to close before it exits anyway.
+    pub drain_timeout_ms: u64,
     /// Limits on everything that grows.
     pub limits: Limits,
 }
@@ -120,6 +123,7 @@ impl Default for Config {
             io_uring_sqpoll_idle_ms: 0,
             message_retention_ms: 30 * 24 * 3600 * 1000,
             retention_sweep_interval_ms: 3600 * 1000,
+            drain_timeout_ms: 10_000,
             limits: Limits::default(),
         }
     }
@@ -215,7 +219,7 @@ impl Config {
 
     fn validate_limits(&self) -> Result<(), ConfigError> {
         let limits = &self.limits;
-        let positive: [(&'static str, u64); 24] = [
+        let positive: [(&'static str, u64); 25] = [
             (
                 "limits.provisioning_sockets_per_shard_max",
                 limits.provisioning_sockets_per_shard_max as u64,
@@ -227,6 +231,7 @@ impl Config {
             ("limits.message_page_len_max", limits.message_page_len_max as u64),
             ("message_retention_ms", self.message_retention_ms),
             ("retention_sweep_interval_ms", self.retention_sweep_interval_ms),
+            ("drain_timeout_ms", self.drain_timeout_ms),
             ("limits.header_bytes_max", limits.header_bytes_max as u64),
             ("limits.header_count_max", limits.header_count_max as u64),
             ("limits.body_bytes_max", limits.body_bytes_max as u64),

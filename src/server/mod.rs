@@ -5,6 +5,7 @@
 //! - [`shard_loop`]: one shard's thread: runtime, state loading, accept
 //!   loop, ring pump and periodic tasks.
 //! - [`lag`]: the event-loop lag probe.
+//! - [`signals`]: SIGTERM and SIGINT taken with `sigwait` (graceful drain).
 //!
 //! The top layer: it may import every module below it, and none imports it.
 //!
@@ -14,6 +15,7 @@
 
 pub mod lag;
 pub mod shard_loop;
+pub mod signals;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -22,6 +24,7 @@ use crate::store::Store;
 use shard_loop::ShardSetup;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A started server.
@@ -31,10 +34,19 @@ pub struct Running {
     /// Number of shards.
     pub shard_count: usize,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Set to start draining every shard.
+    draining: Arc<AtomicBool>,
 }
 
 impl Running {
-    /// Blocks until every shard thread ends (they end only with the process).
+    /// Starts draining: every shard stops accepting and closes its
+    /// WebSockets with 1001, then its thread ends.
+    pub fn begin_drain(&self) {
+        // Release pairs with each shard's Acquire load.
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Blocks until every shard thread ends (after [`Running::begin_drain`]).
     pub fn wait(self) {
         for thread in self.threads {
             let _ = thread.join();
@@ -79,6 +91,7 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let metrics = crate::metrics::new_metrics(shard_count);
     let clock = Clock::system();
+    let draining = Arc::new(AtomicBool::new(false));
     let mesh = build_mesh(shard_count, config.limits.ring_slots);
     let mut threads = Vec::with_capacity(shard_count);
     for (id, ((outboxes, inboxes), listener)) in mesh.into_iter().zip(listeners).enumerate() {
@@ -100,9 +113,10 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
             listener,
             core: (!cores.is_empty()).then(|| cores[id % cores.len()]),
             clock: clock.clone(),
+            draining: draining.clone(),
             writer,
         };
         threads.push(shard_loop::spawn(setup)?);
     }
-    Ok(Running { local_addr, shard_count, threads })
+    Ok(Running { local_addr, shard_count, threads, draining })
 }

@@ -18,6 +18,7 @@ use crate::config::{Config, IoDriver};
 use crate::metrics::Metrics;
 use crate::metrics::ShardMetrics;
 use crate::shard::ctx::ShardParts;
+use crate::shard::mailbox::SessionEvent;
 use crate::shard::mesh::Mesh;
 use crate::shard::msg::ShardMsg;
 use crate::shard::queue_lens::QueueLens;
@@ -26,6 +27,7 @@ use crate::shard::ShardCtx;
 use crate::store::writer::Writer;
 use crate::store::{self, Store};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +53,8 @@ pub struct ShardSetup {
     pub core: Option<core_affinity::CoreId>,
     /// Where wall-clock time comes from.
     pub clock: Clock,
+    /// Set once when the server starts draining (SIGTERM or SIGINT).
+    pub draining: Arc<AtomicBool>,
     /// The shard's writer thread, started by the (unpinned) main thread: a
     /// thread inherits its creator's CPU affinity, so a writer started by a
     /// pinned shard would be confined to the shard's core.
@@ -132,7 +136,7 @@ fn or_exit<T, E: std::fmt::Display>(shard: usize, what: &str, result: Result<T, 
 }
 
 /// Loads this shard's accounts and queue lengths into its context.
-fn load(setup: ShardSetup) -> (Rc<ShardCtx>, Inboxes, std::net::TcpListener) {
+fn load(setup: ShardSetup) -> (Rc<ShardCtx>, Inboxes, std::net::TcpListener, Arc<AtomicBool>) {
     let id = setup.id;
     let records = or_exit(id, "accounts", store::accounts::load(&setup.store, id));
     let counts = or_exit(id, "queue lengths", store::messages::count_per_device(&setup.store, id));
@@ -155,16 +159,47 @@ fn load(setup: ShardSetup) -> (Rc<ShardCtx>, Inboxes, std::net::TcpListener) {
         store: setup.store,
         metrics: setup.metrics,
     });
-    (Rc::new(ctx), setup.inboxes, setup.listener)
+    (Rc::new(ctx), setup.inboxes, setup.listener, setup.draining)
 }
 
 async fn serve(setup: ShardSetup) {
-    let (ctx, inboxes, listener) = load(setup);
+    let (ctx, inboxes, listener, draining) = load(setup);
     monoio::spawn(pump(ctx.clone(), inboxes));
     monoio::spawn(crate::delivery::retention::sweep_loop(ctx.clone()));
     monoio::spawn(crate::server::lag::probe_loop(ctx.clone()));
     monoio::spawn(timer_loop(ctx.clone()));
-    accept_loop(ctx, listener).await;
+    monoio::select! {
+        _ = accept_loop(ctx.clone(), listener) => {}
+        _ = until_draining(&draining) => {}
+    }
+    // The listener is closed with the accept loop: drain what is open.
+    drain(&ctx).await;
+}
+
+/// How often a shard looks at the drain flag (and, draining, at its sessions).
+const DRAIN_POLL_MS: u64 = 20;
+
+/// Resolves once the server starts draining.
+async fn until_draining(draining: &AtomicBool) {
+    // Acquire pairs with the signal thread's Release store.
+    while !draining.load(Ordering::Acquire) {
+        monoio::time::sleep(Duration::from_millis(DRAIN_POLL_MS)).await;
+    }
+}
+
+/// Tells every WebSocket session to close (1001) and waits until they have
+/// unregistered; their acknowledged deletes are handed to the writer on the
+/// way out. Every 200 already sent was durable before it was sent.
+async fn drain(ctx: &ShardCtx) {
+    let sessions = ctx.sessions.borrow().len();
+    tracing::info!(shard = ctx.id, sessions, "draining: closing sessions");
+    for handle in ctx.sessions.borrow().handles() {
+        handle.mailbox.push(SessionEvent::Shutdown);
+    }
+    while !ctx.sessions.borrow().is_empty() {
+        monoio::time::sleep(Duration::from_millis(DRAIN_POLL_MS)).await;
+    }
+    tracing::info!(shard = ctx.id, "drained");
 }
 
 /// Pause after a failed accept (out of descriptors stays failed until one frees).

@@ -28,6 +28,8 @@ pub enum SessionEvent {
     Replaced,
     /// The device was removed from its account: close with 4401.
     Unlinked,
+    /// The server is shutting down: close with 1001.
+    Shutdown,
     /// A client request finished: send this response frame text.
     Respond(String),
     /// A live-only item (an online-only envelope or a typing indicator; not

@@ -53,6 +53,11 @@ impl SessionRegistry {
         self.by_device.get(device)
     }
 
+    /// Every live session's handle (to tell them all something).
+    pub fn handles(&self) -> impl Iterator<Item = &SessionHandle> {
+        self.by_device.values()
+    }
+
     /// Number of live sessions.
     pub fn len(&self) -> usize {
         self.by_device.len()

@@ -211,6 +211,10 @@ impl Session {
                 self.conn.close_with(4401, "device removed");
                 End::Close
             }
+            SessionEvent::Shutdown => {
+                self.conn.close_with(1001, "server shutting down");
+                End::Close
+            }
             SessionEvent::Respond(text) => {
                 self.client_requests_inflight -= 1;
                 if !self.conn.send_text(text) {
