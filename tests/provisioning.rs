@@ -168,7 +168,14 @@ fn hostile_provisioning_requests_are_refused_and_the_server_serves_on() {
         assert_eq!(status, expected, "{method} {path}");
         assert_eq!(error_body(&response).0, u64::from(expected), "{method} {path}");
     }
-    // An authenticated upgrade to the provisioning path is still a provisioning socket.
-    let (_ws, _) = open_provisioning(&server);
+    // The provisioning socket takes no requests (400) and no binary frames (1003).
+    let (mut ws, _) = open_provisioning(&server);
+    let response = common::ws_call(&mut ws, 5, "GET", "/v1/keepalive", None);
+    assert_eq!(response.status, 400);
+    ws.send(tungstenite::Message::text("{not json")).unwrap();
+    assert_eq!(expect_close(&mut ws), Some(1007));
+    let (mut ws, _) = open_provisioning(&server);
+    ws.send(tungstenite::Message::binary(vec![1u8, 2, 3])).unwrap();
+    assert_eq!(expect_close(&mut ws), Some(1003));
     server.assert_serving();
 }

@@ -140,15 +140,15 @@ impl Provisioning {
         }
     }
 
-    /// Reads what the socket holds into the connection and handles it.
+    /// Reads one scratch buffer's worth from the socket (an unauthenticated
+    /// peer that keeps sending cannot hold the shard: the next readiness
+    /// reads on) and handles every complete message in it.
     fn on_readable(&mut self, ctx: &ShardCtx) -> Ended {
         let mut scratch = ctx.read_scratch.borrow_mut();
-        loop {
-            match socket::recv(self.conn.fd(), &mut scratch) {
-                Received::Bytes(len) => self.conn.feed(&scratch[..len]),
-                Received::WouldBlock => break,
-                Received::Closed => return Ended::Gone,
-            }
+        match socket::recv(self.conn.fd(), &mut scratch) {
+            Received::Bytes(len) => self.conn.feed(&scratch[..len]),
+            Received::WouldBlock => return Ended::Open,
+            Received::Closed => return Ended::Gone,
         }
         drop(scratch);
         self.on_incoming(ctx)
