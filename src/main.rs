@@ -135,6 +135,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     // Tests and scripts read this line to learn the port.
     println!("switchboard listening on {}", running.local_addr);
     std::io::stdout().flush()?;
+    switchboard::server::notify::ready();
     let signal = signals::wait_stop_signal();
     tracing::info!(signal, "draining: no new connections, WebSockets close with 1001");
     drain(running, drain_timeout);
@@ -144,6 +145,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
 /// Drains every shard, waiting at most `drain_timeout`; a second stop
 /// signal exits at once.
 fn drain(running: switchboard::server::Running, drain_timeout: std::time::Duration) {
+    switchboard::server::notify::stopping();
     running.begin_drain();
     std::thread::spawn(|| {
         let signal = signals::wait_stop_signal();

@@ -68,3 +68,28 @@ fn sigterm_drains_closes_sockets_1001_exits_0_and_loses_no_acknowledged_send() {
     let lost: Vec<_> = acknowledged.iter().filter(|t| !delivered.contains(t)).collect();
     assert!(lost.is_empty(), "{} acknowledged sends lost: {lost:?}", lost.len());
 }
+
+/// systemd `Type=notify`: `READY=1` once listening, `STOPPING=1` on SIGTERM.
+#[test]
+fn systemd_hears_ready_and_stopping_on_the_notify_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify");
+    let receiver = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    receiver.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut child = std::process::Command::new(common::binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--shards", "1", "--no-pin", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("SWITCHBOARD_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let len = receiver.recv(&mut buf).expect("READY=1 within 20 s");
+    assert_eq!(&buf[..len], b"READY=1");
+    // SAFETY: kill only sends a signal to the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let len = receiver.recv(&mut buf).expect("STOPPING=1 within 20 s");
+    assert_eq!(&buf[..len], b"STOPPING=1");
+    assert!(child.wait().unwrap().success());
+}

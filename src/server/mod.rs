@@ -5,6 +5,7 @@
 //! - [`shard_loop`]: one shard's thread: runtime, state loading, accept
 //!   loop, ring pump and periodic tasks.
 //! - [`lag`]: the event-loop lag probe.
+//! - [`notify`]: systemd readiness (`READY=1`, `STOPPING=1`).
 //! - [`signals`]: SIGTERM and SIGINT taken with `sigwait` (graceful drain).
 //!
 //! The top layer: it may import every module below it, and none imports it.
@@ -14,6 +15,7 @@
 //! queues them until a shard accepts).
 
 pub mod lag;
+pub mod notify;
 pub mod shard_loop;
 pub mod signals;
 
