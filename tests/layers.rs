@@ -24,7 +24,7 @@ use std::path::Path;
 
 #[path = "common/rust_source.rs"]
 mod rust_source;
-use rust_source::{collect_rs_files, is_ident, strip_comments_and_literals, tokenize, Token};
+use rust_source::{is_ident, src_files, strip_comments_and_literals, tokenize, Token};
 
 /// The library's layers, lowest first. A file belongs to the layer of its top-level module
 /// (`src/http/websocket/session.rs` is in `http`) and may name paths in its own layer or a
@@ -124,10 +124,7 @@ fn no_import_cycles_between_files() {
 /// Every library `.rs` file under `src/`, sorted by path: not `lib.rs`, `main.rs` or `bin/`.
 fn library_sources() -> Vec<SourceFile> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut rel_paths = Vec::new();
-    collect_rs_files(root, Path::new("src"), &mut rel_paths);
-    rel_paths.sort();
-    rel_paths
+    src_files()
         .into_iter()
         .filter(|p| p != "src/lib.rs" && p != "src/main.rs" && !p.starts_with("src/bin/"))
         .map(|rel_path| {

@@ -19,7 +19,7 @@ use std::path::Path;
 
 #[path = "common/rust_source.rs"]
 mod rust_source;
-use rust_source::{collect_rs_files, is_ident, strip_comments_and_literals, tokenize, Token};
+use rust_source::{is_ident, src_files, strip_comments_and_literals, tokenize, Token};
 
 /// Functions allowed past [`FN_LEN_MAX_LINES`] because they are a single flat `match` whose
 /// arms read best side by side: `(file, fn name, reason)`, e.g.
@@ -102,10 +102,7 @@ fn is_allowed(rel_path: &str, name: &str) -> bool {
 /// Every `.rs` file under `src/` (binaries included), sorted by path.
 fn all_sources() -> Vec<SourceFile> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut rel_paths = Vec::new();
-    collect_rs_files(root, Path::new("src"), &mut rel_paths);
-    rel_paths.sort();
-    rel_paths
+    src_files()
         .into_iter()
         .map(|rel_path| {
             let text = fs::read_to_string(root.join(&rel_path))

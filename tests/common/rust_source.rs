@@ -14,6 +14,15 @@ pub struct Token {
     pub line: usize,
 }
 
+/// The crate-relative path of every `.rs` file under `src/`, sorted.
+pub fn src_files() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut rel_paths = Vec::new();
+    collect_rs_files(root, Path::new("src"), &mut rel_paths);
+    rel_paths.sort();
+    rel_paths
+}
+
 /// Appends the crate-relative path of every `.rs` file under `root/dir` to `out`.
 pub fn collect_rs_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
     let entries = fs::read_dir(root.join(dir))
