@@ -221,7 +221,9 @@ impl Session {
                     return End::Close;
                 }
                 if std::mem::take(&mut self.paused) {
-                    // A slot is free: take up the messages left buffered.
+                    // A slot is free: take up the messages left buffered
+                    // (the client was heard: they are its messages).
+                    self.last_heard_ms = self.ctx.clock.now_ms();
                     return self.on_bytes(&[]);
                 }
                 End::Open
@@ -288,7 +290,10 @@ impl Session {
         let ctx = self.ctx.clone();
         let limits = &ctx.config.limits;
         let now_ms = ctx.clock.now_ms();
-        if now_ms.saturating_sub(self.last_heard_ms) >= limits.idle_timeout_ms {
+        // Paused, the session is not reading: the client is not idle, it waits for us.
+        let idle =
+            !self.paused && now_ms.saturating_sub(self.last_heard_ms) >= limits.idle_timeout_ms;
+        if idle {
             self.conn.close_with(1001, "idle timeout");
             return End::Close;
         }
