@@ -201,14 +201,7 @@ impl Accounts {
         device: AuthedDevice,
         extra_ops: Vec<Op>,
     ) -> Result<(), UnlinkRefused> {
-        if caller.account != device.account
-            || (caller.device_id != 1 && caller.device_id != device.device_id)
-        {
-            return Err(UnlinkRefused::NotAllowed);
-        }
-        if device.device_id == 1 {
-            return Err(UnlinkRefused::Primary);
-        }
+        may_remove(caller, device)?;
         let Some(mut record) = self.table.borrow().get(&device.account).cloned() else {
             return Err(UnlinkRefused::NoSuchDevice);
         };
@@ -234,6 +227,20 @@ impl Accounts {
         }
         Ok(ChangeGuard { changing: &self.changing, account })
     }
+}
+
+/// Whether `caller` may remove `device`: the account's primary or the device
+/// itself may, and the primary device (id 1) is never removed.
+pub fn may_remove(caller: AuthedDevice, device: AuthedDevice) -> Result<(), UnlinkRefused> {
+    if caller.account != device.account
+        || (caller.device_id != 1 && caller.device_id != device.device_id)
+    {
+        return Err(UnlinkRefused::NotAllowed);
+    }
+    if device.device_id == 1 {
+        return Err(UnlinkRefused::Primary);
+    }
+    Ok(())
 }
 
 /// The write that stores `record` as `account`'s.

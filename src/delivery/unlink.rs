@@ -12,13 +12,11 @@
 use crate::accounts::{AuthedDevice, UnlinkRefused};
 use crate::shard::mailbox::SessionEvent;
 use crate::shard::ShardCtx;
-use crate::store::messages::read_page;
+use crate::store::messages::walk_queue;
 use crate::store::writer::{Family, Op};
 use crate::store::StoreError;
+use std::ops::ControlFlow;
 use std::rc::Rc;
-
-/// Keys read per page when collecting a queue.
-const PAGE_LEN: usize = 1000;
 
 /// Removes `device_id` from `caller`'s account (the caller is its primary
 /// or the device itself).
@@ -27,10 +25,9 @@ pub async fn unlink(
     caller: AuthedDevice,
     device_id: u32,
 ) -> Result<(), UnlinkRefused> {
-    if caller.device_id != 1 && caller.device_id != device_id {
-        return Err(UnlinkRefused::NotAllowed);
-    }
     let device = AuthedDevice { account: caller.account, device_id };
+    // Refused before the queue is read, not only inside the removal.
+    crate::accounts::may_remove(caller, device)?;
     let deletes = queue_deletes(ctx, device).map_err(UnlinkRefused::Storage)?;
     ctx.accounts.remove_device(&ctx.writer, caller, device, deletes).await?;
     if let Ok(stragglers) = queue_deletes(ctx, device) {
@@ -48,22 +45,9 @@ pub async fn unlink(
 /// Deletes of every item queued for `device`.
 fn queue_deletes(ctx: &ShardCtx, device: AuthedDevice) -> Result<Vec<Op>, StoreError> {
     let mut deletes = Vec::new();
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let (page, more) = read_page(
-            &ctx.store,
-            ctx.id,
-            &device.account,
-            device.device_id,
-            after.as_deref(),
-            PAGE_LEN,
-        )?;
-        after = page.last().map(|item| item.key.clone());
-        deletes.extend(
-            page.into_iter().map(|item| Op::Delete { family: Family::Messages, key: item.key }),
-        );
-        if !more {
-            return Ok(deletes);
-        }
-    }
+    walk_queue::<()>(&ctx.store, ctx.id, &device.account, device.device_id, |item| {
+        deletes.push(Op::Delete { family: Family::Messages, key: item.key });
+        ControlFlow::Continue(())
+    })?;
+    Ok(deletes)
 }

@@ -15,6 +15,7 @@
 
 use crate::store::{messages_family, Store, StoreError};
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use uuid::Uuid;
 
 /// Bytes of the per-device key prefix.
@@ -158,6 +159,34 @@ pub fn read_page(
     Ok((page, false))
 }
 
+/// Items read per page when walking a whole queue.
+const WALK_PAGE_LEN: usize = 256;
+
+/// Hands every item of `device`'s queue, in order, to `each` until it
+/// returns `Break` (bounded reads of [`WALK_PAGE_LEN`]).
+pub fn walk_queue<B>(
+    store: &Store,
+    shard: usize,
+    account: &Uuid,
+    device_id: u32,
+    mut each: impl FnMut(StoredMessage) -> ControlFlow<B>,
+) -> Result<Option<B>, StoreError> {
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let (page, more) =
+            read_page(store, shard, account, device_id, after.as_deref(), WALK_PAGE_LEN)?;
+        after = page.last().map(|message| message.key.clone());
+        for message in page {
+            if let ControlFlow::Break(found) = each(message) {
+                return Ok(Some(found));
+            }
+        }
+        if !more {
+            return Ok(None);
+        }
+    }
+}
+
 /// The key of `device`'s envelope with server GUID `guid`, if queued.
 pub fn find_by_guid(
     store: &Store,
@@ -166,17 +195,13 @@ pub fn find_by_guid(
     device_id: u32,
     guid: &Uuid,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let (page, more) = read_page(store, shard, account, device_id, after.as_deref(), 256)?;
-        if let Some(found) = page.iter().find(|message| message.guid == *guid) {
-            return Ok(Some(found.key.clone()));
+    walk_queue(store, shard, account, device_id, |message| {
+        if message.guid == *guid {
+            ControlFlow::Break(message.key)
+        } else {
+            ControlFlow::Continue(())
         }
-        if !more {
-            return Ok(None);
-        }
-        after = page.last().map(|message| message.key.clone());
-    }
+    })
 }
 
 /// The queue length of every device with a queue on shard `shard`.
