@@ -7,13 +7,15 @@
 //! typed helpers below rely on it, and [`apply`] is the one place that
 //! pairs them).
 //!
-//! Imports: `accounts`, `delivery`, `provisioning`, `shard` (and what they
-//! carry). The HTTP
+//! Imports: `accounts`, `directory`, `delivery`, `provisioning`, `shard`
+//! (and what they carry). The HTTP
 //! layer above turns the outcomes into status codes.
 
 use crate::accounts::{
     AuthedDevice, CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused,
 };
+use crate::directory::ClaimRefused;
+use crate::protocol::discovery::IdentifierHash;
 use crate::protocol::envelope::Send;
 use crate::protocol::items::FanoutItem;
 use crate::protocol::payloads::Registration;
@@ -52,16 +54,68 @@ pub async fn apply(ctx: &Rc<ShardCtx>, call: Call) -> Outcome {
         Call::Provision { address, body } => {
             Outcome::Provisioned(crate::provisioning::deliver(ctx, address, body).await)
         }
+        Call::ClaimHash { hash, account } => {
+            Outcome::HashClaimed(ctx.directory.claim(&ctx.writer, hash, account).await)
+        }
+        Call::ReleaseHash { hash, account } => {
+            Outcome::HashReleased(ctx.directory.release(&ctx.writer, hash, account).await)
+        }
+        Call::FindHashes { hashes } => Outcome::HashesFound(ctx.directory.find(&hashes)),
     }
 }
 
 /// Does `call` on the shard owning `account`: here, or through the mesh.
 async fn on_owner(ctx: &Rc<ShardCtx>, account: &Uuid, call: Call) -> Result<Outcome, CallError> {
-    let owner = ctx.owner_of(account);
-    if owner == ctx.id {
+    on_shard(ctx, ctx.owner_of(account), call).await
+}
+
+/// Does `call` on shard `shard`: here, or through the mesh.
+async fn on_shard(ctx: &Rc<ShardCtx>, shard: usize, call: Call) -> Result<Outcome, CallError> {
+    if shard == ctx.id {
         Ok(apply(ctx, call).await)
     } else {
-        ctx.mesh.call(owner, call).await
+        ctx.mesh.call(shard, call).await
+    }
+}
+
+/// The shard owning identifier hash `hash`.
+fn hash_owner(ctx: &ShardCtx, hash: &IdentifierHash) -> usize {
+    crate::directory::owner_of_hash(hash, ctx.shard_count)
+}
+
+/// Makes `account` discoverable by `hash`, on the hash's owner.
+pub async fn claim_hash(
+    ctx: &Rc<ShardCtx>,
+    hash: IdentifierHash,
+    account: Uuid,
+) -> Result<Result<(), ClaimRefused>, CallError> {
+    match on_shard(ctx, hash_owner(ctx, &hash), Call::ClaimHash { hash, account }).await? {
+        Outcome::HashClaimed(claimed) => Ok(claimed),
+        other => unreachable!("a claim was answered with {other:?}"),
+    }
+}
+
+/// Stops `account` being discoverable by `hash`, on the hash's owner.
+pub async fn release_hash(
+    ctx: &Rc<ShardCtx>,
+    hash: IdentifierHash,
+    account: Uuid,
+) -> Result<Result<(), ClaimRefused>, CallError> {
+    match on_shard(ctx, hash_owner(ctx, &hash), Call::ReleaseHash { hash, account }).await? {
+        Outcome::HashReleased(released) => Ok(released),
+        other => unreachable!("a release was answered with {other:?}"),
+    }
+}
+
+/// The holders of `hashes`, all owned by shard `shard`, in order.
+pub async fn find_hashes(
+    ctx: &Rc<ShardCtx>,
+    shard: usize,
+    hashes: Vec<IdentifierHash>,
+) -> Result<Vec<Option<Uuid>>, CallError> {
+    match on_shard(ctx, shard, Call::FindHashes { hashes }).await? {
+        Outcome::HashesFound(found) => Ok(found),
+        other => unreachable!("a lookup was answered with {other:?}"),
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`clock`]: wall-clock time (system, or a manual clock tests step) and
 //!   thread CPU time.
 //! - [`config`]: one typed configuration (defaults, TOML file, env, flags) and every limit.
+//! - [`ratelimit`]: token buckets per key, for any route to use.
 //! - [`protocol`]: pure codecs with no I/O: WebSocket request/response framing,
 //!   Base64, JSON payloads.
 //! - [`metrics`]: per-shard counters exported at `/metrics`.
@@ -18,6 +19,8 @@
 //!   shard-count guard, the per-shard writer thread.
 //! - [`accounts`]: the account table, credentials, link codes, and the
 //!   owner-side account operations with their typed refusals.
+//! - [`directory`]: the contact-discovery index (identifier hash ->
+//!   account) for the hashes a shard owns.
 //! - [`shard`]: per-shard state as components ([`shard::ShardCtx`]),
 //!   ownership, the ring mesh and its typed messages, session mailboxes and
 //!   the deadline wheel. State only: no loop, no route.
@@ -26,6 +29,8 @@
 //! - [`provisioning`]: handing a primary's provisioning message to the new
 //!   device's waiting socket.
 //! - [`calls`]: owner-side work run here or on the owner through the mesh.
+//! - [`discovery`]: contact discovery across shards: claiming and releasing
+//!   an account's identifier, scatter-gather lookups.
 //! - [`http`]: HTTP/1.1, Basic auth, the router and one file per route, the
 //!   one mapping of domain outcomes to statuses, the WebSocket transport and
 //!   session loop.
@@ -38,10 +43,13 @@ pub mod calls;
 pub mod clock;
 pub mod config;
 pub mod delivery;
+pub mod directory;
+pub mod discovery;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
 pub mod provisioning;
+pub mod ratelimit;
 pub mod server;
 pub mod shard;
 pub mod store;

@@ -72,6 +72,12 @@ shard_metrics! {
     messages_expired_total: "counter",
     /// Online-only envelopes dropped because the device's session was saturated.
     ephemeral_dropped_total: "counter",
+    /// Requests refused with 429 by a rate limit.
+    rate_limited_total: "counter",
+    /// Identifier hashes this shard owns that an account is discoverable by.
+    directory_entries: "gauge",
+    /// Identifier hashes looked up in accepted `PUT /v1/directory/lookup` requests.
+    directory_lookup_hashes_total: "counter",
     /// Longest RocksDB queue read on the shard thread, wall clock, in microseconds.
     store_read_max_us: "gauge",
     /// Most CPU time one RocksDB queue read used on the shard thread, in

@@ -33,14 +33,17 @@ use rust_source::{is_ident, src_files, strip_comments_and_literals, tokenize, To
 const LAYERS: &[&str] = &[
     "clock",
     "config",
+    "ratelimit",
     "protocol",
     "metrics",
     "store",
     "accounts",
+    "directory",
     "shard",
     "delivery",
     "provisioning",
     "calls",
+    "discovery",
     "http",
     "server",
 ];

@@ -34,7 +34,9 @@ use crate::metrics::ShardMetrics;
 use crate::protocol::envelope::Send;
 use crate::protocol::payloads::{DeviceInfo, Registration};
 use crate::store::accounts::AccountRecord;
+use crate::store::directory::IdentifierHash;
 use crate::store::writer::{Family, Op, Writer};
+use crate::store::StoreError;
 use link_codes::LinkCodes;
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -49,8 +51,9 @@ pub struct Accounts {
     changing: RefCell<HashSet<Uuid>>,
 }
 
-/// Holds one account's "change in flight" mark until dropped.
-struct ChangeGuard<'a> {
+/// Holds one account's "change in flight" mark until dropped: proof, for a
+/// change made of several steps, that no other change runs meanwhile.
+pub struct ChangeGuard<'a> {
     changing: &'a RefCell<HashSet<Uuid>>,
     account: Uuid,
 }
@@ -218,6 +221,36 @@ impl Accounts {
         table.insert(device.account, record);
         table.forget_device(&device.account, device.device_id);
         Ok(())
+    }
+
+    /// The identifier hash `account` is discoverable by: `None` when the
+    /// account does not exist, `Some(None)` when it is not discoverable.
+    pub fn discoverable(&self, account: &Uuid) -> Option<Option<IdentifierHash>> {
+        Some(self.table.borrow().get(account)?.discoverable)
+    }
+
+    /// Records `hash` as the identifier hash `account` is discoverable by
+    /// (durable first), under the caller's [`ChangeGuard`] for `account`.
+    pub async fn set_discoverable(
+        &self,
+        writer: &Writer,
+        change: &ChangeGuard<'_>,
+        hash: Option<IdentifierHash>,
+    ) -> Result<(), StoreError> {
+        let account = change.account;
+        let Some(mut record) = self.table.borrow().get(&account).cloned() else {
+            return Ok(());
+        };
+        record.discoverable = hash;
+        writer.write(vec![record_op(&account, &record)]).await?;
+        self.table.borrow_mut().insert(account, record);
+        Ok(())
+    }
+
+    /// Marks `account` as changing for a change of several steps; `None`
+    /// while another change is in flight.
+    pub fn try_change(&self, account: Uuid) -> Option<ChangeGuard<'_>> {
+        self.begin_change(account).ok()
     }
 
     /// Marks `account` as changing; refused while another change is in flight.

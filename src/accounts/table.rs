@@ -68,6 +68,7 @@ pub fn new_account_record(registration: &Registration, now_ms: u64) -> AccountRe
         unidentified_access_key: registration.unidentified_access_key,
         unrestricted_unidentified_access: registration.unrestricted_unidentified_access,
         created_ms: now_ms,
+        discoverable: None,
     }
 }
 

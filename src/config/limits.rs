@@ -52,6 +52,8 @@ pub struct Limits {
     pub provisioning_sockets_per_shard_max: usize,
     /// An unclaimed provisioning socket is closed after this long.
     pub provisioning_timeout_ms: u64,
+    /// Most hashes in one `PUT /v1/directory/lookup`; over it: 400.
+    pub directory_lookup_hashes_max: usize,
 }
 
 impl Default for Limits {
@@ -79,6 +81,7 @@ impl Default for Limits {
             story_recipients_max: 100,
             provisioning_sockets_per_shard_max: 10_000,
             provisioning_timeout_ms: 60_000,
+            directory_lookup_hashes_max: 2000,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! the rest of the server may rely on them without re-checking.
 
 pub mod limits;
+pub mod rate_limits;
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -70,6 +71,7 @@ impl std::str::FromStr for IoDriver {
 pub const IO_URING_ENTRIES_MAX: u32 = 32_768;
 
 pub use limits::Limits;
+pub use rate_limits::{RateLimit, RateLimits};
 
 /// The whole server configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +108,8 @@ pub struct Config {
     pub drain_timeout_ms: u64,
     /// Limits on everything that grows.
     pub limits: Limits,
+    /// Rate limits (token buckets) per account, address or pair.
+    pub rate_limits: RateLimits,
 }
 
 impl Default for Config {
@@ -125,6 +129,7 @@ impl Default for Config {
             retention_sweep_interval_ms: 3600 * 1000,
             drain_timeout_ms: 10_000,
             limits: Limits::default(),
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -219,7 +224,8 @@ impl Config {
 
     fn validate_limits(&self) -> Result<(), ConfigError> {
         let limits = &self.limits;
-        let positive: [(&'static str, u64); 25] = [
+        let positive: [(&'static str, u64); 26] = [
+            ("limits.directory_lookup_hashes_max", limits.directory_lookup_hashes_max as u64),
             (
                 "limits.provisioning_sockets_per_shard_max",
                 limits.provisioning_sockets_per_shard_max as u64,
@@ -281,7 +287,9 @@ impl Config {
                 reason: "must be at most 127".into(),
             });
         }
-        Ok(())
+        self.rate_limits
+            .validate()
+            .map_err(|(field, reason)| ConfigError::Invalid { field, reason: reason.into() })
     }
 
     /// The configuration as TOML, e.g. to start a config file from.

@@ -1,6 +1,7 @@
 //! The one place domain outcomes become HTTP statuses and bodies
 //! (DESIGN.md section 2: 401 bad credentials, 403 not allowed, 404 unknown
-//! account, 409/410 device mismatch, 411 device limit, 503 busy or storage).
+//! account, 409/410 device mismatch, 409 identifier taken, 411 device limit,
+//! 503 busy or storage).
 //!
 //! Every owner-side refusal reaches the client through these conversions,
 //! whether the operation ran on this shard or came back over a ring.
@@ -8,6 +9,8 @@
 use crate::accounts::{
     CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused, UnlinkRefused,
 };
+use crate::directory::ClaimRefused;
+use crate::discovery::DiscoverRefused;
 use crate::http::response::HttpError;
 use crate::protocol::envelope::{MismatchedDevices, StaleDevices};
 use crate::shard::mesh::CallError;
@@ -95,6 +98,23 @@ impl From<ProvisionRefused> for HttpError {
     }
 }
 
+impl From<DiscoverRefused> for HttpError {
+    fn from(refused: DiscoverRefused) -> Self {
+        let message = refused.to_string();
+        match refused {
+            DiscoverRefused::Claim(ClaimRefused::Taken) => HttpError::new(409, message),
+            DiscoverRefused::Claim(ClaimRefused::Busy) | DiscoverRefused::Busy => {
+                HttpError::new(409, message)
+            }
+            DiscoverRefused::UnknownAccount => HttpError::unauthorized(message),
+            DiscoverRefused::Claim(ClaimRefused::Storage(_)) | DiscoverRefused::Storage(_) => {
+                HttpError::unavailable("storage unavailable, retry")
+            }
+            DiscoverRefused::Call(error) => error.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +143,7 @@ mod tests {
         assert_eq!(status(CreateRefused::Exists.into()), 409);
         assert_eq!(status(CallError::Busy(1).into()), 503);
         assert_eq!(status(CallError::NoAnswer(1).into()), 503);
+        assert_eq!(status(DiscoverRefused::Claim(ClaimRefused::Taken).into()), 409);
+        assert_eq!(status(DiscoverRefused::Busy.into()), 409);
     }
 }

@@ -16,6 +16,8 @@ pub struct Response {
     pub content_type: &'static str,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// `Retry-After` in seconds (429 and 503 answers that know when).
+    pub retry_after_s: Option<u64>,
 }
 
 /// A failed request: its status and a message for the client.
@@ -29,17 +31,19 @@ pub struct HttpError {
     /// A JSON body the contract prescribes instead of `{"code", "message"}`
     /// (e.g. 409 `{missingDevices, extraDevices}`).
     pub body: Option<Vec<u8>>,
+    /// `Retry-After` in seconds, when the client should wait that long.
+    pub retry_after_s: Option<u64>,
 }
 
 impl HttpError {
     /// An error with `status` and `message`.
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), body: None }
+        Self { status, message: message.into(), body: None, retry_after_s: None }
     }
 
     /// An error answered with the JSON of `body` instead of the error body.
     pub fn with_body<T: Serialize>(status: u16, message: impl Into<String>, body: &T) -> Self {
-        Self { status, message: message.into(), body: Some(to_json(body)) }
+        Self { status, message: message.into(), body: Some(to_json(body)), retry_after_s: None }
     }
 
     /// 400: the request is malformed.
@@ -62,6 +66,11 @@ impl HttpError {
         Self::new(404, message)
     }
 
+    /// 429: over a rate limit; the client may retry after `retry_after_s`.
+    pub fn too_many_requests(message: impl Into<String>, retry_after_s: u64) -> Self {
+        Self { retry_after_s: Some(retry_after_s), ..Self::new(429, message) }
+    }
+
     /// 503: busy or storage unavailable; the client retries.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(503, message)
@@ -70,22 +79,37 @@ impl HttpError {
 
 impl From<HttpError> for Response {
     fn from(error: HttpError) -> Self {
-        match error.body {
-            Some(body) => Response { status: error.status, content_type: "application/json", body },
+        let response = match error.body {
+            Some(body) => Response::json_bytes(error.status, body),
             None => Response::error(error.status, &error.message),
-        }
+        };
+        Response { retry_after_s: error.retry_after_s, ..response }
     }
 }
 
 impl Response {
     /// A JSON body.
     pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
-        Self { status, content_type: "application/json", body: to_json(value) }
+        Self::json_bytes(status, to_json(value))
+    }
+
+    /// A body that is already JSON.
+    pub fn json_bytes(status: u16, body: Vec<u8>) -> Self {
+        Self { status, content_type: "application/json", body, retry_after_s: None }
     }
 
     /// No body.
     pub fn empty(status: u16) -> Self {
-        Self { status, content_type: "application/json", body: Vec::new() }
+        Self::json_bytes(status, Vec::new())
+    }
+
+    /// The response's headers in the WebSocket framing's `"Name: value"` form.
+    pub fn frame_headers(&self) -> Vec<String> {
+        let mut headers = vec![format!("Content-Type: {}", self.content_type)];
+        if let Some(seconds) = self.retry_after_s {
+            headers.push(format!("Retry-After: {seconds}"));
+        }
+        headers
     }
 
     /// The JSON error body `{"code", "message"}`.
@@ -107,6 +131,9 @@ impl Response {
         );
         if !self.body.is_empty() {
             out.extend_from_slice(format!("Content-Type: {}\r\n", self.content_type).as_bytes());
+        }
+        if let Some(seconds) = self.retry_after_s {
+            out.extend_from_slice(format!("Retry-After: {seconds}\r\n").as_bytes());
         }
         if close {
             out.extend_from_slice(b"Connection: close\r\n");
@@ -156,5 +183,16 @@ mod tests {
         let http = String::from_utf8(response.to_http(true)).unwrap();
         assert!(http.starts_with("HTTP/1.1 413 Payload Too Large\r\n"));
         assert!(http.contains("Connection: close\r\n"));
+        assert!(!http.contains("Retry-After"));
+    }
+
+    #[test]
+    fn a_rate_limited_answer_says_when_to_retry() {
+        let response = Response::from(HttpError::too_many_requests("slow down", 7));
+        assert_eq!((response.status, response.retry_after_s), (429, Some(7)));
+        let http = String::from_utf8(response.to_http(false)).unwrap();
+        assert!(http.starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
+        assert!(http.contains("Retry-After: 7\r\n"));
+        assert!(response.frame_headers().contains(&"Retry-After: 7".to_string()));
     }
 }

@@ -48,6 +48,12 @@ pub enum Route {
     Provision(Uuid),
     /// `DELETE /v1/devices/{id}`
     UnlinkDevice(u32),
+    /// `PUT /v1/accounts/discoverable`
+    SetDiscoverable,
+    /// `DELETE /v1/accounts/discoverable`
+    ClearDiscoverable,
+    /// `PUT /v1/directory/lookup`
+    DirectoryLookup,
 }
 
 /// Maps a request line to its route.
@@ -63,6 +69,11 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
         "/v1/devices/provisioning/code" => (Route::LinkCode, "GET"),
         "/v1/devices/link" => (Route::LinkDevice, "PUT"),
         "/v1/stories" => (Route::Stories, "PUT"),
+        "/v1/directory/lookup" => (Route::DirectoryLookup, "PUT"),
+        "/v1/accounts/discoverable" => match method {
+            "DELETE" => (Route::ClearDiscoverable, "DELETE"),
+            _ => (Route::SetDiscoverable, "PUT"),
+        },
         other
             if other.starts_with("/v1/typing/")
                 || other.starts_with("/v1/receipts/")
@@ -166,6 +177,13 @@ async fn handle(
         Route::Provision(address) => {
             routes::provisioning::handle(ctx, require_caller(caller)?, address, request).await
         }
+        Route::SetDiscoverable => {
+            routes::directory::set(ctx, require_caller(caller)?, request).await
+        }
+        Route::ClearDiscoverable => routes::directory::clear(ctx, require_caller(caller)?).await,
+        Route::DirectoryLookup => {
+            routes::directory::lookup(ctx, require_caller(caller)?, request).await
+        }
     }
 }
 
@@ -214,5 +232,14 @@ mod tests {
         assert_eq!(resolve("DELETE", "/v1/devices/two").unwrap_err().status, 404);
         assert_eq!(resolve("PUT", "/v1/devices/2").unwrap_err().status, 405);
         assert_eq!(resolve("PUT", "/v1/devices/link"), Ok(Route::LinkDevice));
+    }
+
+    #[test]
+    fn discovery_routes() {
+        assert_eq!(resolve("PUT", "/v1/accounts/discoverable"), Ok(Route::SetDiscoverable));
+        assert_eq!(resolve("DELETE", "/v1/accounts/discoverable/"), Ok(Route::ClearDiscoverable));
+        assert_eq!(resolve("POST", "/v1/accounts/discoverable").unwrap_err().status, 405);
+        assert_eq!(resolve("PUT", "/v1/directory/lookup"), Ok(Route::DirectoryLookup));
+        assert_eq!(resolve("GET", "/v1/directory/lookup").unwrap_err().status, 405);
     }
 }

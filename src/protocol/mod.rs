@@ -6,6 +6,7 @@
 //! - [`envelope`]: the send request body and the `Envelope` JSON.
 //! - [`payloads`]: JSON bodies of the REST routes (registration, devices, errors).
 //! - [`items`]: typing indicators, receipts and stories, in and out.
+//! - [`discovery`]: contact discovery requests (identifiers, hashes) and answers.
 //!
 //! Owns: the wire formats. Imports: nothing of this crate outside `protocol`
 //! (limits are passed in as numbers); never a socket, the store or shard state.
@@ -14,6 +15,7 @@
 //! panics; each has unit tests and a fuzz target under `fuzz/`.
 
 pub mod base64;
+pub mod discovery;
 pub mod envelope;
 pub mod frame;
 pub mod items;

@@ -15,6 +15,7 @@
 use crate::accounts::{AccountTable, Accounts, AuthedDevice};
 use crate::clock::Clock;
 use crate::config::{Config, IoDriver};
+use crate::directory::Directory;
 use crate::metrics::Metrics;
 use crate::metrics::ShardMetrics;
 use crate::shard::ctx::ShardParts;
@@ -145,7 +146,11 @@ fn load(setup: ShardSetup) -> (Rc<ShardCtx>, Inboxes, std::net::TcpListener, Arc
         .map(|((account, device_id), len)| (AuthedDevice { account, device_id }, len))
         .collect();
     let accounts = Accounts::new(AccountTable::from_records(records));
-    setup.metrics[id].accounts.store(accounts.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let entries = or_exit(id, "directory", store::directory::load(&setup.store, id));
+    let directory = Directory::new(entries);
+    let stats = &setup.metrics[id];
+    stats.accounts.store(accounts.len() as u64, Ordering::Relaxed);
+    stats.directory_entries.store(directory.len() as u64, Ordering::Relaxed);
     let wait_ms = setup.config.limits.ring_full_wait_ms;
     let ctx = ShardCtx::new(ShardParts {
         id,
@@ -154,6 +159,7 @@ fn load(setup: ShardSetup) -> (Rc<ShardCtx>, Inboxes, std::net::TcpListener, Arc
         config: setup.config,
         clock: setup.clock,
         accounts,
+        directory,
         queue_lens: QueueLens::new(queue_lens),
         writer: setup.writer,
         store: setup.store,

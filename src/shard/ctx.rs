@@ -20,7 +20,9 @@
 use crate::accounts::Accounts;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::directory::Directory;
 use crate::metrics::{Metrics, ShardMetrics};
+use crate::ratelimit::Limiters;
 use crate::shard::mailbox::SessionTimers;
 use crate::shard::mesh::Mesh;
 use crate::shard::provisioning::ProvisioningRegistry;
@@ -52,6 +54,10 @@ pub struct ShardCtx {
     pub clock: Clock,
     /// Accounts this shard owns.
     pub accounts: Accounts,
+    /// The contact-discovery index entries this shard owns.
+    pub directory: Directory,
+    /// Rate limits for requests this shard handles.
+    pub limiters: Limiters,
     /// Authenticated WebSocket sessions on this shard, by device.
     pub sessions: RefCell<SessionRegistry>,
     /// Sessions' deadlines.
@@ -92,6 +98,8 @@ pub struct ShardParts {
     pub clock: Clock,
     /// The loaded accounts.
     pub accounts: Accounts,
+    /// The loaded contact-discovery index entries.
+    pub directory: Directory,
     /// The counted queues.
     pub queue_lens: QueueLens,
     /// The shard's end of the mesh.
@@ -108,12 +116,15 @@ impl ShardCtx {
     /// The context over loaded parts.
     pub fn new(parts: ShardParts) -> Self {
         let timers = SessionTimers::new(timer_tick_ms(&parts.config.limits));
+        let limiters = Limiters::new(&parts.config.rate_limits);
         Self {
             id: parts.id,
             shard_count: parts.shard_count,
             config: parts.config,
             clock: parts.clock,
             accounts: parts.accounts,
+            directory: parts.directory,
+            limiters,
             sessions: RefCell::new(SessionRegistry::default()),
             timers,
             queue_lens: parts.queue_lens,

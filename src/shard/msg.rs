@@ -12,6 +12,8 @@
 use crate::accounts::{
     AuthedDevice, CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused,
 };
+use crate::directory::ClaimRefused;
+use crate::protocol::discovery::IdentifierHash;
 use crate::protocol::envelope::Send;
 use crate::protocol::items::FanoutItem;
 use crate::protocol::payloads::Registration;
@@ -91,6 +93,25 @@ pub enum Call {
         /// The message, Base64-decoded.
         body: Vec<u8>,
     },
+    /// Make `account` discoverable by `hash` (the callee owns the hash).
+    ClaimHash {
+        /// The identifier hash.
+        hash: IdentifierHash,
+        /// The account claiming it.
+        account: Uuid,
+    },
+    /// Stop `account` being discoverable by `hash` (the callee owns the hash).
+    ReleaseHash {
+        /// The identifier hash.
+        hash: IdentifierHash,
+        /// The account releasing it.
+        account: Uuid,
+    },
+    /// Which accounts hold these hashes (the callee owns every one).
+    FindHashes {
+        /// The hashes, in the caller's order.
+        hashes: Vec<IdentifierHash>,
+    },
 }
 
 /// What the owner shard did with a [`Call`], one variant per call kind.
@@ -106,4 +127,10 @@ pub enum Outcome {
     FannedOut(Result<(), FanoutRefused>),
     /// Answer to [`Call::Provision`], once the new device answered.
     Provisioned(Result<(), ProvisionRefused>),
+    /// Answer to [`Call::ClaimHash`].
+    HashClaimed(Result<(), ClaimRefused>),
+    /// Answer to [`Call::ReleaseHash`].
+    HashReleased(Result<(), ClaimRefused>),
+    /// Answer to [`Call::FindHashes`]: the holder of each hash, in order.
+    HashesFound(Vec<Option<Uuid>>),
 }

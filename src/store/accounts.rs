@@ -36,6 +36,9 @@ pub struct AccountRecord {
     pub unrestricted_unidentified_access: bool,
     /// Registration time, ms since the epoch.
     pub created_ms: u64,
+    /// The identifier hash the account is discoverable by (contact discovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discoverable: Option<crate::store::directory::IdentifierHash>,
 }
 
 impl AccountRecord {
@@ -98,6 +101,7 @@ mod tests {
             unidentified_access_key: Some([9; 16]),
             unrestricted_unidentified_access: false,
             created_ms: 4,
+            discoverable: Some([7; 10]),
         };
         assert_eq!(AccountRecord::decode(&record.encode()).unwrap(), record);
     }
@@ -109,6 +113,7 @@ mod tests {
             unidentified_access_key: None,
             unrestricted_unidentified_access: false,
             created_ms: 0,
+            discoverable: None,
         };
         assert!(AccountRecord::decode(&record.encode()).is_err());
         record.devices = vec![device(1), device(1)];

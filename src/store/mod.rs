@@ -1,7 +1,8 @@
 //! RocksDB schema and durability.
 //!
 //! One database per process, opened once in [`Store::open`]. Each shard `n`
-//! owns the column families `s{n}_accounts` and `s{n}_messages` and touches no
+//! owns the column families `s{n}_accounts`, `s{n}_messages` and
+//! `s{n}_directory` and touches no
 //! others; the `default` family holds process-wide metadata, of which the
 //! shard count is the one that matters: data is partitioned by it (see
 //! [`crate::shard::owner`]), so opening with a different count is refused
@@ -9,6 +10,7 @@
 //!
 //! - [`accounts`]: the account record codec and loading a shard's accounts.
 //! - [`messages`]: per-device message queues: keys, values, bounded reads.
+//! - [`directory`]: the contact-discovery index entries a shard owns.
 //! - [`writer`]: the per-shard writer thread that applies (and, per the
 //!   durability mode, syncs) batches off the io_uring event loop.
 
@@ -16,6 +18,7 @@
 //! durability mode) at most; never shard state or anything above.
 
 pub mod accounts;
+pub mod directory;
 pub mod messages;
 pub mod writer;
 
@@ -79,6 +82,11 @@ pub fn messages_family(shard: usize) -> String {
     format!("s{shard}_messages")
 }
 
+/// The name of shard `shard`'s contact-discovery index family.
+pub fn directory_family(shard: usize) -> String {
+    format!("s{shard}_directory")
+}
+
 /// The open database, shared by every shard (each uses only its own families).
 #[derive(Clone)]
 pub struct Store {
@@ -99,7 +107,9 @@ impl Store {
 
         let existing = DB::list_cf(&options, dir).unwrap_or_default();
         let mut families: Vec<String> = (0..shard_count)
-            .flat_map(|shard| [accounts_family(shard), messages_family(shard)])
+            .flat_map(|shard| {
+                [accounts_family(shard), messages_family(shard), directory_family(shard)]
+            })
             .collect();
         for name in existing {
             if name != "default" && !families.contains(&name) {

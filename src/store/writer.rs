@@ -12,7 +12,7 @@
 //! a full queue is reported as [`StoreError::WriterBusy`], never dropped.
 
 use crate::config::Durability;
-use crate::store::{accounts_family, messages_family, Store, StoreError};
+use crate::store::{accounts_family, directory_family, messages_family, Store, StoreError};
 use futures_channel::oneshot;
 use rocksdb::{WriteBatch, WriteOptions};
 use std::cell::RefCell;
@@ -27,6 +27,8 @@ pub enum Family {
     Accounts,
     /// `s{n}_messages`.
     Messages,
+    /// `s{n}_directory`.
+    Directory,
 }
 
 /// One write.
@@ -155,8 +157,7 @@ fn run(
     parked: Arc<AtomicBool>,
 ) {
     let db = store.db().clone();
-    let accounts = accounts_family(shard);
-    let messages = messages_family(shard);
+    let names = [accounts_family(shard), messages_family(shard), directory_family(shard)];
     let mut sync_options = WriteOptions::default();
     sync_options.set_sync(durability != Durability::None);
     let lazy_options = WriteOptions::default();
@@ -179,9 +180,8 @@ fn run(
             parked.store(false, Ordering::SeqCst);
             continue;
         }
-        let (Some(accounts_cf), Some(messages_cf)) =
-            (db.cf_handle(&accounts), db.cf_handle(&messages))
-        else {
+        let handles = names.each_ref().map(|name| db.cf_handle(name));
+        let [Some(accounts_cf), Some(messages_cf), Some(directory_cf)] = handles else {
             for job in jobs.drain(..) {
                 let _ = job.done.send(Err("column family missing".into()));
             }
@@ -190,6 +190,7 @@ fn run(
         let family = |family: Family| match family {
             Family::Accounts => accounts_cf,
             Family::Messages => messages_cf,
+            Family::Directory => directory_cf,
         };
         let groups: Vec<Vec<WriteJob>> = if durability == Durability::Sync {
             jobs.drain(..).map(|job| vec![job]).collect()

@@ -403,3 +403,36 @@ pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool
 pub fn data_dir_exists(path: &Path) -> bool {
     path.join("CURRENT").exists()
 }
+
+/// Like [`request_at`] (no extra headers), but also returns the response
+/// head, status line and headers, as text: (status, head, body).
+pub fn request_head_at(
+    addr: &str,
+    method: &str,
+    path: &str,
+    auth: Option<&Account>,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(account) = auth {
+        head.push_str(&format!("Authorization: {}\r\n", account.basic()));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body);
+    let response = exchange(addr, &bytes, Duration::from_secs(10));
+    let (status, response_body) = parse_response(&response);
+    let head_len = response.len() - response_body.len();
+    (status, String::from_utf8_lossy(&response[..head_len]).into_owned(), response_body)
+}
+
+/// The value of header `name` (case-insensitive) in a response head.
+pub fn header_value(head: &str, name: &str) -> Option<String> {
+    head.lines().skip(1).find_map(|line| {
+        let (field, value) = line.split_once(':')?;
+        field.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_string())
+    })
+}

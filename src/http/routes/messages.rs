@@ -63,7 +63,7 @@ pub fn fetch(ctx: &ShardCtx, caller: AuthedDevice) -> Result<Response, HttpError
         body.extend_from_slice(&message.json);
     }
     body.extend_from_slice(format!("],\"more\":{}}}", page.more).as_bytes());
-    Ok(Response { status: 200, content_type: "application/json", body })
+    Ok(Response::json_bytes(200, body))
 }
 
 /// Deletes the caller's envelope `guid`.

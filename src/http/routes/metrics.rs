@@ -9,5 +9,6 @@ pub fn handle(ctx: &ShardCtx) -> Response {
         status: 200,
         content_type: "text/plain; version=0.0.4",
         body: crate::metrics::render(&ctx.metrics).into_bytes(),
+        retry_after_s: None,
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod devices;
+pub mod directory;
 pub mod health;
 pub mod keepalive;
 pub mod link;

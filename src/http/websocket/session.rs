@@ -357,12 +357,13 @@ impl Session {
         let mailbox = self.mailbox.clone();
         monoio::spawn(async move {
             let response = router::dispatch(&ctx, Some(device), http_request).await;
+            let headers = response.frame_headers();
             let text = frame::encode_response(&WsResponse {
                 id,
                 status: response.status,
                 message: Some(crate::http::response::reason(response.status).to_string()),
                 body: (!response.body.is_empty()).then_some(response.body),
-                headers: vec![format!("Content-Type: {}", response.content_type)],
+                headers,
             });
             // Dropped only when the session has ended.
             mailbox.push(SessionEvent::Respond(text));

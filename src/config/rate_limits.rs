@@ -1,0 +1,81 @@
+//! The rate limits, each a token bucket of `permits` refilled evenly over
+//! `period_ms` (see [`crate::ratelimit`]); `permits = 0` turns one off.
+//!
+//! Defaults are meant to stop abuse without ever touching a real client or
+//! a benchmark run from one address: an operator tightens them for a public
+//! deployment (tuning/capacity.md).
+
+use serde::{Deserialize, Serialize};
+
+/// One limit: a bucket of `permits` refilled evenly over `period_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Bucket size: what may be taken at once from a full bucket. 0 = no limit.
+    pub permits: u32,
+    /// Time for an empty bucket to refill completely.
+    pub period_ms: u64,
+}
+
+/// Longest refill period accepted (a year): keeps the arithmetic in range.
+pub const RATE_LIMIT_PERIOD_MS_MAX: u64 = 366 * 24 * 3600 * 1000;
+
+/// Every rate limit of the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Hashes one account may look up in `PUT /v1/directory/lookup` (each
+    /// hash costs one permit). Default: 100,000 per day.
+    pub directory_lookup: RateLimit,
+    /// Most keys (accounts, addresses, pairs) each shard tracks per limit;
+    /// past it new keys are refused until buckets refill (fail closed).
+    pub keys_per_shard_max: usize,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            directory_lookup: RateLimit { permits: 100_000, period_ms: 24 * 3600 * 1000 },
+            keys_per_shard_max: 1_000_000,
+        }
+    }
+}
+
+impl RateLimits {
+    /// Each limit with its config name, for validation.
+    pub fn named(&self) -> [(&'static str, RateLimit); 1] {
+        [("rate_limits.directory_lookup", self.directory_lookup)]
+    }
+}
+
+impl RateLimits {
+    /// Checks every limit: the field at fault and why.
+    pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        if self.keys_per_shard_max == 0 {
+            return Err(("rate_limits.keys_per_shard_max", "must be greater than 0"));
+        }
+        for (field, limit) in self.named() {
+            if limit.permits > 0 && !(1..=RATE_LIMIT_PERIOD_MS_MAX).contains(&limit.period_ms) {
+                return Err((field, "period_ms must be from 1 to 31622400000 (a year)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_periods_are_named() {
+        assert_eq!(RateLimits::default().validate(), Ok(()));
+        let mut limits = RateLimits::default();
+        limits.directory_lookup.period_ms = 0;
+        assert_eq!(limits.validate().unwrap_err().0, "rate_limits.directory_lookup");
+        limits.directory_lookup.permits = 0;
+        assert_eq!(limits.validate(), Ok(()), "an unused period does not matter when off");
+        limits.keys_per_shard_max = 0;
+        assert_eq!(limits.validate().unwrap_err().0, "rate_limits.keys_per_shard_max");
+    }
+}
