@@ -15,6 +15,7 @@ use crate::accounts::{
     AuthedDevice, CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused,
 };
 use crate::directory::ClaimRefused;
+use crate::metrics::ShardMetrics;
 use crate::protocol::discovery::IdentifierHash;
 use crate::protocol::envelope::Send;
 use crate::protocol::items::FanoutItem;
@@ -22,6 +23,7 @@ use crate::protocol::payloads::Registration;
 use crate::shard::mesh::CallError;
 use crate::shard::msg::{Call, Outcome};
 use crate::shard::ShardCtx;
+use crate::store::messages::ReceiptTo;
 use std::rc::Rc;
 use uuid::Uuid;
 
@@ -182,4 +184,29 @@ pub async fn provision(
         Outcome::Provisioned(provisioned) => Ok(provisioned),
         other => unreachable!("a provisioning was answered with {other:?}"),
     }
+}
+
+/// Sends the `DELIVERY` receipts `due` owes (acknowledgements by `acker`):
+/// one per sender account, stored for each of its devices, in a task of
+/// their own (an acknowledgement never waits for them). A receipt the
+/// sender's owner refuses (its storage, a full ring) is dropped and counted:
+/// the envelope itself was delivered.
+pub fn send_delivery_receipts(ctx: &Rc<ShardCtx>, acker: AuthedDevice, due: Vec<ReceiptTo>) {
+    if due.is_empty() {
+        return;
+    }
+    let receipts = crate::delivery::receipts::group(due, ctx.config.limits.receipt_timestamps_max);
+    let ctx = ctx.clone();
+    monoio::spawn(async move {
+        for (sender, receipt) in receipts {
+            let sent = fan_out(&ctx, sender, acker, FanoutItem::Receipt(receipt)).await;
+            let counter = match sent {
+                Ok(Ok(())) | Ok(Err(FanoutRefused::UnknownAccount)) => {
+                    &ctx.stats().delivery_receipts_total
+                }
+                Ok(Err(_)) | Err(_) => &ctx.stats().delivery_receipts_failed_total,
+            };
+            ShardMetrics::inc(counter);
+        }
+    });
 }

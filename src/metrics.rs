@@ -72,6 +72,10 @@ shard_metrics! {
     messages_expired_total: "counter",
     /// Online-only envelopes dropped because the device's session was saturated.
     ephemeral_dropped_total: "counter",
+    /// The server's own `DELIVERY` receipts sent to senders on acknowledgement.
+    delivery_receipts_total: "counter",
+    /// The server's `DELIVERY` receipts dropped (the sender's owner refused or was busy).
+    delivery_receipts_failed_total: "counter",
     /// Requests refused with 429 by a rate limit.
     rate_limited_total: "counter",
     /// Identifier hashes this shard owns that an account is discoverable by.

@@ -9,7 +9,9 @@
 //! to connected devices only.
 //!
 //! Invariant: `Ok` means every envelope of the request is durable; a
-//! refusal means none was stored.
+//! refusal means none was stored. An envelope from an identified sender to
+//! another account is stored as owing that sender a `DELIVERY` receipt
+//! when acknowledged (sealed-sender envelopes owe none).
 
 use crate::accounts::{AuthedDevice, SendRefused};
 use crate::delivery::enqueue::{offer_live, persist, Queued};
@@ -17,7 +19,7 @@ use crate::delivery::outbox::MESSAGE_PATH;
 use crate::protocol::base64;
 use crate::protocol::envelope::{new_server_guid, Envelope, Send, SEALED_SENDER_TYPE};
 use crate::shard::ShardCtx;
-use crate::store::messages::StoredKind;
+use crate::store::messages::{ReceiptTo, StoredKind};
 use std::rc::Rc;
 use uuid::Uuid;
 
@@ -68,7 +70,15 @@ fn build(
                 server_delivered_timestamp: None,
             };
             let json = envelope.to_json();
-            Queued { device_id: message.device_id, guid, kind: StoredKind::Envelope, json }
+            // The sender hears of the delivery, unless it wrote to itself.
+            let kind = match source {
+                Some(sender) if sender.account != destination => {
+                    let to = ReceiptTo { account: sender.account, timestamp: send.timestamp };
+                    StoredKind::IdentifiedEnvelope(to)
+                }
+                _ => StoredKind::Envelope,
+            };
+            Queued { device_id: message.device_id, guid, kind, json }
         })
         .collect()
 }

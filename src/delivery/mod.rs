@@ -11,6 +11,8 @@
 //!   `queue/empty` (pure).
 //! - [`window`]: the in-flight window of server requests (pure).
 //! - [`queue`]: the queue over REST: first page, delete by GUID.
+//! - [`receipts`]: the server's `DELIVERY` receipts owed for acknowledged
+//!   envelopes, one per sender per batch (pure).
 //! - [`retention`]: the per-device cap and the retention sweep.
 //! - [`unlink`]: removing a device with its queue and closing its session.
 //!
@@ -25,6 +27,7 @@ pub mod fanout;
 pub mod ingest;
 pub mod outbox;
 pub mod queue;
+pub mod receipts;
 pub mod retention;
 pub mod unlink;
 pub mod window;

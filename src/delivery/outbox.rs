@@ -13,7 +13,9 @@
 //! [`QueueCursor`]); only a 200 to a stored envelope's request deletes it,
 //! and the deletes of one loop turn are one write; the delete need not be
 //! synced (if a crash loses it, the envelope is delivered again:
-//! at-least-once).
+//! at-least-once). The delivery receipts the acknowledgements of one loop
+//! turn owe are handed back together, so a burst of acks makes one receipt
+//! per sender, not one per envelope.
 
 use crate::accounts::AuthedDevice;
 use crate::clock::thread_cpu_us;
@@ -22,7 +24,7 @@ use crate::delivery::window::{Inflight, InflightWindow};
 use crate::metrics::ShardMetrics;
 use crate::protocol::envelope::with_delivered_timestamp;
 use crate::shard::ShardCtx;
-use crate::store::messages::{read_page, StoredKind, StoredMessage};
+use crate::store::messages::{read_page, ReceiptTo, StoredKind, StoredMessage};
 use crate::store::writer::{Family, Op};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -41,7 +43,7 @@ pub const QUEUE_EMPTY_PATH: &str = "/api/v1/queue/empty";
 /// Where a device receives a stored item of `kind`.
 fn path_of(kind: StoredKind) -> &'static str {
     match kind {
-        StoredKind::Envelope => MESSAGE_PATH,
+        StoredKind::Envelope | StoredKind::IdentifiedEnvelope(_) => MESSAGE_PATH,
         StoredKind::Receipt => RECEIPT_PATH,
         StoredKind::Story => STORY_PATH,
     }
@@ -61,10 +63,12 @@ fn delivered_body(path: &'static str, json: &[u8], now_ms: u64) -> Vec<u8> {
 enum Pending {
     /// `PUT /api/v1/queue/empty`.
     QueueEmpty,
-    /// A stored envelope: a 200 deletes the key.
+    /// A stored item: a 200 deletes the key.
     Stored {
         /// Its store key.
         key: Vec<u8>,
+        /// The sender owed a delivery receipt once it is acknowledged.
+        receipt_to: Option<ReceiptTo>,
     },
     /// An online-only envelope: nothing to delete.
     Ephemeral,
@@ -89,6 +93,8 @@ pub struct Outbox {
     window: InflightWindow<Pending>,
     /// Keys acknowledged since the last [`Outbox::delete_acked`].
     acked: Vec<Vec<u8>>,
+    /// Delivery receipts owed for those acknowledgements.
+    receipts_due: Vec<ReceiptTo>,
 }
 
 impl Outbox {
@@ -100,6 +106,7 @@ impl Outbox {
             cursor: QueueCursor::default(),
             window: InflightWindow::new(window_len_max),
             acked: Vec::new(),
+            receipts_due: Vec::new(),
         }
     }
 
@@ -125,7 +132,11 @@ impl Outbox {
             for message in page {
                 let path = path_of(message.kind);
                 let body = delivered_body(path, &message.json, now_ms);
-                let pending = Pending::Stored { key: message.key };
+                let receipt_to = match message.kind {
+                    StoredKind::IdentifiedEnvelope(to) => Some(to),
+                    _ => None,
+                };
+                let pending = Pending::Stored { key: message.key, receipt_to };
                 let id = self.window.open(pending, now_ms).expect("a page fits the free slots");
                 if !send(Outgoing { id, path, body: Some(body) }) {
                     return false;
@@ -183,8 +194,9 @@ impl Outbox {
     /// The client answered request `id` with `status`.
     pub fn on_response(&mut self, id: u64, status: u16) {
         match self.window.complete(id) {
-            Some(Inflight { kind: Pending::Stored { key }, .. }) if status == 200 => {
+            Some(Inflight { kind: Pending::Stored { key, receipt_to }, .. }) if status == 200 => {
                 self.acked.push(key);
+                self.receipts_due.extend(receipt_to);
             }
             Some(inflight) => {
                 if status != 200 {
@@ -206,10 +218,11 @@ impl Outbox {
     }
 
     /// Deletes the envelopes acknowledged since the last call, as one write
-    /// in its own task; counts them once the delete is applied.
-    pub fn delete_acked(&mut self, ctx: &Rc<ShardCtx>) {
+    /// in its own task; counts them once the delete is applied. Returns the
+    /// delivery receipts those acknowledgements owe their senders.
+    pub fn delete_acked(&mut self, ctx: &Rc<ShardCtx>) -> Vec<ReceiptTo> {
         if self.acked.is_empty() {
-            return;
+            return Vec::new();
         }
         let keys = std::mem::take(&mut self.acked);
         let count = keys.len() as u32;
@@ -225,5 +238,6 @@ impl Outbox {
                 Err(error) => tracing::warn!(shard = ctx.id, %error, "acked envelopes not deleted"),
             }
         });
+        std::mem::take(&mut self.receipts_due)
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::accounts::AuthedDevice;
 use crate::shard::ShardCtx;
-use crate::store::messages::{find_by_guid, read_page, StoredMessage};
+use crate::store::messages::{find_by_guid, read_page, ReceiptTo, StoredKind, StoredMessage};
 use crate::store::writer::{Family, Op};
 use crate::store::StoreError;
 use uuid::Uuid;
@@ -30,16 +30,20 @@ pub fn first_page(ctx: &ShardCtx, device: AuthedDevice) -> Result<Page, StoreErr
     Ok(Page { messages, more })
 }
 
-/// Deletes `device`'s envelope `guid` if it is still queued.
+/// Deletes `device`'s envelope `guid` if it is still queued; the delivery
+/// receipt it owes its sender, if any.
 pub async fn delete_by_guid(
     ctx: &ShardCtx,
     device: AuthedDevice,
     guid: &Uuid,
-) -> Result<(), StoreError> {
+) -> Result<Option<ReceiptTo>, StoreError> {
     let found = find_by_guid(&ctx.store, ctx.id, &device.account, device.device_id, guid)?;
-    if let Some(key) = found {
-        ctx.writer.write_lazy(vec![Op::Delete { family: Family::Messages, key }]).await?;
-        ctx.queue_lens.remove(device, 1);
+    let Some(message) = found else { return Ok(None) };
+    let key = message.key;
+    ctx.writer.write_lazy(vec![Op::Delete { family: Family::Messages, key }]).await?;
+    ctx.queue_lens.remove(device, 1);
+    match message.kind {
+        StoredKind::IdentifiedEnvelope(to) => Ok(Some(to)),
+        _ => Ok(None),
     }
-    Ok(())
 }

@@ -5,9 +5,11 @@
 //! `seq` is a per-shard counter, so two envelopes accepted in the same
 //! millisecond keep their acceptance order. Value: `server guid (16) |
 //! [kind tag (1)] | JSON` (the JSON the device receives, minus the delivered
-//! time). An envelope has no tag (its JSON starts with `{`, as every value
-//! written before tags existed does); a receipt or a story has a tag byte
-//! below `{`, so old and new values decode alike.
+//! time). A plain envelope has no tag (its JSON starts with `{`, as every
+//! value written before tags existed does); a receipt, a story, or an
+//! envelope owing its sender a delivery receipt has a tag byte below `{`
+//! (the last followed by the sender's UUID and timestamp), so old and new
+//! values decode alike.
 //!
 //! Reads here run on the shard thread: they are bounded (a page, or one
 //! device's queue which the queue cap bounds) and mostly hit the memtable
@@ -23,33 +25,69 @@ pub const PREFIX_BYTES: usize = 20;
 /// Bytes of a full key.
 pub const KEY_BYTES: usize = 36;
 
+/// Whom an envelope's delivery receipt goes to: its identified sender's
+/// account, and the sender's timestamp of the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiptTo {
+    /// The sending account.
+    pub account: Uuid,
+    /// The envelope's client timestamp (what the receipt lists).
+    pub timestamp: u64,
+}
+
 /// What a queued item is, which decides where the device receives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoredKind {
-    /// An envelope (`PUT /api/v1/message`).
+    /// An envelope (`PUT /api/v1/message`) with no delivery receipt due
+    /// (sealed sender, or to the sender's own account).
     Envelope,
+    /// An envelope from an identified sender: acknowledging it sends the
+    /// sender a `DELIVERY` receipt.
+    IdentifiedEnvelope(ReceiptTo),
     /// A receipt (`PUT /api/v1/receipt`).
     Receipt,
     /// A story (`PUT /api/v1/story`).
     Story,
 }
 
+/// Tag of [`StoredKind::Receipt`].
+const RECEIPT_TAG: u8 = 1;
+/// Tag of [`StoredKind::Story`].
+const STORY_TAG: u8 = 2;
+/// Tag of [`StoredKind::IdentifiedEnvelope`], followed by the sender's UUID
+/// (16 bytes) and the timestamp (8, big-endian).
+const IDENTIFIED_ENVELOPE_TAG: u8 = 3;
+
 impl StoredKind {
-    /// The tag byte written before the JSON (none for an envelope).
-    fn tag(self) -> Option<u8> {
+    /// Writes the tag (and what follows it) that goes before the JSON; none
+    /// for a plain envelope.
+    fn write_tag(self, value: &mut Vec<u8>) {
         match self {
-            StoredKind::Envelope => None,
-            StoredKind::Receipt => Some(1),
-            StoredKind::Story => Some(2),
+            StoredKind::Envelope => {}
+            StoredKind::IdentifiedEnvelope(to) => {
+                value.push(IDENTIFIED_ENVELOPE_TAG);
+                value.extend_from_slice(to.account.as_bytes());
+                value.extend_from_slice(&to.timestamp.to_be_bytes());
+            }
+            StoredKind::Receipt => value.push(RECEIPT_TAG),
+            StoredKind::Story => value.push(STORY_TAG),
         }
     }
 
     /// The kind a value's bytes after the GUID start with, and the JSON.
     fn split(rest: &[u8]) -> Option<(StoredKind, &[u8])> {
-        match rest.first()? {
+        match *rest.first()? {
             b'{' => Some((StoredKind::Envelope, rest)),
-            1 => Some((StoredKind::Receipt, &rest[1..])),
-            2 => Some((StoredKind::Story, &rest[1..])),
+            RECEIPT_TAG => Some((StoredKind::Receipt, &rest[1..])),
+            STORY_TAG => Some((StoredKind::Story, &rest[1..])),
+            IDENTIFIED_ENVELOPE_TAG if rest.len() > 25 => {
+                let account = Uuid::from_slice(&rest[1..17]).ok()?;
+                let timestamp = u64::from_be_bytes(rest[17..25].try_into().ok()?);
+                Some((
+                    StoredKind::IdentifiedEnvelope(ReceiptTo { account, timestamp }),
+                    &rest[25..],
+                ))
+            }
             _ => None,
         }
     }
@@ -100,9 +138,9 @@ pub fn parse_key(key: &[u8]) -> Option<(Uuid, u32, u64, u64)> {
 /// The stored value of an item of `kind` (`json` is a JSON object).
 pub fn encode_value(guid: &Uuid, kind: StoredKind, json: &[u8]) -> Vec<u8> {
     assert_eq!(json.first(), Some(&b'{'), "a queued item is a JSON object");
-    let mut value = Vec::with_capacity(17 + json.len());
+    let mut value = Vec::with_capacity(41 + json.len());
     value.extend_from_slice(guid.as_bytes());
-    value.extend(kind.tag());
+    kind.write_tag(&mut value);
     value.extend_from_slice(json);
     value
 }
@@ -187,17 +225,17 @@ pub fn walk_queue<B>(
     }
 }
 
-/// The key of `device`'s envelope with server GUID `guid`, if queued.
+/// `device`'s queued item with server GUID `guid`, if there is one.
 pub fn find_by_guid(
     store: &Store,
     shard: usize,
     account: &Uuid,
     device_id: u32,
     guid: &Uuid,
-) -> Result<Option<Vec<u8>>, StoreError> {
+) -> Result<Option<StoredMessage>, StoreError> {
     walk_queue(store, shard, account, device_id, |message| {
         if message.guid == *guid {
-            ControlFlow::Break(message.key)
+            ControlFlow::Break(message)
         } else {
             ControlFlow::Continue(())
         }
@@ -266,7 +304,14 @@ mod tests {
     #[test]
     fn item_kinds_round_trip_and_untagged_values_are_envelopes() {
         let guid = Uuid::new_v4();
-        for kind in [StoredKind::Envelope, StoredKind::Receipt, StoredKind::Story] {
+        let to = ReceiptTo { account: Uuid::new_v4(), timestamp: u64::MAX - 1 };
+        let kinds = [
+            StoredKind::Envelope,
+            StoredKind::IdentifiedEnvelope(to),
+            StoredKind::Receipt,
+            StoredKind::Story,
+        ];
+        for kind in kinds {
             let value = encode_value(&guid, kind, br#"{"a":1}"#);
             let key = message_key(&guid, 1, 2, 3).into_boxed_slice();
             let item = decode(key, &value, "f").unwrap();
@@ -278,6 +323,9 @@ mod tests {
         assert_eq!(item.kind, StoredKind::Envelope, "values written before tags");
         old[16] = 9;
         assert!(decode(message_key(&guid, 1, 2, 3).into_boxed_slice(), &old, "f").is_err());
+        old[16] = IDENTIFIED_ENVELOPE_TAG;
+        let truncated = decode(message_key(&guid, 1, 2, 3).into_boxed_slice(), &old, "f");
+        assert!(truncated.is_err(), "a tag 3 value too short for its sender is corrupt");
     }
 
     #[test]
@@ -325,7 +373,7 @@ mod tests {
         assert_eq!(rest.len(), 6);
         assert_eq!(rest[0].guid, Uuid::from_u128(4));
         assert_eq!(
-            find_by_guid(&store, 0, &account, 1, &Uuid::from_u128(9)).unwrap(),
+            find_by_guid(&store, 0, &account, 1, &Uuid::from_u128(9)).unwrap().map(|m| m.key),
             Some(message_key(&account, 1, 1000, 9))
         );
         assert_eq!(find_by_guid(&store, 0, &account, 1, &Uuid::from_u128(99)).unwrap(), None);

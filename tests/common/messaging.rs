@@ -74,6 +74,9 @@ pub fn link_device(server: &Server, primary: &Account) -> Account {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arrival {
     Envelope(serde_json::Value),
+    /// A receipt (`/api/v1/receipt`), e.g. the server's DELIVERY receipt for
+    /// envelopes the recipient acknowledged.
+    Receipt(serde_json::Value),
     QueueEmpty,
 }
 
@@ -93,6 +96,10 @@ pub fn receive_until(
                     "/api/v1/message" => {
                         let body = request.body.expect("message has a body");
                         arrivals.push(Arrival::Envelope(serde_json::from_slice(&body).unwrap()));
+                    }
+                    "/api/v1/receipt" => {
+                        let body = request.body.expect("receipt has a body");
+                        arrivals.push(Arrival::Receipt(serde_json::from_slice(&body).unwrap()));
                     }
                     "/api/v1/queue/empty" => arrivals.push(Arrival::QueueEmpty),
                     other => panic!("unexpected server request {other}"),
@@ -116,12 +123,23 @@ pub fn receive_envelopes(ws: &mut Ws, count: usize) -> Vec<serde_json::Value> {
     envelopes(&arrivals)
 }
 
+/// The receipts among `arrivals`, in order.
+pub fn receipts(arrivals: &[Arrival]) -> Vec<serde_json::Value> {
+    arrivals
+        .iter()
+        .filter_map(|arrival| match arrival {
+            Arrival::Receipt(json) => Some(json.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn envelopes(arrivals: &[Arrival]) -> Vec<serde_json::Value> {
     arrivals
         .iter()
         .filter_map(|a| match a {
             Arrival::Envelope(e) => Some(e.clone()),
-            Arrival::QueueEmpty => None,
+            _ => None,
         })
         .collect()
 }

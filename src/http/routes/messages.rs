@@ -68,12 +68,14 @@ pub fn fetch(ctx: &ShardCtx, caller: AuthedDevice) -> Result<Response, HttpError
 
 /// Deletes the caller's envelope `guid`.
 pub async fn delete(
-    ctx: &ShardCtx,
+    ctx: &Rc<ShardCtx>,
     caller: AuthedDevice,
     guid: &str,
 ) -> Result<Response, HttpError> {
     let guid =
         Uuid::try_parse(guid).map_err(|_| HttpError::bad_request("serverGuid is not a UUID"))?;
-    queue::delete_by_guid(ctx, caller, &guid).await?;
+    if let Some(receipt_to) = queue::delete_by_guid(ctx, caller, &guid).await? {
+        crate::calls::send_delivery_receipts(ctx, caller, vec![receipt_to]);
+    }
     Ok(Response::empty(204))
 }

@@ -29,6 +29,7 @@
 //! was removed from its account.
 
 use crate::accounts::AuthedDevice;
+use crate::calls;
 use crate::delivery::outbox::{Outbox, Outgoing};
 use crate::http::request::Request;
 use crate::http::router;
@@ -115,7 +116,7 @@ pub async fn run(
     }
     drop(leftover);
     session.event_loop(&stream, end).await;
-    session.outbox.delete_acked(&ctx);
+    calls::send_delivery_receipts(&ctx, device, session.outbox.delete_acked(&ctx));
     ctx.sessions.borrow_mut().unregister(&device, conn_id);
     mailbox.close();
     ShardMetrics::dec(&ctx.stats().websockets_open);
@@ -151,7 +152,8 @@ impl Session {
         let mut readable = pin!(futures_util::future::Fuse::terminated());
         let mut read_again = true;
         loop {
-            self.outbox.delete_acked(&self.ctx);
+            let receipts_due = self.outbox.delete_acked(&self.ctx);
+            calls::send_delivery_receipts(&self.ctx, self.device, receipts_due);
             if end == End::Open {
                 end = self.pump_outbox();
             }
