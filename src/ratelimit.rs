@@ -24,19 +24,32 @@ use crate::config::{RateLimit, RateLimits};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::net::IpAddr;
 use uuid::Uuid;
 
 /// One shard's limiters, one per configured limit.
 pub struct Limiters {
     /// Identifier hashes looked up, per account.
     pub directory_lookup: RefCell<RateLimiter<Uuid>>,
+    /// Failed logins, per claimed account.
+    pub auth_failures_per_account: RefCell<RateLimiter<Uuid>>,
+    /// Failed logins, per source address.
+    pub auth_failures_per_ip: RefCell<RateLimiter<IpAddr>>,
 }
 
 impl Limiters {
     /// Empty buckets for every limit of `config`.
     pub fn new(config: &RateLimits) -> Self {
         let keys_max = config.keys_per_shard_max;
-        Self { directory_lookup: RefCell::new(RateLimiter::new(config.directory_lookup, keys_max)) }
+        let limiter = |limit| RefCell::new(RateLimiter::new(limit, keys_max));
+        Self {
+            directory_lookup: limiter(config.directory_lookup),
+            auth_failures_per_account: limiter(config.auth_failures_per_account),
+            auth_failures_per_ip: RefCell::new(RateLimiter::new(
+                config.auth_failures_per_ip,
+                keys_max,
+            )),
+        }
     }
 }
 
@@ -91,8 +104,25 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// A cost larger than the whole bucket is refused with the wait for a
     /// full bucket (it can never fit in one take).
     pub fn take(&mut self, key: &K, cost: u64, now_ms: u64) -> Result<(), Limited> {
+        let Some(new_tat_us) = self.fits(key, cost, now_ms)? else { return Ok(()) };
+        if !self.tat_us.contains_key(key) && !self.make_room(now_ms.saturating_mul(1000)) {
+            return Err(Limited { retry_after_ms: self.interval_us.div_ceil(1000).max(1) });
+        }
+        self.tat_us.insert(key.clone(), new_tat_us);
+        Ok(())
+    }
+
+    /// Whether a take of `cost` from `key`'s bucket would succeed now,
+    /// without taking anything.
+    pub fn peek(&self, key: &K, cost: u64, now_ms: u64) -> Result<(), Limited> {
+        self.fits(key, cost, now_ms).map(|_| ())
+    }
+
+    /// The bucket's new state after taking `cost` (`None`: nothing to
+    /// record, the limit is off or the cost zero), or the wait.
+    fn fits(&self, key: &K, cost: u64, now_ms: u64) -> Result<Option<u64>, Limited> {
         if self.is_off() || cost == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let now_us = now_ms.saturating_mul(1000);
         let tat_us = self.tat_us.get(key).copied().unwrap_or(now_us).max(now_us);
@@ -102,11 +132,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             let wait_us = new_tat_us.saturating_sub(allowed_until_us).max(1);
             return Err(Limited { retry_after_ms: wait_us.div_ceil(1000).max(1) });
         }
-        if !self.tat_us.contains_key(key) && !self.make_room(now_us) {
-            return Err(Limited { retry_after_ms: self.interval_us.div_ceil(1000).max(1) });
-        }
-        self.tat_us.insert(key.clone(), new_tat_us);
-        Ok(())
+        Ok(Some(new_tat_us))
     }
 
     /// Forgets `key`'s bucket: its next take starts from a full bucket.
@@ -160,6 +186,16 @@ mod tests {
         assert_eq!(limits.take(&1, 1, 1000), Ok(()));
         assert_eq!(limits.take(&1, 2, 1000).unwrap_err().retry_after_ms, 2000);
         assert_eq!(limits.take(&1, 2, 3000), Ok(()));
+    }
+
+    #[test]
+    fn peek_says_what_take_would_without_taking() {
+        let mut limits = limiter(2, 2000);
+        assert_eq!(limits.peek(&1, 2, 0), Ok(()));
+        assert_eq!(limits.peek(&1, 2, 0), Ok(()), "a peek takes nothing");
+        assert_eq!(limits.take(&1, 2, 0), Ok(()));
+        assert_eq!(limits.peek(&1, 1, 0), Err(Limited { retry_after_ms: 1000 }));
+        assert_eq!(limits.peek(&1, 1, 1000), Ok(()));
     }
 
     #[test]

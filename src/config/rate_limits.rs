@@ -27,6 +27,13 @@ pub struct RateLimits {
     /// Hashes one account may look up in `PUT /v1/directory/lookup` (each
     /// hash costs one permit). Default: 100,000 per day.
     pub directory_lookup: RateLimit,
+    /// Failed logins per claimed account (wrong password or unknown
+    /// account). Default: 20 per minute. While spent, logins to the account
+    /// are answered 429 without checking the password.
+    pub auth_failures_per_account: RateLimit,
+    /// Failed logins per source address, on each shard. Default: 1000 per
+    /// minute.
+    pub auth_failures_per_ip: RateLimit,
     /// Most keys (accounts, addresses, pairs) each shard tracks per limit;
     /// past it new keys are refused until buckets refill (fail closed).
     pub keys_per_shard_max: usize,
@@ -36,6 +43,8 @@ impl Default for RateLimits {
     fn default() -> Self {
         Self {
             directory_lookup: RateLimit { permits: 100_000, period_ms: 24 * 3600 * 1000 },
+            auth_failures_per_account: RateLimit { permits: 20, period_ms: 60_000 },
+            auth_failures_per_ip: RateLimit { permits: 1000, period_ms: 60_000 },
             keys_per_shard_max: 1_000_000,
         }
     }
@@ -43,8 +52,12 @@ impl Default for RateLimits {
 
 impl RateLimits {
     /// Each limit with its config name, for validation.
-    pub fn named(&self) -> [(&'static str, RateLimit); 1] {
-        [("rate_limits.directory_lookup", self.directory_lookup)]
+    pub fn named(&self) -> [(&'static str, RateLimit); 3] {
+        [
+            ("rate_limits.directory_lookup", self.directory_lookup),
+            ("rate_limits.auth_failures_per_account", self.auth_failures_per_account),
+            ("rate_limits.auth_failures_per_ip", self.auth_failures_per_ip),
+        ]
     }
 }
 

@@ -4,12 +4,17 @@
 //! A login is `uuid` (device 1) or `uuid.deviceId`, as Signal's clients send.
 //! Invariant: anything malformed yields `None` here and so a 401 upstream,
 //! the same answer as a wrong password, so the shape of the failure tells a
-//! caller nothing about which accounts exist.
+//! caller nothing about which accounts exist. Failed logins are rate
+//! limited per claimed account and per source address (429 with
+//! `Retry-After`, see [`authenticate`]).
 
 use crate::accounts::AuthedDevice;
+use crate::http::response::{HttpError, Response};
 use crate::metrics::ShardMetrics;
 use crate::protocol::base64;
+use crate::ratelimit::Limited;
 use crate::shard::ShardCtx;
+use std::net::IpAddr;
 use uuid::Uuid;
 
 /// Who a request claims to be.
@@ -63,18 +68,69 @@ pub fn from_query(query: &str) -> Option<Credentials> {
     Some(Credentials { account, device_id, password: password? })
 }
 
-/// Checks `credentials` on this (the owner) shard; counts a failure.
-/// `None` (no credentials, or wrong ones) is answered with 401.
-pub fn authenticate(ctx: &ShardCtx, credentials: Option<Credentials>) -> Option<AuthedDevice> {
+/// Why a login was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRefused {
+    /// No credentials, malformed ones, or wrong ones: 401.
+    Invalid,
+    /// Too many failed logins for the account or from the address: 429,
+    /// and the password was not checked.
+    Limited(Limited),
+}
+
+impl AuthRefused {
+    /// The answer to send.
+    pub fn response(self) -> Response {
+        match self {
+            AuthRefused::Invalid => Response::error(401, "invalid credentials"),
+            AuthRefused::Limited(limited) => Response::from(HttpError::too_many_requests(
+                "too many failed logins; retry later",
+                limited.retry_after_s(),
+            )),
+        }
+    }
+}
+
+/// Checks `credentials` from `peer` on this (the owner) shard.
+///
+/// Brute force: while the claimed account's or the address's failure
+/// bucket is spent, the login is refused with [`AuthRefused::Limited`]
+/// before any password is checked (so guessing on learns nothing); a failed
+/// check takes one permit from both. A valid login pays only the two
+/// lookups: no delay, nothing taken.
+pub fn authenticate(
+    ctx: &ShardCtx,
+    credentials: Option<Credentials>,
+    peer: Option<IpAddr>,
+) -> Result<AuthedDevice, AuthRefused> {
+    let now_ms = ctx.clock.now_ms();
+    let limiters = &ctx.limiters;
+    let account = credentials.as_ref().map(|credentials| credentials.account);
+    let spent = peer
+        .map_or(Ok(()), |ip| limiters.auth_failures_per_ip.borrow().peek(&ip, 1, now_ms))
+        .and_then(|()| {
+            let per_account = limiters.auth_failures_per_account.borrow();
+            account.map_or(Ok(()), |account| per_account.peek(&account, 1, now_ms))
+        });
+    if let Err(limited) = spent {
+        ShardMetrics::inc(&ctx.stats().rate_limited_total);
+        return Err(AuthRefused::Limited(limited));
+    }
     let device = credentials.and_then(|credentials| {
-        let now_ms = ctx.clock.now_ms();
         let (account, device_id) = (&credentials.account, credentials.device_id);
         ctx.accounts.authenticate(account, device_id, &credentials.password, now_ms).ok()
     });
-    if device.is_none() {
+    device.ok_or_else(|| {
         ShardMetrics::inc(&ctx.stats().auth_failures_total);
-    }
-    device
+        // A full key table only stops the tracking of new keys (see ratelimit).
+        if let Some(ip) = peer {
+            let _ = limiters.auth_failures_per_ip.borrow_mut().take(&ip, 1, now_ms);
+        }
+        if let Some(account) = account {
+            let _ = limiters.auth_failures_per_account.borrow_mut().take(&account, 1, now_ms);
+        }
+        AuthRefused::Invalid
+    })
 }
 
 /// The account a request claims, from either place, without checking the

@@ -173,7 +173,8 @@ async fn answer(
     let rest = buf.split_off(request_len);
     let body = buf.split_off(head_len);
     let close = head.close_after;
-    let response = match authenticate_header(ctx, head.header("authorization")) {
+    let peer = stream.peer_addr().ok().map(|addr| addr.ip());
+    let response = match authenticate_header(ctx, head.header("authorization"), peer) {
         Ok(caller) => router::dispatch(ctx, caller, Request::from_head(head, body)).await,
         Err(response) => response,
     };
@@ -182,15 +183,16 @@ async fn answer(
 }
 
 /// Authenticates an `Authorization` header on this (the owner) shard.
-/// No header: anonymous. A header that fails: the 401 to send.
+/// No header: anonymous. A header that fails: the 401 (or 429) to send.
 fn authenticate_header(
     ctx: &ShardCtx,
     header: Option<&str>,
+    peer: Option<std::net::IpAddr>,
 ) -> Result<Option<AuthedDevice>, Response> {
     let Some(header) = header else {
         return Ok(None);
     };
-    auth::authenticate(ctx, auth::from_basic_header(header))
+    auth::authenticate(ctx, auth::from_basic_header(header), peer)
         .map(Some)
-        .ok_or_else(|| Response::error(401, "invalid credentials"))
+        .map_err(auth::AuthRefused::response)
 }

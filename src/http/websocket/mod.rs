@@ -105,11 +105,13 @@ pub async fn accept(
         .header("authorization")
         .and_then(auth::from_basic_header)
         .or_else(|| auth::from_query(&head.query));
-    let device = auth::authenticate(&ctx, credentials);
-    let Some(device) = device else {
-        let response = Response::error(401, "invalid credentials");
-        let _ = stream.write_all(response.to_http(true)).await;
-        return;
+    let peer = stream.peer_addr().ok().map(|addr| addr.ip());
+    let device = match auth::authenticate(&ctx, credentials, peer) {
+        Ok(device) => device,
+        Err(refused) => {
+            let _ = stream.write_all(refused.response().to_http(true)).await;
+            return;
+        }
     };
     drop(head);
     let (result, _) = stream.write_all(switching(&accept_key)).await;
