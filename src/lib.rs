@@ -21,6 +21,8 @@
 //!   owner-side account operations with their typed refusals.
 //! - [`directory`]: the contact-discovery index (identifier hash ->
 //!   account) for the hashes a shard owns.
+//! - [`push`]: push notifications: the per-device schedule, the rings to
+//!   the push worker, and the worker (tokio, HTTP/2 to APNs and FCM).
 //! - [`shard`]: per-shard state as components ([`shard::ShardCtx`]),
 //!   ownership, the ring mesh and its typed messages, session mailboxes and
 //!   the deadline wheel. State only: no loop, no route.
@@ -49,6 +51,7 @@ pub mod http;
 pub mod metrics;
 pub mod protocol;
 pub mod provisioning;
+pub mod push;
 pub mod ratelimit;
 pub mod server;
 pub mod shard;

@@ -2,8 +2,10 @@
 //!
 //! Owns: the counters and their exposition. Imports nothing of this crate.
 //!
-//! Each shard has its own [`ShardMetrics`] and is its only writer, so the
-//! atomics are never contended; `Relaxed` suffices because each counter is
+//! Each shard has its own [`ShardMetrics`] and is its only writer (except
+//! the push worker's outcome counters, `push_*_sent/failed/retried`, which
+//! the push thread adds to on the shard that queued the push), so the
+//! atomics are hardly ever contended; `Relaxed` suffices because each counter is
 //! independent and a scrape needs no ordering between them. A scrape (on any
 //! shard) only loads.
 
@@ -76,6 +78,20 @@ shard_metrics! {
     delivery_receipts_total: "counter",
     /// The server's `DELIVERY` receipts dropped (the sender's owner refused or was busy).
     delivery_receipts_failed_total: "counter",
+    /// Pushes APNs accepted (written by the push worker).
+    push_apns_sent_total: "counter",
+    /// Pushes FCM accepted (written by the push worker).
+    push_fcm_sent_total: "counter",
+    /// Pushes given up: refused for good, or still failing after every retry.
+    push_failed_total: "counter",
+    /// Push attempts retried (429, 5xx, connection errors, renewed credentials).
+    push_retried_total: "counter",
+    /// Pushes not sent because one of the same kind went out within its window.
+    push_coalesced_total: "counter",
+    /// Pushes dropped: the ring to the push worker was full.
+    push_dropped_total: "counter",
+    /// Push tokens removed after the provider said they are dead.
+    push_tokens_removed_total: "counter",
     /// Requests refused with 429 by a rate limit.
     rate_limited_total: "counter",
     /// Identifier hashes this shard owns that an account is discoverable by.

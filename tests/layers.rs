@@ -39,6 +39,7 @@ const LAYERS: &[&str] = &[
     "store",
     "accounts",
     "directory",
+    "push",
     "shard",
     "delivery",
     "provisioning",

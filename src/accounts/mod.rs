@@ -6,6 +6,7 @@
 //!   password hashing.
 //! - [`link_codes`]: pending single-use device-link codes.
 //! - [`send_check`]: whether a send names exactly the destination's devices.
+//! - [`push_tokens`]: registering, clearing and retiring devices' push tokens.
 //! - [`refusal`]: the typed outcomes of these operations.
 //!
 //! Owns: [`Accounts`], the shard's account component. Its invariants are kept
@@ -18,12 +19,14 @@
 //! Imports: `clock`, `config`, `protocol`, `metrics`, `store` only.
 
 pub mod link_codes;
+pub mod push_tokens;
 pub mod refusal;
 pub mod send_check;
 pub mod table;
 
 pub use refusal::{
-    CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused, UnlinkRefused,
+    CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused, TokenRefused,
+    UnlinkRefused,
 };
 pub use table::{
     hash_password, new_account_record, new_device_record, new_salt, AccountTable, AuthError,
@@ -277,7 +280,7 @@ pub fn may_remove(caller: AuthedDevice, device: AuthedDevice) -> Result<(), Unli
 }
 
 /// The write that stores `record` as `account`'s.
-fn record_op(account: &Uuid, record: &AccountRecord) -> Op {
+pub(crate) fn record_op(account: &Uuid, record: &AccountRecord) -> Op {
     Op::Put { family: Family::Accounts, key: account.as_bytes().to_vec(), value: record.encode() }
 }
 

@@ -102,3 +102,17 @@ pub enum ProvisionRefused {
     #[error("no provisioning socket at this address")]
     NoSuchAddress,
 }
+
+/// Why a device's push token was not changed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenRefused {
+    /// The device is gone (unlinked meanwhile).
+    #[error("no such device")]
+    NoSuchDevice,
+    /// Another change to the account is being written; the client retries.
+    #[error("the account is being changed; retry")]
+    Busy,
+    /// The record could not be made durable.
+    #[error("storage unavailable: {0}")]
+    Storage(StoreError),
+}

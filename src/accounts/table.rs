@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 /// A device that proved its password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AuthedDevice {
     /// The account.
     pub account: Uuid,
@@ -58,6 +58,7 @@ pub fn new_device_record(registration: &Registration, id: u32, now_ms: u64) -> D
         salt,
         password_hash: hash_password(&salt, &registration.password),
         created_ms: now_ms,
+        push: None,
     }
 }
 

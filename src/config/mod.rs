@@ -13,6 +13,7 @@
 //! the rest of the server may rely on them without re-checking.
 
 pub mod limits;
+pub mod push;
 pub mod rate_limits;
 
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,7 @@ impl std::str::FromStr for IoDriver {
 pub const IO_URING_ENTRIES_MAX: u32 = 32_768;
 
 pub use limits::Limits;
+pub use push::{ApnsConfig, FcmConfig, PushConfig};
 pub use rate_limits::{RateLimit, RateLimits};
 
 /// The whole server configuration.
@@ -110,6 +112,8 @@ pub struct Config {
     pub limits: Limits,
     /// Rate limits (token buckets) per account, address or pair.
     pub rate_limits: RateLimits,
+    /// Push notifications: when, how, and the providers.
+    pub push: PushConfig,
 }
 
 impl Default for Config {
@@ -130,6 +134,7 @@ impl Default for Config {
             drain_timeout_ms: 10_000,
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
+            push: PushConfig::default(),
         }
     }
 }
@@ -289,6 +294,7 @@ impl Config {
         }
         self.rate_limits
             .validate()
+            .and_then(|()| self.push.validate())
             .map_err(|(field, reason)| ConfigError::Invalid { field, reason: reason.into() })
     }
 

@@ -3,7 +3,8 @@
 //! shares (envelopes, receipts, stories; online-only envelopes, typing).
 //!
 //! Invariants: [`persist`] writes all of its items in one batch and tells
-//! sessions only after the batch is durable (so a session reading after its
+//! sessions (and, for devices away, the push schedule) only after the
+//! batch is durable (so a session reading after its
 //! cursor never misses or reorders one); [`offer_live`] never stores or
 //! queues beyond a session's bounded mailbox (a full one drops, counted).
 
@@ -29,6 +30,8 @@ pub struct Queued {
     pub kind: StoredKind,
     /// Its JSON (an object).
     pub json: Vec<u8>,
+    /// Urgent (an alert push) or not (a background push) for a device away.
+    pub urgent: bool,
 }
 
 /// Stores `items` for `destination`'s devices, durably per the mode, then
@@ -57,6 +60,10 @@ pub async fn persist(
             session.mailbox.notify_stored();
         }
     }
+    let stored = items.iter().map(|item| {
+        (AuthedDevice { account: destination, device_id: item.device_id }, item.urgent)
+    });
+    crate::delivery::push::on_stored(ctx, stored);
     Ok(())
 }
 

@@ -70,7 +70,8 @@ fn copies_of(devices: &[u32], kind: StoredKind, json_of: impl Fn(&Uuid) -> Vec<u
         .iter()
         .map(|device_id| {
             let guid = new_server_guid();
-            Queued { device_id: *device_id, kind, json: json_of(&guid), guid }
+            // Receipts and stories are never urgent.
+            Queued { device_id: *device_id, kind, json: json_of(&guid), guid, urgent: false }
         })
         .collect()
 }

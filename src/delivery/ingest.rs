@@ -78,7 +78,7 @@ fn build(
                 }
                 _ => StoredKind::Envelope,
             };
-            Queued { device_id: message.device_id, guid, kind, json }
+            Queued { device_id: message.device_id, guid, kind, json, urgent: send.urgent }
         })
         .collect()
 }

@@ -11,6 +11,7 @@
 //!   `queue/empty` (pure).
 //! - [`window`]: the in-flight window of server requests (pure).
 //! - [`queue`]: the queue over REST: first page, delete by GUID.
+//! - [`push`]: what stored items, connects and closes mean for pushes.
 //! - [`receipts`]: the server's `DELIVERY` receipts owed for acknowledged
 //!   envelopes, one per sender per batch (pure).
 //! - [`retention`]: the per-device cap and the retention sweep.
@@ -26,6 +27,7 @@ pub mod enqueue;
 pub mod fanout;
 pub mod ingest;
 pub mod outbox;
+pub mod push;
 pub mod queue;
 pub mod receipts;
 pub mod retention;

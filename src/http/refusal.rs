@@ -7,7 +7,8 @@
 //! whether the operation ran on this shard or came back over a ring.
 
 use crate::accounts::{
-    CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused, UnlinkRefused,
+    CreateRefused, FanoutRefused, LinkRefused, ProvisionRefused, SendRefused, TokenRefused,
+    UnlinkRefused,
 };
 use crate::directory::ClaimRefused;
 use crate::discovery::DiscoverRefused;
@@ -94,6 +95,17 @@ impl From<ProvisionRefused> for HttpError {
     fn from(refused: ProvisionRefused) -> Self {
         match refused {
             ProvisionRefused::NoSuchAddress => HttpError::not_found(refused.to_string()),
+        }
+    }
+}
+
+impl From<TokenRefused> for HttpError {
+    fn from(refused: TokenRefused) -> Self {
+        let message = refused.to_string();
+        match refused {
+            TokenRefused::NoSuchDevice => HttpError::unauthorized(message),
+            TokenRefused::Busy => HttpError::new(409, message),
+            TokenRefused::Storage(_) => HttpError::unavailable("storage unavailable, retry"),
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::http::response::{HttpError, Response};
 use crate::http::routes;
 use crate::metrics::ShardMetrics;
 use crate::shard::ShardCtx;
+use crate::store::accounts::PushProvider;
 use std::rc::Rc;
 use uuid::Uuid;
 
@@ -54,6 +55,10 @@ pub enum Route {
     ClearDiscoverable,
     /// `PUT /v1/directory/lookup`
     DirectoryLookup,
+    /// `PUT /v1/accounts/apn` or `/gcm`
+    SetPushToken(PushProvider),
+    /// `DELETE /v1/accounts/apn` or `/gcm`
+    ClearPushToken(PushProvider),
 }
 
 /// Maps a request line to its route.
@@ -74,6 +79,14 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
             "DELETE" => (Route::ClearDiscoverable, "DELETE"),
             _ => (Route::SetDiscoverable, "PUT"),
         },
+        "/v1/accounts/apn" | "/v1/accounts/gcm" => {
+            let provider =
+                if trimmed.ends_with("apn") { PushProvider::Apn } else { PushProvider::Fcm };
+            match method {
+                "DELETE" => (Route::ClearPushToken(provider), "DELETE"),
+                _ => (Route::SetPushToken(provider), "PUT"),
+            }
+        }
         other
             if other.starts_with("/v1/typing/")
                 || other.starts_with("/v1/receipts/")
@@ -184,6 +197,12 @@ async fn handle(
         Route::DirectoryLookup => {
             routes::directory::lookup(ctx, require_caller(caller)?, request).await
         }
+        Route::SetPushToken(provider) => {
+            routes::push_tokens::set(ctx, require_caller(caller)?, provider, request).await
+        }
+        Route::ClearPushToken(provider) => {
+            routes::push_tokens::clear(ctx, require_caller(caller)?, provider).await
+        }
     }
 }
 
@@ -241,5 +260,9 @@ mod tests {
         assert_eq!(resolve("POST", "/v1/accounts/discoverable").unwrap_err().status, 405);
         assert_eq!(resolve("PUT", "/v1/directory/lookup"), Ok(Route::DirectoryLookup));
         assert_eq!(resolve("GET", "/v1/directory/lookup").unwrap_err().status, 405);
+        assert_eq!(resolve("PUT", "/v1/accounts/apn"), Ok(Route::SetPushToken(PushProvider::Apn)));
+        let clear = Route::ClearPushToken(PushProvider::Fcm);
+        assert_eq!(resolve("DELETE", "/v1/accounts/gcm"), Ok(clear));
+        assert_eq!(resolve("GET", "/v1/accounts/gcm").unwrap_err().status, 405);
     }
 }

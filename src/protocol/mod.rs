@@ -7,6 +7,7 @@
 //! - [`payloads`]: JSON bodies of the REST routes (registration, devices, errors).
 //! - [`items`]: typing indicators, receipts and stories, in and out.
 //! - [`discovery`]: contact discovery requests (identifiers, hashes) and answers.
+//! - [`push`]: push-token bodies and the push payloads (APNs, FCM).
 //!
 //! Owns: the wire formats. Imports: nothing of this crate outside `protocol`
 //! (limits are passed in as numbers); never a socket, the store or shard state.
@@ -20,3 +21,4 @@ pub mod envelope;
 pub mod frame;
 pub mod items;
 pub mod payloads;
+pub mod push;

@@ -69,9 +69,18 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// Validates the configuration and starts every shard.
+/// Validates the configuration and starts every shard on the system clock.
 pub fn start(config: Config) -> anyhow::Result<Running> {
+    start_with_clock(config, Clock::system())
+}
+
+/// Validates the configuration and starts every shard, reading time from
+/// `clock` (tests pass a manual clock they step; the push worker's own
+/// waits and provider tokens use real time).
+pub fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running> {
     config.validate()?;
+    let providers =
+        crate::push::worker::Providers::load(&config.push).map_err(anyhow::Error::msg)?;
     let shard_count = config.shard_count();
     if config.durability == crate::config::Durability::None {
         tracing::warn!(
@@ -92,11 +101,14 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         if config.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { vec![] };
     let config = Arc::new(config);
     let metrics = crate::metrics::new_metrics(shard_count);
-    let clock = Clock::system();
     let draining = Arc::new(AtomicBool::new(false));
     let mesh = build_mesh(shard_count, config.limits.ring_slots);
+    let (push_links, worker_links, push_wake) =
+        crate::push::link::rings(shard_count, config.push.jobs_queue_len_max);
+    crate::push::worker::spawn(&config.push, providers, worker_links, push_wake, metrics.clone())?;
     let mut threads = Vec::with_capacity(shard_count);
-    for (id, ((outboxes, inboxes), listener)) in mesh.into_iter().zip(listeners).enumerate() {
+    let shards = mesh.into_iter().zip(listeners).zip(push_links).enumerate();
+    for (id, (((outboxes, inboxes), listener), push_link)) in shards {
         let writer = crate::store::writer::Writer::spawn(
             store.clone(),
             id,
@@ -117,6 +129,7 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
             clock: clock.clone(),
             draining: draining.clone(),
             writer,
+            push_link,
         };
         threads.push(shard_loop::spawn(setup)?);
     }

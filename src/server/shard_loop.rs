@@ -60,6 +60,8 @@ pub struct ShardSetup {
     /// thread inherits its creator's CPU affinity, so a writer started by a
     /// pinned shard would be confined to the shard's core.
     pub writer: Writer,
+    /// The shard's end of the push worker's rings.
+    pub push_link: crate::push::link::PushLink,
 }
 
 /// Starts the shard's thread.
@@ -160,6 +162,7 @@ fn load(setup: ShardSetup) -> (Rc<ShardCtx>, Inboxes, std::net::TcpListener, Arc
         clock: setup.clock,
         accounts,
         directory,
+        push_link: setup.push_link,
         queue_lens: QueueLens::new(queue_lens),
         writer: setup.writer,
         store: setup.store,
@@ -217,6 +220,7 @@ async fn timer_loop(ctx: Rc<ShardCtx>) {
     loop {
         monoio::time::sleep(tick).await;
         ctx.timers.fire_due(ctx.clock.now_ms());
+        crate::delivery::push::tick(&ctx).await;
     }
 }
 

@@ -22,6 +22,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::metrics::{Metrics, ShardMetrics};
+use crate::push::link::{PushLink, ShardPush};
 use crate::ratelimit::Limiters;
 use crate::shard::mailbox::SessionTimers;
 use crate::shard::mesh::Mesh;
@@ -58,6 +59,8 @@ pub struct ShardCtx {
     pub directory: Directory,
     /// Rate limits for requests this shard handles.
     pub limiters: Limiters,
+    /// Push schedule and the rings to the push worker.
+    pub push: ShardPush,
     /// Authenticated WebSocket sessions on this shard, by device.
     pub sessions: RefCell<SessionRegistry>,
     /// Sessions' deadlines.
@@ -100,6 +103,8 @@ pub struct ShardParts {
     pub accounts: Accounts,
     /// The loaded contact-discovery index entries.
     pub directory: Directory,
+    /// This shard's end of the push worker's rings.
+    pub push_link: PushLink,
     /// The counted queues.
     pub queue_lens: QueueLens,
     /// The shard's end of the mesh.
@@ -117,6 +122,7 @@ impl ShardCtx {
     pub fn new(parts: ShardParts) -> Self {
         let timers = SessionTimers::new(timer_tick_ms(&parts.config.limits));
         let limiters = Limiters::new(&parts.config.rate_limits);
+        let push = ShardPush::new(&parts.config.push, parts.push_link);
         Self {
             id: parts.id,
             shard_count: parts.shard_count,
@@ -125,6 +131,7 @@ impl ShardCtx {
             accounts: parts.accounts,
             directory: parts.directory,
             limiters,
+            push,
             sessions: RefCell::new(SessionRegistry::default()),
             timers,
             queue_lens: parts.queue_lens,

@@ -23,6 +23,31 @@ pub struct DeviceRecord {
     pub password_hash: [u8; 32],
     /// Registration time, ms since the epoch.
     pub created_ms: u64,
+    /// The device's push channel, if it registered one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushToken>,
+}
+
+/// Which provider a push token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushProvider {
+    /// Apple (APNs).
+    Apn,
+    /// Google (FCM).
+    Fcm,
+}
+
+/// A device's push token (a device has at most one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushToken {
+    /// The provider.
+    pub provider: PushProvider,
+    /// The token the provider gave the device.
+    pub token: String,
+    /// When it was registered, ms since the epoch (a later invalidation
+    /// from the provider removes it, an earlier one does not).
+    pub registered_ms: u64,
 }
 
 /// One account as stored.
@@ -91,6 +116,11 @@ mod tests {
             salt: [1; 16],
             password_hash: [2; 32],
             created_ms: 3,
+            push: (id == 2).then(|| PushToken {
+                provider: PushProvider::Fcm,
+                token: "t".into(),
+                registered_ms: 9,
+            }),
         }
     }
 

@@ -53,6 +53,7 @@ pub async fn send(
 /// Returns one page of the caller's queue.
 pub fn fetch(ctx: &ShardCtx, caller: AuthedDevice) -> Result<Response, HttpError> {
     let page = queue::first_page(ctx, caller)?;
+    crate::delivery::push::on_connected(ctx, caller);
     let json_bytes = page.messages.iter().map(|m| m.json.len() + 1).sum::<usize>();
     let mut body = Vec::with_capacity(32 + json_bytes);
     body.extend_from_slice(b"{\"messages\":[");

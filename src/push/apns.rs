@@ -1,0 +1,124 @@
+//! APNs over HTTP/2 with token-based auth: an ES256 JWT (`kid` = key id,
+//! `iss` = team id, `iat`) signed with the `.p8` key and renewed every 50
+//! minutes (Apple refuses tokens older than an hour and throttles renewing
+//! more often than every 20).
+//!
+//! Request: `POST {base}/3/device/{token}` with `apns-topic`,
+//! `apns-push-type` (`alert` / `background`), `apns-priority` (10 / 5),
+//! `apns-expiration` (30 days after queueing) and, for alerts,
+//! `apns-collapse-id: incoming-message`; the body from
+//! [`PushPayload::apns_body`](crate::protocol::push::PushPayload::apns_body).
+//! Answers: 200 sent; 410 `Unregistered` (with the invalidation time) or
+//! 400 `BadDeviceToken` / 403 `ExpiredToken`... dead; 429 and 5xx retried.
+
+use crate::config::ApnsConfig;
+use crate::push::client::Answer;
+use crate::push::{retry_after_ms, PushJob, Verdict};
+use bytes::Bytes;
+use http_body_util::Full;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use std::sync::Mutex;
+
+/// A signing token is renewed after this long (Apple's limit is an hour).
+const JWT_RENEW_S: u64 = 50 * 60;
+/// APNs keeps an undeliverable push this long.
+const EXPIRATION_S: u64 = 30 * 24 * 3600;
+/// Reasons meaning the device token is dead.
+const DEAD_REASONS: [&str; 3] = ["Unregistered", "BadDeviceToken", "ExpiredToken"];
+
+/// Builds and signs APNs requests.
+pub struct Apns {
+    config: ApnsConfig,
+    key: EncodingKey,
+    /// The current JWT and when it was made (unix seconds).
+    jwt: Mutex<Option<(String, u64)>>,
+}
+
+impl Apns {
+    /// Reads the `.p8` key named in `config`.
+    pub fn new(config: ApnsConfig) -> Result<Self, String> {
+        let path = config.key_file.display().to_string();
+        let pem = std::fs::read(&config.key_file)
+            .map_err(|error| format!("cannot read APNs key {path}: {error}"))?;
+        let key = EncodingKey::from_ec_pem(&pem)
+            .map_err(|error| format!("APNs key {path} is not an EC PKCS#8 PEM key: {error}"))?;
+        Ok(Self { config, key, jwt: Mutex::new(None) })
+    }
+
+    /// The JWT to send now (renewed when older than 50 minutes).
+    fn jwt(&self, now_s: u64) -> Result<String, String> {
+        let mut cached = self.jwt.lock().expect("the JWT lock is never poisoned");
+        if let Some((jwt, made_s)) = cached.as_ref() {
+            if now_s.saturating_sub(*made_s) < JWT_RENEW_S {
+                return Ok(jwt.clone());
+            }
+        }
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.config.key_id.clone());
+        let claims = serde_json::json!({"iss": self.config.team_id, "iat": now_s});
+        let jwt = jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|error| format!("cannot sign the APNs token: {error}"))?;
+        *cached = Some((jwt.clone(), now_s));
+        Ok(jwt)
+    }
+
+    /// The request for `job`.
+    pub fn request(&self, job: &PushJob, now_s: u64) -> Result<http::Request<Full<Bytes>>, String> {
+        let urgent = job.payload.data.urgent;
+        let uri = format!("{}/3/device/{}", self.config.base_url, job.token);
+        let expiration_s = job.queued_ms / 1000 + EXPIRATION_S;
+        let mut builder = http::Request::post(uri)
+            .header("authorization", format!("bearer {}", self.jwt(now_s)?))
+            .header("apns-topic", &self.config.topic)
+            .header("apns-push-type", if urgent { "alert" } else { "background" })
+            .header("apns-priority", if urgent { "10" } else { "5" })
+            .header("apns-expiration", expiration_s.to_string())
+            .header("content-type", "application/json");
+        if urgent {
+            builder = builder.header("apns-collapse-id", "incoming-message");
+        }
+        builder
+            .body(Full::new(Bytes::from(job.payload.apns_body())))
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// What an APNs answer means.
+pub fn judge(answer: &Answer) -> Verdict {
+    if answer.status == 200 {
+        return Verdict::Sent;
+    }
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+    let reason = body["reason"].as_str().unwrap_or("").to_string();
+    if answer.status == 410 || DEAD_REASONS.contains(&reason.as_str()) {
+        return Verdict::Dead { invalidated_ms: body["timestamp"].as_u64() };
+    }
+    if answer.status == 429 || answer.status >= 500 {
+        return Verdict::Retry { after_ms: retry_after_ms(&answer.headers) };
+    }
+    Verdict::Failed(format!("APNs answered {} {reason}", answer.status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer { status, headers: http::HeaderMap::new(), body: body.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn answers_are_judged_like_apple_documents_them() {
+        assert_eq!(judge(&answer(200, "")), Verdict::Sent);
+        let gone = answer(410, r#"{"reason":"Unregistered","timestamp":1700000000000}"#);
+        assert_eq!(judge(&gone), Verdict::Dead { invalidated_ms: Some(1_700_000_000_000) });
+        let bad = answer(400, r#"{"reason":"BadDeviceToken"}"#);
+        assert_eq!(judge(&bad), Verdict::Dead { invalidated_ms: None });
+        assert_eq!(judge(&answer(429, "")), Verdict::Retry { after_ms: None });
+        assert_eq!(judge(&answer(503, "{}")), Verdict::Retry { after_ms: None });
+        assert!(matches!(judge(&answer(400, r#"{"reason":"BadTopic"}"#)), Verdict::Failed(_)));
+        let mut busy = answer(429, "");
+        busy.headers.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(judge(&busy), Verdict::Retry { after_ms: Some(3000) });
+    }
+}
