@@ -92,6 +92,8 @@ shard_metrics! {
     push_dropped_total: "counter",
     /// Push tokens removed after the provider said they are dead.
     push_tokens_removed_total: "counter",
+    /// Push challenge answers refused (wrong, used or expired token).
+    push_challenges_failed_total: "counter",
     /// Requests refused with 429 by a rate limit.
     rate_limited_total: "counter",
     /// Identifier hashes this shard owns that an account is discoverable by.

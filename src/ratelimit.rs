@@ -35,22 +35,28 @@ pub struct Limiters {
     pub auth_failures_per_account: RefCell<RateLimiter<Uuid>>,
     /// Failed logins, per source address.
     pub auth_failures_per_ip: RefCell<RateLimiter<IpAddr>>,
+    /// Identified messages, per (sender, recipient) account pair.
+    pub messages_per_pair: RefCell<RateLimiter<(Uuid, Uuid)>>,
+    /// Registrations, per source address.
+    pub registrations_per_ip: RefCell<RateLimiter<IpAddr>>,
 }
 
 impl Limiters {
     /// Empty buckets for every limit of `config`.
     pub fn new(config: &RateLimits) -> Self {
         let keys_max = config.keys_per_shard_max;
-        let limiter = |limit| RefCell::new(RateLimiter::new(limit, keys_max));
         Self {
-            directory_lookup: limiter(config.directory_lookup),
-            auth_failures_per_account: limiter(config.auth_failures_per_account),
-            auth_failures_per_ip: RefCell::new(RateLimiter::new(
-                config.auth_failures_per_ip,
-                keys_max,
-            )),
+            directory_lookup: bucket(config.directory_lookup, keys_max),
+            auth_failures_per_account: bucket(config.auth_failures_per_account, keys_max),
+            auth_failures_per_ip: bucket(config.auth_failures_per_ip, keys_max),
+            messages_per_pair: bucket(config.messages_per_pair, keys_max),
+            registrations_per_ip: bucket(config.registrations_per_ip, keys_max),
         }
     }
+}
+
+fn bucket<K: Hash + Eq + Clone>(limit: RateLimit, keys_max: usize) -> RefCell<RateLimiter<K>> {
+    RefCell::new(RateLimiter::new(limit, keys_max))
 }
 
 /// A refused take: how long until it would fit.
@@ -138,6 +144,11 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// Forgets `key`'s bucket: its next take starts from a full bucket.
     pub fn clear(&mut self, key: &K) {
         self.tat_us.remove(key);
+    }
+
+    /// Forgets every bucket whose key `matches` (e.g. all of one sender's pairs).
+    pub fn clear_where(&mut self, matches: impl Fn(&K) -> bool) {
+        self.tat_us.retain(|key, _| !matches(key));
     }
 
     /// Number of keys with a partly spent bucket (or swept lazily).
@@ -231,6 +242,9 @@ mod tests {
         assert_eq!(limits.take(&1, 1, 0), Ok(()));
         assert!(limits.take(&1, 1, 0).is_err());
         limits.clear(&1);
+        assert_eq!(limits.take(&1, 1, 0), Ok(()));
+        assert!(limits.take(&1, 1, 0).is_err());
+        limits.clear_where(|key| *key == 1);
         assert_eq!(limits.take(&1, 1, 0), Ok(()));
     }
 

@@ -106,3 +106,21 @@ fn a_limit_of_zero_permits_is_off() {
     assert_eq!(login(&server, &account).0, 200);
     assert_eq!(server.metric("rate_limited_total"), 0);
 }
+
+#[test]
+fn registrations_are_limited_per_address() {
+    let config = format!(
+        "{}\n[rate_limits.registrations_per_ip]\npermits = 3\nperiod_ms = 86400000\n",
+        common::TEST_LIMITS
+    );
+    let server =
+        Server::start_with(ServerOptions { shards: 1, config_toml: config, ..Default::default() });
+    for _ in 0..3 {
+        server.register();
+    }
+    let body = br#"{"password":"pw-12345678","registrationId":4242}"#;
+    let (status, head, answer) = request_head_at(&server.addr(), "PUT", "/v1/accounts", None, body);
+    assert_eq!((status, error_body(&answer).0), (429, 429));
+    assert!(header_value(&head, "retry-after").is_some());
+    assert_eq!(server.metric("rate_limited_total"), 1);
+}

@@ -835,3 +835,95 @@ fn a_provider_that_is_down_never_fails_or_slows_a_send() {
         server.close(ws);
     }
 }
+
+/// `PUT /v1/messages/{to}` from `sender`: (status, `Retry-After`).
+fn try_send(
+    server: &TestServer,
+    sender: &Account,
+    to: &Account,
+    timestamp: u64,
+) -> (u16, Option<String>) {
+    let body = send_body(&[(1, REGISTRATION_ID)], b"hi", false, timestamp);
+    let path = format!("/v1/messages/{}", to.uuid);
+    let (status, head, _) =
+        common::request_head_at(&server.addr, "PUT", &path, Some(sender), &body);
+    (status, common::header_value(&head, "retry-after"))
+}
+
+#[test]
+fn a_rate_limited_sender_lifts_its_limit_with_a_push_challenge() {
+    let providers = Providers::start();
+    let server = start_with(&providers, |config| {
+        config.rate_limits.messages_per_pair.permits = 2;
+        config.rate_limits.messages_per_pair.period_ms = 86_400_000;
+    });
+    let (sender, recipient) = (server.register(), server.register());
+    let token = apn_token();
+    server.put_token(&sender, APN, &token);
+    assert_eq!(try_send(&server, &sender, &recipient, 1).0, 200);
+    assert_eq!(try_send(&server, &sender, &recipient, 2).0, 200);
+    let (status, retry_after) = try_send(&server, &sender, &recipient, 3);
+    assert_eq!(status, 429);
+    assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+    // A wrong answer is refused and counted; a malformed one is 400.
+    let answer = |challenge: &str| {
+        let body = json!({"type": "rateLimitPushChallenge", "challenge": challenge}).to_string();
+        request_at(&server.addr, "PUT", "/v1/challenge", Some(&sender), &[], body.as_bytes())
+    };
+    let (status, body) = answer("0123");
+    assert_eq!((status, error_body(&body).0), (428, 428));
+    assert_eq!(server.metric("push_challenges_failed_total"), 1);
+    let captcha = json!({"type": "captcha", "challenge": "x"}).to_string();
+    let put =
+        |body: &[u8]| request_at(&server.addr, "PUT", "/v1/challenge", Some(&sender), &[], body);
+    assert_eq!(put(captcha.as_bytes()).0, 400);
+    assert_eq!(put(b"{not json").0, 400);
+    assert_eq!(put(br#"{"type":"rateLimitPushChallenge"}"#).0, 400);
+    // The challenge push carries the token to the device.
+    let (status, _) =
+        request_at(&server.addr, "POST", "/v1/challenge/push", Some(&sender), &[], b"");
+    assert_eq!(status, 200);
+    let push = providers.apns.wait_for(1, DUE).remove(0);
+    assert_eq!(push.path, format!("/3/device/{token}"));
+    let body = push.json();
+    assert_eq!(body["type"], "rateLimitChallenge");
+    assert_eq!(body["data"]["urgent"], true);
+    schema::assert_matches(
+        "PushNotificationPayload",
+        &json!({"type": body["type"], "data": body["data"]}),
+    );
+    let challenge = body["data"]["challenge"].as_str().expect("a challenge token").to_string();
+    assert_eq!(answer(&challenge).0, 200);
+    assert_eq!(try_send(&server, &sender, &recipient, 4).0, 200, "the limit is lifted");
+    assert_eq!(answer(&challenge).0, 428, "a challenge is single use");
+}
+
+#[test]
+fn challenge_pushes_need_a_push_token_and_credentials() {
+    let providers = Providers::start();
+    let server = start(&providers);
+    let device = server.register();
+    let (status, body) =
+        request_at(&server.addr, "POST", "/v1/challenge/push", Some(&device), &[], b"");
+    assert_eq!((status, error_body(&body).0), (404, 404));
+    assert_eq!(request_at(&server.addr, "POST", "/v1/challenge/push", None, &[], b"").0, 401);
+    assert_eq!(
+        request_at(&server.addr, "GET", "/v1/challenge/push", Some(&device), &[], b"").0,
+        405
+    );
+    assert_eq!(request_at(&server.addr, "POST", "/v1/challenge", Some(&device), &[], b"").0, 405);
+    // An expired challenge is refused.
+    let token = apn_token();
+    server.put_token(&device, APN, &token);
+    assert_eq!(
+        request_at(&server.addr, "POST", "/v1/challenge/push", Some(&device), &[], b"").0,
+        200
+    );
+    let push = providers.apns.wait_for(1, DUE).remove(0);
+    let challenge = push.json()["data"]["challenge"].as_str().unwrap().to_string();
+    server.clock.advance_ms(300_000);
+    let body = json!({"type": "rateLimitPushChallenge", "challenge": challenge}).to_string();
+    let (status, _) =
+        request_at(&server.addr, "PUT", "/v1/challenge", Some(&device), &[], body.as_bytes());
+    assert_eq!(status, 428);
+}

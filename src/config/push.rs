@@ -72,6 +72,8 @@ pub struct PushConfig {
     pub retry_backoff_ms: u64,
     /// Longest wait for one provider answer.
     pub request_timeout_ms: u64,
+    /// A push challenge (rate limit or verification) must be answered within this.
+    pub challenge_ttl_ms: u64,
     /// APNs; none: APNs pushes are dropped (counted).
     pub apns: Option<ApnsConfig>,
     /// FCM; none: FCM pushes are dropped (counted).
@@ -89,6 +91,7 @@ impl Default for PushConfig {
             retries_max: 3,
             retry_backoff_ms: 1000,
             request_timeout_ms: 10_000,
+            challenge_ttl_ms: 300_000,
             apns: None,
             fcm: None,
         }
@@ -107,6 +110,7 @@ impl PushConfig {
             ("push.inflight_max", self.inflight_max as u64),
             ("push.retry_backoff_ms", self.retry_backoff_ms),
             ("push.request_timeout_ms", self.request_timeout_ms),
+            ("push.challenge_ttl_ms", self.challenge_ttl_ms),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err((field, "must be greater than 0"));

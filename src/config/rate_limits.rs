@@ -34,6 +34,13 @@ pub struct RateLimits {
     /// Failed logins per source address, on each shard. Default: 1000 per
     /// minute.
     pub auth_failures_per_ip: RateLimit,
+    /// Messages one account sends to one other account (identified sends;
+    /// a push challenge lifts it). Default: a burst of 10,000, then 5,000/s.
+    pub messages_per_pair: RateLimit,
+    /// Accounts registered from one source address, per shard. Default:
+    /// 100,000 per hour (a deployment gates registration with a token or a
+    /// verification session; this only bounds a flood).
+    pub registrations_per_ip: RateLimit,
     /// Most keys (accounts, addresses, pairs) each shard tracks per limit;
     /// past it new keys are refused until buckets refill (fail closed).
     pub keys_per_shard_max: usize,
@@ -45,6 +52,8 @@ impl Default for RateLimits {
             directory_lookup: RateLimit { permits: 100_000, period_ms: 24 * 3600 * 1000 },
             auth_failures_per_account: RateLimit { permits: 20, period_ms: 60_000 },
             auth_failures_per_ip: RateLimit { permits: 1000, period_ms: 60_000 },
+            messages_per_pair: RateLimit { permits: 10_000, period_ms: 2_000 },
+            registrations_per_ip: RateLimit { permits: 100_000, period_ms: 3_600_000 },
             keys_per_shard_max: 1_000_000,
         }
     }
@@ -52,9 +61,11 @@ impl Default for RateLimits {
 
 impl RateLimits {
     /// Each limit with its config name, for validation.
-    pub fn named(&self) -> [(&'static str, RateLimit); 3] {
+    pub fn named(&self) -> [(&'static str, RateLimit); 5] {
         [
             ("rate_limits.directory_lookup", self.directory_lookup),
+            ("rate_limits.messages_per_pair", self.messages_per_pair),
+            ("rate_limits.registrations_per_ip", self.registrations_per_ip),
             ("rate_limits.auth_failures_per_account", self.auth_failures_per_account),
             ("rate_limits.auth_failures_per_ip", self.auth_failures_per_ip),
         ]

@@ -175,7 +175,7 @@ async fn answer(
     let close = head.close_after;
     let peer = stream.peer_addr().ok().map(|addr| addr.ip());
     let response = match authenticate_header(ctx, head.header("authorization"), peer) {
-        Ok(caller) => router::dispatch(ctx, caller, Request::from_head(head, body)).await,
+        Ok(caller) => router::dispatch(ctx, caller, Request::from_head(head, body, peer)).await,
         Err(response) => response,
     };
     let (result, _) = stream.write_all(response.to_http(close)).await;

@@ -4,6 +4,7 @@
 //! whoever built the request) and header names are lower case.
 
 use crate::http::head::Head;
+use std::net::IpAddr;
 
 /// One request to the router.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,17 +19,21 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// The client's address (plain HTTP only; `None` for framed requests,
+    /// whose connection was authenticated as a device).
+    pub peer: Option<IpAddr>,
 }
 
 impl Request {
     /// A request from a parsed HTTP head and its body.
-    pub fn from_head(head: Head, body: Vec<u8>) -> Self {
+    pub fn from_head(head: Head, body: Vec<u8>, peer: Option<IpAddr>) -> Self {
         Self {
             method: head.method,
             path: head.path,
             query: head.query,
             headers: head.headers,
             body,
+            peer,
         }
     }
 
@@ -40,7 +45,8 @@ impl Request {
             .filter_map(|header| header.split_once(':'))
             .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
             .collect();
-        Self { method: verb, path: path.to_string(), query: query.to_string(), headers, body }
+        let (path, query) = (path.to_string(), query.to_string());
+        Self { method: verb, path, query, headers, body, peer: None }
     }
 
     /// The value of header `name` (lower case), if present.

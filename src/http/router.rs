@@ -59,6 +59,10 @@ pub enum Route {
     SetPushToken(PushProvider),
     /// `DELETE /v1/accounts/apn` or `/gcm`
     ClearPushToken(PushProvider),
+    /// `POST /v1/challenge/push`
+    RequestChallengePush,
+    /// `PUT /v1/challenge`
+    AnswerChallenge,
 }
 
 /// Maps a request line to its route.
@@ -75,6 +79,8 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
         "/v1/devices/link" => (Route::LinkDevice, "PUT"),
         "/v1/stories" => (Route::Stories, "PUT"),
         "/v1/directory/lookup" => (Route::DirectoryLookup, "PUT"),
+        "/v1/challenge/push" => (Route::RequestChallengePush, "POST"),
+        "/v1/challenge" => (Route::AnswerChallenge, "PUT"),
         "/v1/accounts/discoverable" => match method {
             "DELETE" => (Route::ClearDiscoverable, "DELETE"),
             _ => (Route::SetDiscoverable, "PUT"),
@@ -203,6 +209,10 @@ async fn handle(
         Route::ClearPushToken(provider) => {
             routes::push_tokens::clear(ctx, require_caller(caller)?, provider).await
         }
+        Route::RequestChallengePush => {
+            routes::challenge::request_push(ctx, require_caller(caller)?)
+        }
+        Route::AnswerChallenge => routes::challenge::answer(ctx, require_caller(caller)?, request),
     }
 }
 

@@ -32,6 +32,17 @@ pub struct ApnRegistration {
     pub voip_registration_id: Option<String>,
 }
 
+/// `PUT /v1/challenge` body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeAnswer {
+    /// Only `rateLimitPushChallenge` is supported.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The token the push carried.
+    pub challenge: String,
+}
+
 /// `PUT /v1/accounts/gcm` body.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -103,6 +114,11 @@ pub struct PushData {
 }
 
 impl PushPayload {
+    /// A push carrying a challenge `token` (urgent: the user is waiting).
+    pub fn challenge(kind: PushKind, token: String) -> Self {
+        Self { kind, data: PushData { urgent: true, challenge: Some(token) } }
+    }
+
     /// A new-messages push.
     pub fn notification(urgent: bool) -> Self {
         Self { kind: PushKind::Notification, data: PushData { urgent, challenge: None } }

@@ -9,13 +9,18 @@
 //! dropped and counted); nothing here blocks or allocates per job beyond
 //! the job itself.
 
+use crate::accounts::AuthedDevice;
 use crate::config::PushConfig;
 use crate::metrics::ShardMetrics;
+use crate::push::challenge::Challenges;
 use crate::push::schedule::PushSchedule;
 use crate::push::{DeadToken, PushJob};
 use std::cell::RefCell;
 use std::sync::Arc;
 use tokio::sync::Notify;
+
+/// Most live push challenges one shard holds per kind.
+const CHALLENGES_PER_SHARD_MAX: usize = 100_000;
 
 /// A shard's push state: its schedule and its end of the worker's rings.
 pub struct ShardPush {
@@ -23,12 +28,21 @@ pub struct ShardPush {
     pub schedule: RefCell<PushSchedule>,
     /// The rings to and from the push worker.
     pub link: PushLink,
+    /// Live rate-limit challenges, per device.
+    pub rate_limit_challenges: RefCell<Challenges<AuthedDevice>>,
 }
 
 impl ShardPush {
     /// Push state over `link` with `config`'s intervals.
     pub fn new(config: &PushConfig, link: PushLink) -> Self {
-        Self { schedule: RefCell::new(PushSchedule::new(config)), link }
+        Self {
+            schedule: RefCell::new(PushSchedule::new(config)),
+            link,
+            rate_limit_challenges: RefCell::new(Challenges::new(
+                config.challenge_ttl_ms,
+                CHALLENGES_PER_SHARD_MAX,
+            )),
+        }
     }
 }
 

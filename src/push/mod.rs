@@ -2,6 +2,7 @@
 //! its queue (DESIGN.md section 4).
 //!
 //! - [`schedule`]: when to push, per device (pure).
+//! - [`challenge`]: single-use tokens sent by push to prove a real device.
 //! - [`link`]: a shard's end of the push worker: the jobs it batches per
 //!   loop turn onto its ring, and the dead tokens coming back.
 //! - [`worker`]: the push thread: a small tokio runtime, HTTP/2 to the
@@ -23,6 +24,7 @@
 //! Imports: `clock`, `config`, `protocol`, `metrics`, `store`, `accounts`.
 
 pub mod apns;
+pub mod challenge;
 pub mod client;
 pub mod fcm;
 pub mod link;

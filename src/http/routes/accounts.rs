@@ -1,12 +1,14 @@
 //! `PUT /v1/accounts`: register an account with its primary device (id 1).
 //!
 //! Parse: the registration token (when configured, compared in constant
-//! time; 403 otherwise) and the JSON body (400). Apply: pick a random UUID
+//! time; 403 otherwise), the per-address limit (429 with `Retry-After`)
+//! and the JSON body (400). Apply: pick a random UUID
 //! and have its owner shard make the account durable
 //! ([`crate::calls::create_account`]). Encode: `{"uuid", "deviceId": 1}`.
 
 use crate::http::request::Request;
 use crate::http::response::{HttpError, Response};
+use crate::metrics::ShardMetrics;
 use crate::protocol::payloads::{parse_json, RegistrationRequest, RegistrationResponse};
 use crate::shard::ShardCtx;
 use std::rc::Rc;
@@ -20,6 +22,14 @@ pub async fn handle(ctx: &Rc<ShardCtx>, mut request: Request) -> Result<Response
         let matches: bool = offered.as_bytes().ct_eq(expected.as_bytes()).into();
         if !matches {
             return Err(HttpError::forbidden("registration token missing or wrong"));
+        }
+    }
+    if let Some(ip) = request.peer {
+        let taken = ctx.limiters.registrations_per_ip.borrow_mut().take(&ip, 1, ctx.clock.now_ms());
+        if let Err(limited) = taken {
+            ShardMetrics::inc(&ctx.stats().rate_limited_total);
+            let message = "too many registrations from this address; retry later";
+            return Err(HttpError::too_many_requests(message, limited.retry_after_s()));
         }
     }
     let registration = parse_json::<RegistrationRequest>(&mut request.body)

@@ -13,6 +13,7 @@ use crate::accounts::AuthedDevice;
 use crate::delivery::queue;
 use crate::http::request::Request;
 use crate::http::response::{HttpError, Response};
+use crate::metrics::ShardMetrics;
 use crate::protocol::base64;
 use crate::protocol::envelope::{SendRequest, SendResponse};
 use crate::protocol::payloads::parse_json;
@@ -41,6 +42,16 @@ pub async fn send(
         .and_then(SendRequest::validate)
         .map_err(|error| HttpError::bad_request(error.0))?;
     let sender = if access_key.is_some() { None } else { caller };
+    if let Some(sender) = sender {
+        let pair = (sender.account, destination);
+        let taken = ctx.limiters.messages_per_pair.borrow_mut().take(&pair, 1, ctx.clock.now_ms());
+        if let Err(limited) = taken {
+            ShardMetrics::inc(&ctx.stats().rate_limited_total);
+            let message =
+                "too many messages to this account; retry later or answer a push challenge";
+            return Err(HttpError::too_many_requests(message, limited.retry_after_s()));
+        }
+    }
     // Signal's rule: a sender with other devices must send them a sync copy,
     // unless this send is itself to the sender's own account.
     let needs_sync = sender.is_some_and(|sender| {

@@ -3,6 +3,7 @@
 //! answer.
 
 pub mod accounts;
+pub mod challenge;
 pub mod devices;
 pub mod directory;
 pub mod health;
