@@ -20,6 +20,7 @@ use crate::protocol::discovery::IdentifierHash;
 use crate::protocol::envelope::Send;
 use crate::protocol::items::FanoutItem;
 use crate::protocol::payloads::Registration;
+use crate::push::verification::VerifyRefused;
 use crate::shard::mesh::CallError;
 use crate::shard::msg::{Call, Outcome};
 use crate::shard::ShardCtx;
@@ -63,6 +64,30 @@ pub async fn apply(ctx: &Rc<ShardCtx>, call: Call) -> Outcome {
             Outcome::HashReleased(ctx.directory.release(&ctx.writer, hash, account).await)
         }
         Call::FindHashes { hashes } => Outcome::HashesFound(ctx.directory.find(&hashes)),
+        Call::CreateVerification { id, provider, token } => Outcome::Verification(
+            crate::delivery::push::open_verification(ctx, id, provider, token),
+        ),
+        Call::AnswerVerification { id, challenge } => {
+            let mut sessions = ctx.push.verification_sessions.borrow_mut();
+            Outcome::Verification(sessions.answer(&id, &challenge, now_ms))
+        }
+        Call::ConsumeVerification { id } => {
+            let mut sessions = ctx.push.verification_sessions.borrow_mut();
+            Outcome::Verification(sessions.consume(&id, now_ms))
+        }
+    }
+}
+
+/// Does a verification call (create, answer, consume) on the owner of
+/// its session id.
+pub async fn verification(
+    ctx: &Rc<ShardCtx>,
+    id: Uuid,
+    call: Call,
+) -> Result<Result<(), VerifyRefused>, CallError> {
+    match on_owner(ctx, &id, call).await? {
+        Outcome::Verification(result) => Ok(result),
+        other => unreachable!("a verification call was answered with {other:?}"),
     }
 }
 

@@ -927,3 +927,102 @@ fn challenge_pushes_need_a_push_token_and_credentials() {
         request_at(&server.addr, "PUT", "/v1/challenge", Some(&device), &[], body.as_bytes());
     assert_eq!(status, 428);
 }
+
+/// `POST /v1/verification/session` for `token` of `kind`: (status, JSON).
+fn open_session(server: &TestServer, token: &str, kind: &str) -> (u16, Value) {
+    let body = json!({"pushToken": token, "pushTokenType": kind}).to_string();
+    let path = "/v1/verification/session";
+    let (status, answer) = request_at(&server.addr, "POST", path, None, &[], body.as_bytes());
+    (status, serde_json::from_slice(&answer).unwrap_or(Value::Null))
+}
+
+/// `PUT /v1/accounts` with `sessionId` and no registration token: the status.
+fn register_with_session(server: &TestServer, session_id: &str) -> u16 {
+    let body = json!({"password": "pw-session-1", "registrationId": REGISTRATION_ID,
+                      "sessionId": session_id})
+    .to_string();
+    request_at(&server.addr, "PUT", "/v1/accounts", None, &[], body.as_bytes()).0
+}
+
+#[test]
+fn a_verification_session_proves_a_device_by_push_and_registers_once() {
+    let providers = Providers::start();
+    let server = start_with(&providers, |config| {
+        config.registration_token = Some("shared-secret".into());
+    });
+    let token = apn_token();
+    let (status, state) = open_session(&server, &token, "apn");
+    assert_eq!(status, 200, "{state}");
+    let id = state["id"].as_str().expect("a session id").to_string();
+    assert_eq!(
+        state,
+        json!({"id": id, "requestedInformation": ["pushChallenge"], "verified": false})
+    );
+    let push = providers.apns.wait_for(1, DUE).remove(0);
+    assert_eq!(push.path, format!("/3/device/{token}"));
+    let body = push.json();
+    assert_eq!(body["type"], "challenge");
+    schema::assert_matches(
+        "PushNotificationPayload",
+        &json!({"type": body["type"], "data": body["data"]}),
+    );
+    let challenge = body["data"]["challenge"].as_str().unwrap().to_string();
+    assert_eq!(register_with_session(&server, &id), 403, "not verified yet");
+    let patch = |answer: &str| {
+        let body = json!({ "pushChallenge": answer }).to_string();
+        let path = format!("/v1/verification/session/{id}");
+        request_at(&server.addr, "PATCH", &path, None, &[], body.as_bytes())
+    };
+    let (status, answer) = patch("0000");
+    assert_eq!((status, error_body(&answer).0), (428, 428));
+    let (status, answer) = patch(&challenge);
+    assert_eq!(status, 200);
+    let state: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(state, json!({"id": id, "requestedInformation": [], "verified": true}));
+    assert_eq!(register_with_session(&server, &id), 200, "in place of the registration token");
+    assert_eq!(register_with_session(&server, &id), 403, "a session registers once");
+    let plain = json!({"password": "pw-plain-1", "registrationId": REGISTRATION_ID}).to_string();
+    assert_eq!(request_at(&server.addr, "PUT", "/v1/accounts", None, &[], plain.as_bytes()).0, 403);
+    assert_eq!(server.metric("push_challenges_failed_total"), 1);
+}
+
+#[test]
+fn verification_sessions_refuse_hostile_input() {
+    let providers = Providers::start();
+    let server = start(&providers);
+    assert_eq!(open_session(&server, &apn_token(), "sms").0, 400);
+    assert_eq!(open_session(&server, "not-hex!", "apn").0, 422);
+    assert_eq!(open_session(&server, "bad/token", "fcm").0, 422);
+    let post =
+        |body: &[u8]| request_at(&server.addr, "POST", "/v1/verification/session", None, &[], body);
+    assert_eq!(post(b"{nope").0, 400);
+    assert_eq!(post(br#"{"pushToken":"ab"}"#).0, 400);
+    assert_eq!(post(br#"{"pushToken":"ab","pushTokenType":"apn","extra":1}"#).0, 400);
+    let unknown = format!("/v1/verification/session/{}", Uuid::new_v4());
+    let body = br#"{"pushChallenge":"x"}"#;
+    assert_eq!(request_at(&server.addr, "PATCH", &unknown, None, &[], body).0, 404);
+    assert_eq!(
+        request_at(&server.addr, "PATCH", "/v1/verification/session/nope", None, &[], body).0,
+        404
+    );
+    assert_eq!(request_at(&server.addr, "GET", &unknown, None, &[], b"").0, 405);
+    assert_eq!(request_at(&server.addr, "GET", "/v1/verification/session", None, &[], b"").0, 405);
+    assert_eq!(register_with_session(&server, "not-a-uuid"), 403);
+    // An FCM token gets its challenge through FCM.
+    let token = fcm_token();
+    let (status, state) = open_session(&server, &token, "fcm");
+    assert_eq!(status, 200);
+    let push = providers.fcm.wait_for(1, DUE).remove(0);
+    let message = &push.json()["message"];
+    assert_eq!(
+        (message["token"].as_str(), message["data"]["type"].as_str()),
+        (Some(token.as_str()), Some("challenge"))
+    );
+    let inner: Value = serde_json::from_str(message["data"]["data"].as_str().unwrap()).unwrap();
+    assert!(inner["challenge"].is_string());
+    let path = format!("/v1/verification/session/{}", state["id"].as_str().unwrap());
+    assert_eq!(request_at(&server.addr, "PATCH", &path, None, &[], b"[]").0, 400);
+    server.clock.advance_ms(300_000);
+    let late = json!({ "pushChallenge": inner["challenge"] }).to_string();
+    assert_eq!(request_at(&server.addr, "PATCH", &path, None, &[], late.as_bytes()).0, 428);
+}

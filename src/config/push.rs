@@ -74,6 +74,9 @@ pub struct PushConfig {
     pub request_timeout_ms: u64,
     /// A push challenge (rate limit or verification) must be answered within this.
     pub challenge_ttl_ms: u64,
+    /// A verification session (`POST /v1/verification/session`) can be
+    /// verified and used to register within this.
+    pub verification_session_ttl_ms: u64,
     /// APNs; none: APNs pushes are dropped (counted).
     pub apns: Option<ApnsConfig>,
     /// FCM; none: FCM pushes are dropped (counted).
@@ -92,6 +95,7 @@ impl Default for PushConfig {
             retry_backoff_ms: 1000,
             request_timeout_ms: 10_000,
             challenge_ttl_ms: 300_000,
+            verification_session_ttl_ms: 600_000,
             apns: None,
             fcm: None,
         }
@@ -111,6 +115,7 @@ impl PushConfig {
             ("push.retry_backoff_ms", self.retry_backoff_ms),
             ("push.request_timeout_ms", self.request_timeout_ms),
             ("push.challenge_ttl_ms", self.challenge_ttl_ms),
+            ("push.verification_session_ttl_ms", self.verification_session_ttl_ms),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err((field, "must be greater than 0"));

@@ -12,10 +12,13 @@
 
 use crate::accounts::AuthedDevice;
 use crate::metrics::ShardMetrics;
-use crate::protocol::push::PushPayload;
+use crate::protocol::push::{PushKind, PushPayload};
 use crate::push::schedule::Decision;
+use crate::push::verification::VerifyRefused;
 use crate::push::PushJob;
 use crate::shard::ShardCtx;
+use crate::store::accounts::PushProvider;
+use uuid::Uuid;
 
 /// Items were stored for these `(device, urgent)` pairs: push the ones away.
 pub fn on_stored(ctx: &ShardCtx, stored: impl IntoIterator<Item = (AuthedDevice, bool)>) {
@@ -79,12 +82,34 @@ pub async fn tick(ctx: &ShardCtx) {
     }
 }
 
+/// Opens verification session `id` (owned here) and pushes its challenge
+/// to `token`.
+pub fn open_verification(
+    ctx: &ShardCtx,
+    id: Uuid,
+    provider: PushProvider,
+    token: String,
+) -> Result<(), VerifyRefused> {
+    let now_ms = ctx.clock.now_ms();
+    let challenge = ctx.push.verification_sessions.borrow_mut().create(id, now_ms)?;
+    ctx.push.link.queue(PushJob {
+        shard: ctx.id,
+        device: None,
+        provider,
+        token,
+        payload: PushPayload::challenge(PushKind::Challenge, challenge),
+        queued_ms: now_ms,
+    });
+    ctx.push.link.flush(ctx.stats());
+    Ok(())
+}
+
 /// Queues a notification push for `device` (if it still has a token).
 fn queue(ctx: &ShardCtx, device: AuthedDevice, urgent: bool, now_ms: u64) {
     let Some(token) = ctx.accounts.push_token(&device) else { return };
     ctx.push.link.queue(PushJob {
         shard: ctx.id,
-        device,
+        device: Some(device),
         provider: token.provider,
         token: token.token,
         payload: PushPayload::notification(urgent),

@@ -63,6 +63,10 @@ pub enum Route {
     RequestChallengePush,
     /// `PUT /v1/challenge`
     AnswerChallenge,
+    /// `POST /v1/verification/session`
+    CreateVerificationSession,
+    /// `PATCH /v1/verification/session/{id}`
+    UpdateVerificationSession(Uuid),
 }
 
 /// Maps a request line to its route.
@@ -81,6 +85,12 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
         "/v1/directory/lookup" => (Route::DirectoryLookup, "PUT"),
         "/v1/challenge/push" => (Route::RequestChallengePush, "POST"),
         "/v1/challenge" => (Route::AnswerChallenge, "PUT"),
+        "/v1/verification/session" => (Route::CreateVerificationSession, "POST"),
+        other if other.starts_with("/v1/verification/session/") => {
+            let id = Uuid::try_parse(&other["/v1/verification/session/".len()..]);
+            let id = id.map_err(|_| HttpError::not_found(format!("no route for {path}")))?;
+            (Route::UpdateVerificationSession(id), "PATCH")
+        }
         "/v1/accounts/discoverable" => match method {
             "DELETE" => (Route::ClearDiscoverable, "DELETE"),
             _ => (Route::SetDiscoverable, "PUT"),
@@ -213,6 +223,10 @@ async fn handle(
             routes::challenge::request_push(ctx, require_caller(caller)?)
         }
         Route::AnswerChallenge => routes::challenge::answer(ctx, require_caller(caller)?, request),
+        Route::CreateVerificationSession => routes::verification::create(ctx, request).await,
+        Route::UpdateVerificationSession(id) => {
+            routes::verification::update(ctx, id, request).await
+        }
     }
 }
 

@@ -64,6 +64,9 @@ pub struct RegistrationRequest {
     /// The device's (encrypted) name.
     #[serde(default)]
     pub name: Option<String>,
+    /// A verified verification session, in place of the registration token.
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 /// A [`RegistrationRequest`] whose fields are in range.
@@ -139,6 +142,7 @@ impl LinkDeviceRequest {
             unidentified_access_key: None,
             unrestricted_unidentified_access: false,
             name: self.name,
+            session_id: None,
         }
         .validate()?;
         if self.verification_code.is_empty() || self.verification_code.len() > 128 {

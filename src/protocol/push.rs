@@ -43,6 +43,44 @@ pub struct ChallengeAnswer {
     pub challenge: String,
 }
 
+/// `POST /v1/verification/session` body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerificationSessionRequest {
+    /// Where to push the challenge.
+    pub push_token: String,
+    /// `apn` or `fcm`.
+    pub push_token_type: String,
+}
+
+/// `PATCH /v1/verification/session/{id}` body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerificationSessionUpdate {
+    /// The token the challenge push carried.
+    pub push_challenge: String,
+}
+
+/// A verification session's state, answered by both session routes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationSessionState {
+    /// The session id (give it to `PUT /v1/accounts` as `sessionId`).
+    pub id: String,
+    /// What the client still has to provide: `["pushChallenge"]` until verified.
+    pub requested_information: Vec<&'static str>,
+    /// True once the push challenge was answered.
+    pub verified: bool,
+}
+
+impl VerificationSessionState {
+    /// The state of session `id`.
+    pub fn new(id: String, verified: bool) -> Self {
+        let requested_information = if verified { vec![] } else { vec!["pushChallenge"] };
+        Self { id, requested_information, verified }
+    }
+}
+
 /// `PUT /v1/accounts/gcm` body.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

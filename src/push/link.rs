@@ -14,6 +14,7 @@ use crate::config::PushConfig;
 use crate::metrics::ShardMetrics;
 use crate::push::challenge::Challenges;
 use crate::push::schedule::PushSchedule;
+use crate::push::verification::VerificationSessions;
 use crate::push::{DeadToken, PushJob};
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub struct ShardPush {
     pub link: PushLink,
     /// Live rate-limit challenges, per device.
     pub rate_limit_challenges: RefCell<Challenges<AuthedDevice>>,
+    /// Verification sessions whose id this shard owns.
+    pub verification_sessions: RefCell<VerificationSessions>,
 }
 
 impl ShardPush {
@@ -39,6 +42,11 @@ impl ShardPush {
             schedule: RefCell::new(PushSchedule::new(config)),
             link,
             rate_limit_challenges: RefCell::new(Challenges::new(
+                config.challenge_ttl_ms,
+                CHALLENGES_PER_SHARD_MAX,
+            )),
+            verification_sessions: RefCell::new(VerificationSessions::new(
+                config.verification_session_ttl_ms,
                 config.challenge_ttl_ms,
                 CHALLENGES_PER_SHARD_MAX,
             )),

@@ -3,6 +3,8 @@
 //!
 //! - [`schedule`]: when to push, per device (pure).
 //! - [`challenge`]: single-use tokens sent by push to prove a real device.
+//! - [`verification`]: verification sessions (a push challenge before
+//!   registration).
 //! - [`link`]: a shard's end of the push worker: the jobs it batches per
 //!   loop turn onto its ring, and the dead tokens coming back.
 //! - [`worker`]: the push thread: a small tokio runtime, HTTP/2 to the
@@ -29,6 +31,7 @@ pub mod client;
 pub mod fcm;
 pub mod link;
 pub mod schedule;
+pub mod verification;
 pub mod worker;
 
 use crate::accounts::AuthedDevice;
@@ -40,8 +43,9 @@ use crate::store::accounts::PushProvider;
 pub struct PushJob {
     /// The shard that queued it (dead tokens go back there; its metrics count it).
     pub shard: usize,
-    /// The device to wake.
-    pub device: AuthedDevice,
+    /// The device to wake (`None` for a verification challenge, which is
+    /// sent to a token before any account exists).
+    pub device: Option<AuthedDevice>,
     /// Which provider.
     pub provider: PushProvider,
     /// The device's token.

@@ -121,7 +121,7 @@ async fn deliver(shared: &Shared, job: PushJob) {
             }
             Verdict::Dead { invalidated_ms } => return report_dead(shared, job, invalidated_ms),
             Verdict::Failed(reason) => {
-                tracing::warn!(device = %job.device.account, reason, "push refused");
+                tracing::warn!(account = ?job.device.map(|d| d.account), reason, "push refused");
                 return ShardMetrics::inc(&stats.push_failed_total);
             }
             Verdict::Reauthenticate if !reauthenticated => {
@@ -181,13 +181,12 @@ async fn attempt(shared: &Shared, job: &PushJob) -> Verdict {
     }
 }
 
-/// Hands a dead token back to the shard owning the device.
+/// Hands a dead token back to the shard owning the device (a token pushed
+/// for a verification session belongs to no device: nothing to remove).
 fn report_dead(shared: &Shared, job: PushJob, invalidated_ms: Option<u64>) {
-    let dead = DeadToken {
-        device: job.device,
-        token: job.token,
-        invalidated_ms: invalidated_ms.unwrap_or(u64::MAX),
-    };
+    let Some(device) = job.device else { return };
+    let dead =
+        DeadToken { device, token: job.token, invalidated_ms: invalidated_ms.unwrap_or(u64::MAX) };
     let mut ring = shared.dead_tokens[job.shard].lock().expect("never poisoned");
     if ring.push(dead).is_err() {
         ShardMetrics::inc(&shared.metrics[job.shard].push_dropped_total);

@@ -17,6 +17,8 @@ use crate::protocol::discovery::IdentifierHash;
 use crate::protocol::envelope::Send;
 use crate::protocol::items::FanoutItem;
 use crate::protocol::payloads::Registration;
+use crate::push::verification::VerifyRefused;
+use crate::store::accounts::PushProvider;
 use uuid::Uuid;
 
 /// One message between shards.
@@ -112,6 +114,28 @@ pub enum Call {
         /// The hashes, in the caller's order.
         hashes: Vec<IdentifierHash>,
     },
+    /// Open verification session `id` and push its challenge to `token`
+    /// (the callee owns `id`).
+    CreateVerification {
+        /// The session id.
+        id: Uuid,
+        /// The provider of `token`.
+        provider: PushProvider,
+        /// The push token the client named.
+        token: String,
+    },
+    /// Answer session `id`'s push challenge.
+    AnswerVerification {
+        /// The session id.
+        id: Uuid,
+        /// The token the push carried.
+        challenge: String,
+    },
+    /// Use up verified session `id` for one registration.
+    ConsumeVerification {
+        /// The session id.
+        id: Uuid,
+    },
 }
 
 /// What the owner shard did with a [`Call`], one variant per call kind.
@@ -133,4 +157,6 @@ pub enum Outcome {
     HashReleased(Result<(), ClaimRefused>),
     /// Answer to [`Call::FindHashes`]: the holder of each hash, in order.
     HashesFound(Vec<Option<Uuid>>),
+    /// Answer to the verification calls.
+    Verification(Result<(), VerifyRefused>),
 }

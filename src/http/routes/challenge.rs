@@ -27,7 +27,7 @@ pub fn request_push(ctx: &ShardCtx, caller: AuthedDevice) -> Result<Response, Ht
     let challenge = ctx.push.rate_limit_challenges.borrow_mut().issue(caller, now_ms);
     ctx.push.link.queue(PushJob {
         shard: ctx.id,
-        device: caller,
+        device: Some(caller),
         provider: token.provider,
         token: token.token,
         payload: PushPayload::challenge(PushKind::RateLimitChallenge, challenge),

@@ -16,3 +16,4 @@ pub mod push_tokens;
 pub mod receipts;
 pub mod stories;
 pub mod typing;
+pub mod verification;
