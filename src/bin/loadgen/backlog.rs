@@ -6,6 +6,7 @@
 use crate::accounts::{register_many, Credentials, REGISTRATION_ID};
 use crate::client::{source_address, WsConn};
 use crate::messaging::ok_response;
+use crate::push::{register_tokens, watch_pushes, PushOutcome};
 use crate::report::Progress;
 use serde::Serialize;
 use std::cell::Cell;
@@ -24,6 +25,8 @@ pub struct BacklogArgs {
     pub content_bytes: usize,
     pub data_dir: Option<PathBuf>,
     pub source_ips: usize,
+    /// Recipients register APNs tokens; the server's pushes are followed.
+    pub push: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,7 +43,12 @@ pub struct BacklogResult {
     pub drained: u64,
     pub drain_secs: f64,
     pub drained_per_sec: f64,
+    /// The pushes the backlog caused (with `push`).
+    pub push: Option<PushOutcome>,
 }
+
+/// Longest wait for every device's push after the first send.
+const PUSH_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Bytes of all files under `dir`.
 fn dir_bytes(dir: &Path) -> Option<u64> {
@@ -58,8 +66,19 @@ pub fn run(args: BacklogArgs) -> std::io::Result<BacklogResult> {
         let accounts = register_many(args.server, args.pairs * 2, 64).await?;
         let pairs: Vec<(Credentials, Credentials)> =
             accounts.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
+        if args.push {
+            let recipients: Vec<Credentials> = pairs.iter().map(|(_, r)| r.clone()).collect();
+            register_tokens(args.server, &recipients).await?;
+        }
         let disk_bytes_before = args.data_dir.as_deref().and_then(dir_bytes);
+        let store_started = Instant::now();
         let (stored, store_secs) = store_backlogs(&args, &pairs).await;
+        let push = match args.push {
+            true => {
+                Some(watch_pushes(args.server, args.pairs, store_started, PUSH_DEADLINE).await?)
+            }
+            false => None,
+        };
         let disk_bytes_after = args.data_dir.as_deref().and_then(dir_bytes);
         // Everyone reconnects at once and drains.
         let (drained, drain_secs) = drain_backlogs(&args, &pairs).await;
@@ -80,6 +99,7 @@ pub fn run(args: BacklogArgs) -> std::io::Result<BacklogResult> {
             drained,
             drain_secs,
             drained_per_sec: drained as f64 / drain_secs,
+            push,
         })
     })
 }

@@ -93,8 +93,24 @@ impl HttpConn {
         path: &str,
         body: &[u8],
     ) -> io::Result<(u16, Vec<u8>)> {
+        self.request_as(method, path, None, body).await
+    }
+
+    /// One request with `Authorization: Basic` of `login:password` when given.
+    pub async fn request_as(
+        &mut self,
+        method: &str,
+        path: &str,
+        login: Option<(&str, &str)>,
+        body: &[u8],
+    ) -> io::Result<(u16, Vec<u8>)> {
+        let auth = login.map_or(String::new(), |(login, password)| {
+            let basic =
+                switchboard::protocol::base64::encode(format!("{login}:{password}").as_bytes());
+            format!("Authorization: Basic {basic}\r\n")
+        });
         let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: loadgen\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: loadgen\r\n{auth}Content-Length: {}\r\n\r\n",
             body.len()
         )
         .into_bytes();

@@ -10,7 +10,9 @@
 //!   device, explicit acks): the second baseline.
 //! - `reconnect-storm`: every connection drops at once and reconnects.
 //! - `backlog`: offline devices accumulate envelopes, then reconnect together:
-//!   drain rate and disk bytes per stored envelope.
+//!   drain rate and disk bytes per stored envelope; with `--push`, the
+//!   pushes the backlog caused (one per device per window).
+//! - `apns-standin`: a loopback APNs stand-in for the push benchmark.
 
 mod accounts;
 mod backlog;
@@ -20,6 +22,7 @@ mod measure;
 mod messaging;
 mod mqtt;
 mod nats;
+mod push;
 mod report;
 mod schedule;
 mod storm;
@@ -91,6 +94,23 @@ enum Scenario {
         /// The server's data directory, to measure disk bytes per envelope.
         #[arg(long)]
         data_dir: Option<std::path::PathBuf>,
+        /// Recipients register APNs tokens; report the pushes the server sent
+        /// (it must be configured with an APNs base URL, e.g. `apns-standin`).
+        #[arg(long)]
+        push: bool,
+    },
+    /// A loopback APNs stand-in (HTTP/2 cleartext) for push benchmarks:
+    /// answers every push with `status` after `delay_ms`, until killed.
+    ApnsStandin {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Delay before each answer, ms (a slow provider).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+        /// Status of each answer (503: a failing provider).
+        #[arg(long, default_value_t = 200)]
+        status: u16,
     },
     /// Baseline: the messaging load against an MQTT broker's WebSocket listener
     /// (QoS 1 publish, persistent subscriber sessions, subscriber PUBACKs).
@@ -215,7 +235,18 @@ fn run_scenario(cli: &Cli, threads: usize) -> anyhow::Result<(&'static str, serd
             summarize_storm(&result);
             ("reconnect-storm", serde_json::json!(result))
         }
-        Scenario::Backlog { pairs, messages_per_device, window, content_bytes, ref data_dir } => {
+        Scenario::ApnsStandin { listen, delay_ms, status } => {
+            push::run_standin(listen, delay_ms, status)?;
+            ("apns-standin", serde_json::json!({}))
+        }
+        Scenario::Backlog {
+            pairs,
+            messages_per_device,
+            window,
+            content_bytes,
+            ref data_dir,
+            push,
+        } => {
             let result = backlog::run(backlog::BacklogArgs {
                 server,
                 pairs,
@@ -224,6 +255,7 @@ fn run_scenario(cli: &Cli, threads: usize) -> anyhow::Result<(&'static str, serd
                 content_bytes,
                 data_dir: data_dir.clone(),
                 source_ips,
+                push,
             })?;
             summarize_backlog(&result);
             ("backlog", serde_json::json!(result))
@@ -282,4 +314,10 @@ fn summarize_backlog(result: &backlog::BacklogResult) {
         result.drained,
         result.drained_per_sec
     );
+    if let Some(push) = &result.push {
+        eprintln!(
+            "backlog: pushes for {} devices: {} sent, {} failed, {} coalesced, settled in {:.2}s ({:.0}/s)",
+            push.devices, push.sent, push.failed, push.coalesced, push.secs, push.per_sec
+        );
+    }
 }
