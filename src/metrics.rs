@@ -90,6 +90,9 @@ shard_metrics! {
     push_coalesced_total: "counter",
     /// Pushes dropped: the ring to the push worker was full.
     push_dropped_total: "counter",
+    /// Pushes this shard queued that the worker has not settled yet (on the
+    /// ring, being sent, or waiting to retry).
+    push_queue_len: "gauge",
     /// Push tokens removed after the provider said they are dead.
     push_tokens_removed_total: "counter",
     /// Push challenge answers refused (wrong, used or expired token).

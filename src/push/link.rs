@@ -106,6 +106,9 @@ impl PushLink {
         for job in batch.drain(..) {
             if jobs.push(job).is_err() {
                 ShardMetrics::inc(&stats.push_dropped_total);
+            } else {
+                // The worker takes it off again once the push is settled.
+                ShardMetrics::inc(&stats.push_queue_len);
             }
         }
         self.wake.notify_one();

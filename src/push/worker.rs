@@ -93,7 +93,9 @@ async fn intake(
                 let permit = permits.clone().acquire_owned().await.expect("never closed");
                 let shared = shared.clone();
                 tokio::spawn(async move {
+                    let shard = job.shard;
                     deliver(&shared, job).await;
+                    ShardMetrics::dec(&shared.metrics[shard].push_queue_len);
                     drop(permit);
                 });
             }
