@@ -441,6 +441,7 @@ fn an_urgent_envelope_to_an_offline_device_sends_one_apns_alert() {
     let pushes = providers.apns.wait_for(1, DUE);
     assert_apns_push(&server, &pushes[0], &token, true);
     server.wait_metric("push_apns_sent_total", 1);
+    assert_eq!(server.metric("push_send_seconds_count"), 1, "the send latency histogram");
     // A device without a token is not pushed.
     server.send(&device, &sender, true, 2);
     providers.apns.assert_count_after(QUIET, 1);

@@ -99,6 +99,7 @@ pub fn open_verification(
         token,
         payload: PushPayload::challenge(PushKind::Challenge, challenge),
         queued_ms: now_ms,
+        queued_at: std::time::Instant::now(),
     });
     ctx.push.link.flush(ctx.stats());
     Ok(())
@@ -114,5 +115,6 @@ fn queue(ctx: &ShardCtx, device: AuthedDevice, urgent: bool, now_ms: u64) {
         token: token.token,
         payload: PushPayload::notification(urgent),
         queued_ms: now_ms,
+        queued_at: std::time::Instant::now(),
     });
 }

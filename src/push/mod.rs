@@ -54,6 +54,8 @@ pub struct PushJob {
     pub payload: PushPayload,
     /// The shard's clock when queued, ms (APNs expiration counts from it).
     pub queued_ms: u64,
+    /// When it was queued, for the send latency histogram.
+    pub queued_at: std::time::Instant,
 }
 
 /// A provider said a token is dead.

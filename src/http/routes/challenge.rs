@@ -32,6 +32,7 @@ pub fn request_push(ctx: &ShardCtx, caller: AuthedDevice) -> Result<Response, Ht
         token: token.token,
         payload: PushPayload::challenge(PushKind::RateLimitChallenge, challenge),
         queued_ms: now_ms,
+        queued_at: std::time::Instant::now(),
     });
     ctx.push.link.flush(ctx.stats());
     Ok(Response::empty(200))

@@ -13,12 +13,19 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub mod histogram;
+
+pub use histogram::LatencyHistogram;
+
 macro_rules! shard_metrics {
     ($($(#[doc = $doc:literal])* $name:ident: $kind:literal,)*) => {
-        /// One shard's counters and gauges.
+        /// One shard's counters, gauges and histograms.
         #[derive(Default)]
         pub struct ShardMetrics {
             $($(#[doc = $doc])* pub $name: AtomicU64,)*
+            /// Seconds from queueing a push to the provider accepting it
+            /// (written by the push worker).
+            pub push_send_seconds: LatencyHistogram,
         }
 
         impl ShardMetrics {
@@ -150,6 +157,13 @@ pub fn render(metrics: &[ShardMetrics]) -> String {
             let _ =
                 writeln!(out, "switchboard_{name}{{shard=\"{shard}\"}} {}", shard_values[index]);
         }
+    }
+    let name = "switchboard_push_send_seconds";
+    let _ =
+        writeln!(out, "# HELP {name} Seconds from queueing a push to the provider accepting it.");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (shard, stats) in metrics.iter().enumerate() {
+        stats.push_send_seconds.render(&mut out, name, shard);
     }
     out
 }
