@@ -110,9 +110,10 @@ fn start_with(providers: &Providers, tweak: impl FnOnce(&mut Config)) -> TestSer
     config.push.apns = Some(ApnsConfig {
         base_url: providers.apns.base_url(),
         topic: TOPIC.into(),
-        key_file: APNS_KEY.into(),
-        key_id: KEY_ID.into(),
-        team_id: TEAM_ID.into(),
+        key_file: Some(APNS_KEY.into()),
+        key_id: Some(KEY_ID.into()),
+        team_id: Some(TEAM_ID.into()),
+        ..ApnsConfig::default()
     });
     config.push.fcm = Some(FcmConfig {
         base_url: providers.fcm.base_url(),

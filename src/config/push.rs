@@ -6,7 +6,9 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// Apple Push Notification service (token-based auth, a `.p8` key).
+/// Apple Push Notification service: token-based auth (a `.p8` key, its id
+/// and the team id) or certificate auth (a client certificate and its key),
+/// exactly one of the two.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApnsConfig {
@@ -16,17 +18,66 @@ pub struct ApnsConfig {
     pub base_url: String,
     /// The app's bundle id (`apns-topic`).
     pub topic: String,
-    /// The `.p8` signing key (PKCS#8 PEM) from the Apple developer account.
-    pub key_file: PathBuf,
-    /// The key's id (JWT `kid`).
-    pub key_id: String,
-    /// The developer team id (JWT `iss`).
-    pub team_id: String,
+    /// Token auth: the `.p8` signing key (PKCS#8 PEM) from the Apple developer account.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Token auth: the key's id (JWT `kid`).
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// Token auth: the developer team id (JWT `iss`).
+    #[serde(default)]
+    pub team_id: Option<String>,
+    /// Certificate auth: the client certificate (PEM, the chain Apple issued).
+    #[serde(default)]
+    pub certificate_file: Option<PathBuf>,
+    /// Certificate auth: the certificate's private key (PEM).
+    #[serde(default)]
+    pub certificate_key_file: Option<PathBuf>,
+    /// Extra trusted CA certificates (PEM) for the gateway, beside the
+    /// public web roots (a private relay, or a test stand-in).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for ApnsConfig {
+    /// Production APNs, no topic and no credentials yet (not valid as is).
+    fn default() -> Self {
+        Self {
+            base_url: Self::default_base_url(),
+            topic: String::new(),
+            key_file: None,
+            key_id: None,
+            team_id: None,
+            certificate_file: None,
+            certificate_key_file: None,
+            ca_file: None,
+        }
+    }
 }
 
 impl ApnsConfig {
     fn default_base_url() -> String {
         "https://api.push.apple.com".into()
+    }
+
+    /// Exactly one complete way to authenticate.
+    fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        let token = [self.key_file.is_some(), self.key_id.is_some(), self.team_id.is_some()];
+        let certificate = [self.certificate_file.is_some(), self.certificate_key_file.is_some()];
+        let complete_token = token.iter().all(|set| *set);
+        let complete_certificate = certificate.iter().all(|set| *set);
+        let any_token = token.iter().any(|set| *set);
+        let any_certificate = certificate.iter().any(|set| *set);
+        let one_complete =
+            (complete_token && !any_certificate) || (complete_certificate && !any_token);
+        if !one_complete {
+            return Err((
+                "push.apns",
+                "set key_file, key_id and team_id (token auth) or certificate_file and \
+                 certificate_key_file (certificate auth), not both",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -126,6 +177,9 @@ impl PushConfig {
                 "retry_backoff_ms and request_timeout_ms must be at most an hour",
             ));
         }
+        if let Some(apns) = &self.apns {
+            apns.validate()?;
+        }
         if self.retries_max > 10 {
             return Err(("push.retries_max", "must be at most 10"));
         }
@@ -178,6 +232,32 @@ mod tests {
             "topic = \"org.example\"\nkey_file = \"k.p8\"\nkey_id = \"K\"\nteam_id = \"T\"\n";
         let apns: ApnsConfig = toml::from_str(text).unwrap();
         assert_eq!(apns.base_url, "https://api.push.apple.com");
-        assert!(toml::from_str::<ApnsConfig>("topic = \"x\"").is_err(), "the key is required");
+        assert_eq!(apns.validate(), Ok(()));
+        assert!(toml::from_str::<ApnsConfig>("key_id = \"x\"").is_err(), "the topic is required");
+    }
+
+    #[test]
+    fn apns_takes_exactly_one_way_to_authenticate() {
+        let token = ApnsConfig {
+            topic: "t".into(),
+            key_file: Some("k.p8".into()),
+            key_id: Some("K".into()),
+            team_id: Some("T".into()),
+            ..ApnsConfig::default()
+        };
+        let certificate = ApnsConfig {
+            topic: "t".into(),
+            certificate_file: Some("c.pem".into()),
+            certificate_key_file: Some("k.pem".into()),
+            ..ApnsConfig::default()
+        };
+        assert_eq!(token.validate(), Ok(()));
+        assert_eq!(certificate.validate(), Ok(()));
+        let both = ApnsConfig { certificate_file: Some("c.pem".into()), ..token.clone() };
+        let half = ApnsConfig { key_id: None, ..token };
+        let neither = ApnsConfig { topic: "t".into(), ..ApnsConfig::default() };
+        for bad in [both, half, neither] {
+            assert_eq!(bad.validate().unwrap_err().0, "push.apns");
+        }
     }
 }

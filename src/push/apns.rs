@@ -1,7 +1,8 @@
 //! APNs over HTTP/2 with token-based auth: an ES256 JWT (`kid` = key id,
 //! `iss` = team id, `iat`) signed with the `.p8` key and renewed every 50
 //! minutes (Apple refuses tokens older than an hour and throttles renewing
-//! more often than every 20).
+//! more often than every 20); or with certificate auth: the TLS client
+//! certificate Apple issued, on a client of APNs's own.
 //!
 //! Request: `POST {base}/3/device/{token}` with `apns-topic`,
 //! `apns-push-type` (`alert` / `background`), `apns-priority` (10 / 5),
@@ -12,7 +13,7 @@
 //! 400 `BadDeviceToken` / 403 `ExpiredToken`... dead; 429 and 5xx retried.
 
 use crate::config::ApnsConfig;
-use crate::push::client::Answer;
+use crate::push::client::{self, Answer, PushClient};
 use crate::push::{retry_after_ms, PushJob, Verdict};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -26,40 +27,81 @@ const EXPIRATION_S: u64 = 30 * 24 * 3600;
 /// Reasons meaning the device token is dead.
 const DEAD_REASONS: [&str; 3] = ["Unregistered", "BadDeviceToken", "ExpiredToken"];
 
+/// How APNs knows us.
+enum Auth {
+    /// A JWT signed with the `.p8` key, sent as `authorization: bearer`.
+    Token {
+        key: EncodingKey,
+        key_id: String,
+        team_id: String,
+        /// The current JWT and when it was made (unix seconds).
+        jwt: Mutex<Option<(String, u64)>>,
+    },
+    /// The TLS client certificate of [`Apns::client`]: no header.
+    Certificate,
+}
+
 /// Builds and signs APNs requests.
 pub struct Apns {
     config: ApnsConfig,
-    key: EncodingKey,
-    /// The current JWT and when it was made (unix seconds).
-    jwt: Mutex<Option<(String, u64)>>,
+    auth: Auth,
+    /// Its own client when it needs its own TLS settings (a client
+    /// certificate, extra roots); else the worker's shared client is used.
+    client: Option<PushClient>,
 }
 
 impl Apns {
-    /// Reads the `.p8` key named in `config`.
+    /// Reads the key or certificate named in `config`; an error names the
+    /// file and the reason.
     pub fn new(config: ApnsConfig) -> Result<Self, String> {
-        let path = config.key_file.display().to_string();
-        let pem = std::fs::read(&config.key_file)
-            .map_err(|error| format!("cannot read APNs key {path}: {error}"))?;
-        let key = EncodingKey::from_ec_pem(&pem)
-            .map_err(|error| format!("APNs key {path} is not an EC PKCS#8 PEM key: {error}"))?;
-        Ok(Self { config, key, jwt: Mutex::new(None) })
+        let extra_roots = match &config.ca_file {
+            Some(path) => {
+                client::read_certificates(path).map_err(|error| format!("APNs ca_file: {error}"))?
+            }
+            None => Vec::new(),
+        };
+        let (auth, client_auth) = match (&config.certificate_file, &config.certificate_key_file) {
+            (Some(certificate), Some(key)) => {
+                let chain = client::read_certificates(certificate)
+                    .map_err(|error| format!("APNs certificate_file: {error}"))?;
+                let key = client::read_private_key(key)
+                    .map_err(|error| format!("APNs certificate_key_file: {error}"))?;
+                (Auth::Certificate, Some((chain, key)))
+            }
+            _ => (token_auth(&config)?, None),
+        };
+        let client = if client_auth.is_some() || !extra_roots.is_empty() {
+            let tls = client::tls_config(extra_roots, client_auth)
+                .map_err(|error| format!("APNs TLS: {error}"))?;
+            Some(client::new_client_with(tls))
+        } else {
+            None
+        };
+        Ok(Self { config, auth, client })
     }
 
-    /// The JWT to send now (renewed when older than 50 minutes).
-    fn jwt(&self, now_s: u64) -> Result<String, String> {
-        let mut cached = self.jwt.lock().expect("the JWT lock is never poisoned");
-        if let Some((jwt, made_s)) = cached.as_ref() {
+    /// The client to send through, if APNs needs its own.
+    pub fn client(&self) -> Option<&PushClient> {
+        self.client.as_ref()
+    }
+
+    /// The JWT to send now (renewed when older than 50 minutes); `None`
+    /// with certificate auth.
+    fn jwt(&self, now_s: u64) -> Result<Option<String>, String> {
+        let Auth::Token { key, key_id, team_id, jwt } = &self.auth else { return Ok(None) };
+        let mut cached = jwt.lock().expect("the JWT lock is never poisoned");
+        if let Some((made, made_s)) = cached.as_ref() {
             if now_s.saturating_sub(*made_s) < JWT_RENEW_S {
-                return Ok(jwt.clone());
+                return Ok(Some(made.clone()));
             }
         }
         let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.config.key_id.clone());
-        let claims = serde_json::json!({"iss": self.config.team_id, "iat": now_s});
-        let jwt = jsonwebtoken::encode(&header, &claims, &self.key)
+        header.kid = Some(key_id.clone());
+        let claims = serde_json::json!({"iss": team_id, "iat": now_s});
+        let made = jsonwebtoken::encode(&header, &claims, key)
             .map_err(|error| format!("cannot sign the APNs token: {error}"))?;
-        *cached = Some((jwt.clone(), now_s));
-        Ok(jwt)
+        *cached = Some((made.clone(), now_s));
+        Ok(Some(made))
     }
 
     /// The request for `job`.
@@ -68,7 +110,6 @@ impl Apns {
         let uri = format!("{}/3/device/{}", self.config.base_url, job.token);
         let expiration_s = job.queued_ms / 1000 + EXPIRATION_S;
         let mut builder = http::Request::post(uri)
-            .header("authorization", format!("bearer {}", self.jwt(now_s)?))
             .header("apns-topic", &self.config.topic)
             .header("apns-push-type", if urgent { "alert" } else { "background" })
             .header("apns-priority", if urgent { "10" } else { "5" })
@@ -77,10 +118,28 @@ impl Apns {
         if urgent {
             builder = builder.header("apns-collapse-id", "incoming-message");
         }
+        if let Some(jwt) = self.jwt(now_s)? {
+            builder = builder.header("authorization", format!("bearer {jwt}"));
+        }
         builder
             .body(Full::new(Bytes::from(job.payload.apns_body())))
             .map_err(|error| error.to_string())
     }
+}
+
+/// Token auth from `config`: the `.p8` key, its id and the team id.
+fn token_auth(config: &ApnsConfig) -> Result<Auth, String> {
+    let (Some(path), Some(key_id), Some(team_id)) =
+        (&config.key_file, &config.key_id, &config.team_id)
+    else {
+        return Err("APNs needs key_file, key_id and team_id, or a certificate".into());
+    };
+    let shown = path.display();
+    let pem =
+        std::fs::read(path).map_err(|error| format!("cannot read APNs key {shown}: {error}"))?;
+    let key = EncodingKey::from_ec_pem(&pem)
+        .map_err(|error| format!("APNs key {shown} is not an EC PKCS#8 PEM key: {error}"))?;
+    Ok(Auth::Token { key, key_id: key_id.clone(), team_id: team_id.clone(), jwt: Mutex::new(None) })
 }
 
 /// What an APNs answer means.

@@ -8,6 +8,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::time::Duration;
 
 /// A pooled HTTP/2 client.
@@ -30,16 +32,64 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-/// A new client (HTTP/2 only).
+/// A new client (HTTP/2 only) trusting the public web roots.
 pub fn new_client() -> PushClient {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = tls_config(Vec::new(), None).expect("the web roots and no client cert are valid");
+    new_client_with(tls)
+}
+
+/// A new client (HTTP/2 only) over `tls`.
+pub fn new_client_with(tls: rustls::ClientConfig) -> PushClient {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(provider)
-        .expect("the ring provider supports the default protocol versions")
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http2()
         .build();
     Client::builder(TokioExecutor::new()).http2_only(true).build(connector)
+}
+
+/// TLS settings: the public web roots plus `extra_roots`, and a client
+/// certificate chain with its key when given.
+pub fn tls_config(
+    extra_roots: Vec<CertificateDer<'static>>,
+    client_auth: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for root in extra_roots {
+        roots.add(root).map_err(|error| format!("a CA certificate: {error}"))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_root_certificates(roots);
+    match client_auth {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|error| format!("the client certificate: {error}")),
+        None => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// Every certificate in PEM file `path`.
+pub fn read_certificates(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem =
+        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let certificates: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+    match certificates {
+        Ok(certificates) if !certificates.is_empty() => Ok(certificates),
+        Ok(_) => Err(format!("{} holds no PEM certificate", path.display())),
+        Err(error) => Err(format!("{} is not PEM certificates: {error}", path.display())),
+    }
+}
+
+/// The private key in PEM file `path`.
+pub fn read_private_key(path: &std::path::Path) -> Result<PrivateKeyDer<'static>, String> {
+    let pem =
+        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|error| format!("{} holds no PEM private key: {error}", path.display()))
 }
 
 /// Sends `request` and reads the answer within `timeout`; `Err` for a

@@ -173,7 +173,11 @@ async fn attempt(shared: &Shared, job: &PushJob) -> Verdict {
         Ok(request) => request,
         Err(error) => return Verdict::Failed(error),
     };
-    match client::send(&shared.http, request, shared.timeout).await {
+    let http = match (&job.provider, &shared.providers.apns) {
+        (PushProvider::Apn, Some(apns)) => apns.client().unwrap_or(&shared.http),
+        _ => &shared.http,
+    };
+    match client::send(http, request, shared.timeout).await {
         Ok(answer) => match job.provider {
             PushProvider::Apn => apns::judge(&answer),
             PushProvider::Fcm => fcm::judge(&answer),
