@@ -45,7 +45,12 @@ pub struct PushSchedule {
     devices: HashMap<AuthedDevice, DeviceState>,
     /// After-close pushes by due time.
     due: BTreeSet<(u64, AuthedDevice)>,
+    /// When settled entries were last swept.
+    last_sweep_ms: u64,
 }
+
+/// Settled entries are swept at most this often (a sweep walks every entry).
+const SWEEP_INTERVAL_MS: u64 = 60_000;
 
 impl PushSchedule {
     /// An empty schedule with `config`'s intervals.
@@ -56,6 +61,7 @@ impl PushSchedule {
             after_close_delay_ms: config.after_close_delay_ms,
             devices: HashMap::new(),
             due: BTreeSet::new(),
+            last_sweep_ms: 0,
         }
     }
 
@@ -124,9 +130,13 @@ impl PushSchedule {
         devices
     }
 
-    /// Forgets entries that can no longer change a decision: call now and
-    /// then (both windows passed, nothing due).
+    /// Forgets entries that can no longer change a decision (both windows
+    /// passed, nothing due); walks them at most once per minute.
     pub fn forget_settled(&mut self, now_ms: u64) {
+        if now_ms.saturating_sub(self.last_sweep_ms) < SWEEP_INTERVAL_MS {
+            return;
+        }
+        self.last_sweep_ms = now_ms;
         let (alert_ms, background_ms) = (self.alert_coalesce_ms, self.background_interval_ms);
         let settled = |last: Option<u64>, window_ms: u64| {
             last.is_none_or(|last_ms| now_ms.saturating_sub(last_ms) >= window_ms)

@@ -125,7 +125,15 @@ async fn deliver(shared: &Shared, job: PushJob) {
             }
             Verdict::Dead { invalidated_ms } => return report_dead(shared, job, invalidated_ms),
             Verdict::Failed(reason) => {
-                tracing::warn!(account = ?job.device.map(|d| d.account), reason, "push refused");
+                let configured = match job.provider {
+                    PushProvider::Apn => shared.providers.apns.is_some(),
+                    PushProvider::Fcm => shared.providers.fcm.is_some(),
+                };
+                // An unconfigured provider is a deployment choice, not news
+                // per push: counted, not logged.
+                if configured {
+                    tracing::warn!(account = ?job.device.map(|d| d.account), reason, "push refused");
+                }
                 return ShardMetrics::inc(&stats.push_failed_total);
             }
             Verdict::Reauthenticate if !reauthenticated => {
