@@ -49,7 +49,14 @@ pub async fn persist(
         ops.push(Op::Put { family: Family::Messages, key, value });
     }
     if let Err(error) = ctx.writer.write(ops).await {
-        tracing::error!(shard = ctx.id, %error, "queue write failed");
+        ShardMetrics::inc(&ctx.stats().store_write_failures_total);
+        if let Some(summary) = ctx.write_error_warning.note(ctx.clock.now_ms(), 1) {
+            tracing::error!(
+                shard = ctx.id, %error, failures = summary.occurrences,
+                "queue writes failing: sends are answered 503 until storage recovers (this \
+                 line sums every failure since the last one; at most one line per 10 s per shard)"
+            );
+        }
         return Err(error);
     }
     ShardMetrics::add(&ctx.stats().messages_stored_total, items.len() as u64);

@@ -65,6 +65,9 @@ impl From<SendRefused> for HttpError {
             SendRefused::StaleDevices { stale } => {
                 HttpError::with_body(410, "stale devices", &StaleDevices { stale_devices: stale })
             }
+            SendRefused::Storage(error) if error.is_disk_full() => {
+                HttpError::unavailable("storage is full: the message was not stored; retry later")
+            }
             SendRefused::Storage(_) => HttpError::unavailable("storage unavailable, retry"),
         }
     }

@@ -71,6 +71,8 @@ shard_metrics! {
     accounts: "gauge",
     /// Envelopes made durable on this shard.
     messages_stored_total: "counter",
+    /// Queue writes RocksDB refused (a full disk, an I/O error); their sends were answered 503.
+    store_write_failures_total: "counter",
     /// Envelopes sent to a connected device (including redeliveries).
     messages_delivered_total: "counter",
     /// Envelopes acknowledged by their device and deleted.

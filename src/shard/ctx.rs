@@ -73,6 +73,9 @@ pub struct ShardCtx {
     pub stamps: EnvelopeStamps,
     /// "Queue over its cap", logged at most once per [`WARNING_INTERVAL_MS`].
     pub queue_trim_warning: RepeatedWarning,
+    /// "Queue write failed" (a full disk, an I/O error), logged at most once
+    /// per [`WARNING_INTERVAL_MS`].
+    pub write_error_warning: RepeatedWarning,
     /// "Accept failed", logged at most once per [`WARNING_INTERVAL_MS`].
     pub accept_error_warning: RepeatedWarning,
     /// This shard's end of the ring mesh.
@@ -138,6 +141,7 @@ impl ShardCtx {
             provisioning: ProvisioningRegistry::default(),
             stamps: EnvelopeStamps::default(),
             queue_trim_warning: RepeatedWarning::new(WARNING_INTERVAL_MS),
+            write_error_warning: RepeatedWarning::new(WARNING_INTERVAL_MS),
             accept_error_warning: RepeatedWarning::new(WARNING_INTERVAL_MS),
             mesh: parts.mesh,
             writer: parts.writer,

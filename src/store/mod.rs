@@ -70,6 +70,17 @@ pub enum StoreError {
     /// The writer's queue is full: back-pressure, answered 503.
     #[error("storage writer busy")]
     WriterBusy,
+    /// RocksDB refused a write (a full disk, an I/O error): nothing of the
+    /// batch was applied; later writes succeed once the cause is gone.
+    #[error("storage write failed: {0}")]
+    WriteFailed(String),
+}
+
+impl StoreError {
+    /// True when the write failed because the disk is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::WriteFailed(reason) if reason.contains("No space left"))
+    }
 }
 
 /// The name of shard `shard`'s accounts column family.

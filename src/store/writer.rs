@@ -134,9 +134,7 @@ impl Writer {
         }
         match wait.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => {
-                Err(StoreError::Corrupt { family: "write".into(), reason: message })
-            }
+            Ok(Err(message)) => Err(StoreError::WriteFailed(message)),
             Err(_) => Err(StoreError::WriterStopped),
         }
     }
