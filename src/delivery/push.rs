@@ -17,7 +17,7 @@ use crate::push::schedule::Decision;
 use crate::push::verification::VerifyRefused;
 use crate::push::PushJob;
 use crate::shard::ShardCtx;
-use crate::store::accounts::PushProvider;
+use crate::store::accounts::{PushProvider, PushToken};
 use uuid::Uuid;
 
 /// Items were stored for these `(device, urgent)` pairs: push the ones away.
@@ -27,13 +27,11 @@ pub fn on_stored(ctx: &ShardCtx, stored: impl IntoIterator<Item = (AuthedDevice,
         if ctx.sessions.borrow().get(&device).is_some() {
             continue;
         }
-        if ctx.accounts.push_token(&device).is_none() {
-            continue;
-        }
+        let Some(token) = ctx.accounts.push_token(&device) else { continue };
         let decision = ctx.push.schedule.borrow_mut().on_stored(device, urgent, now_ms);
         match decision {
-            Decision::Alert => queue(ctx, device, true, now_ms),
-            Decision::Background => queue(ctx, device, false, now_ms),
+            Decision::Alert => queue(ctx, device, token, true, now_ms),
+            Decision::Background => queue(ctx, device, token, false, now_ms),
             Decision::Coalesced => ShardMetrics::inc(&ctx.stats().push_coalesced_total),
         }
     }
@@ -60,7 +58,9 @@ pub async fn tick(ctx: &ShardCtx) {
     for device in due {
         let away = ctx.sessions.borrow().get(&device).is_none();
         if away && ctx.queue_lens.len_of(&device) > 0 {
-            queue(ctx, device, true, now_ms);
+            if let Some(token) = ctx.accounts.push_token(&device) {
+                queue(ctx, device, token, true, now_ms);
+            }
         }
     }
     ctx.push.link.flush(ctx.stats());
@@ -92,29 +92,15 @@ pub fn open_verification(
 ) -> Result<(), VerifyRefused> {
     let now_ms = ctx.clock.now_ms();
     let challenge = ctx.push.verification_sessions.borrow_mut().create(id, now_ms)?;
-    ctx.push.link.queue(PushJob {
-        shard: ctx.id,
-        device: None,
-        provider,
-        token,
-        payload: PushPayload::challenge(PushKind::Challenge, challenge),
-        queued_ms: now_ms,
-        queued_at: std::time::Instant::now(),
-    });
+    let payload = PushPayload::challenge(PushKind::Challenge, challenge);
+    ctx.push.link.queue(PushJob::new(ctx.id, None, provider, token, payload, now_ms));
     ctx.push.link.flush(ctx.stats());
     Ok(())
 }
 
-/// Queues a notification push for `device` (if it still has a token).
-fn queue(ctx: &ShardCtx, device: AuthedDevice, urgent: bool, now_ms: u64) {
-    let Some(token) = ctx.accounts.push_token(&device) else { return };
-    ctx.push.link.queue(PushJob {
-        shard: ctx.id,
-        device: Some(device),
-        provider: token.provider,
-        token: token.token,
-        payload: PushPayload::notification(urgent),
-        queued_ms: now_ms,
-        queued_at: std::time::Instant::now(),
-    });
+/// Queues a notification push for `device` to its `token`.
+fn queue(ctx: &ShardCtx, device: AuthedDevice, token: PushToken, urgent: bool, now_ms: u64) {
+    let payload = PushPayload::notification(urgent);
+    let job = PushJob::new(ctx.id, Some(device), token.provider, token.token, payload, now_ms);
+    ctx.push.link.queue(job);
 }

@@ -58,6 +58,21 @@ pub struct PushJob {
     pub queued_at: std::time::Instant,
 }
 
+impl PushJob {
+    /// A job queued now by `shard` (the latency clock starts here).
+    pub fn new(
+        shard: usize,
+        device: Option<AuthedDevice>,
+        provider: PushProvider,
+        token: String,
+        payload: PushPayload,
+        queued_ms: u64,
+    ) -> Self {
+        let queued_at = std::time::Instant::now();
+        Self { shard, device, provider, token, payload, queued_ms, queued_at }
+    }
+}
+
 /// A provider said a token is dead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadToken {

@@ -25,15 +25,9 @@ pub fn request_push(ctx: &ShardCtx, caller: AuthedDevice) -> Result<Response, Ht
     };
     let now_ms = ctx.clock.now_ms();
     let challenge = ctx.push.rate_limit_challenges.borrow_mut().issue(caller, now_ms);
-    ctx.push.link.queue(PushJob {
-        shard: ctx.id,
-        device: Some(caller),
-        provider: token.provider,
-        token: token.token,
-        payload: PushPayload::challenge(PushKind::RateLimitChallenge, challenge),
-        queued_ms: now_ms,
-        queued_at: std::time::Instant::now(),
-    });
+    let payload = PushPayload::challenge(PushKind::RateLimitChallenge, challenge);
+    let job = PushJob::new(ctx.id, Some(caller), token.provider, token.token, payload, now_ms);
+    ctx.push.link.queue(job);
     ctx.push.link.flush(ctx.stats());
     Ok(Response::empty(200))
 }
