@@ -24,7 +24,7 @@ use crate::delivery::window::{Inflight, InflightWindow};
 use crate::metrics::ShardMetrics;
 use crate::protocol::envelope::with_delivered_timestamp;
 use crate::shard::ShardCtx;
-use crate::store::messages::{read_page, ReceiptTo, StoredKind, StoredMessage};
+use crate::store::messages::{parse_key, read_page, ReceiptTo, StoredKind, StoredMessage};
 use crate::store::writer::{Family, Op};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -132,6 +132,10 @@ impl Outbox {
             for message in page {
                 let path = path_of(message.kind);
                 let body = delivered_body(path, &message.json, now_ms);
+                if let Some((_, _, stored_ms, _)) = parse_key(&message.key) {
+                    let waited_us = now_ms.saturating_sub(stored_ms).saturating_mul(1000);
+                    ctx.stats().histograms.deliver_seconds.record_us(waited_us);
+                }
                 let receipt_to = match message.kind {
                     StoredKind::IdentifiedEnvelope(to) => Some(to),
                     _ => None,

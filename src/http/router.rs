@@ -163,13 +163,22 @@ pub async fn dispatch(
     request: Request,
 ) -> Response {
     ShardMetrics::inc(&ctx.stats().requests_total);
-    let result = match resolve(&request.method, &request.path) {
+    let started = std::time::Instant::now();
+    let resolved = resolve(&request.method, &request.path);
+    let is_send = matches!(resolved, Ok(Route::SendMessage(_)));
+    let result = match resolved {
         Ok(route) => handle(ctx, caller, route, request).await,
         Err(error) => Err(error),
     };
     let response = result.unwrap_or_else(Response::from);
+    let stats = ctx.stats();
     if response.status >= 400 {
-        ShardMetrics::inc(&ctx.stats().requests_failed_total);
+        ShardMetrics::inc(&stats.requests_failed_total);
+    }
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    stats.histograms.request_seconds.record_us(elapsed_us);
+    if is_send {
+        stats.histograms.send_request_seconds.record_us(elapsed_us);
     }
     response
 }

@@ -15,7 +15,57 @@ use std::sync::Arc;
 
 pub mod histogram;
 
-pub use histogram::LatencyHistogram;
+pub use histogram::{LatencyHistogram, SizeHistogram};
+
+/// One shard's histograms.
+#[derive(Default)]
+pub struct Histograms {
+    /// Seconds from queueing a push to the provider accepting it (written
+    /// by the push worker).
+    pub push_send_seconds: LatencyHistogram,
+    /// Seconds from a request's first byte being routed to its answer, every route.
+    pub request_seconds: LatencyHistogram,
+    /// The same for `PUT /v1/messages/{uuid}` alone.
+    pub send_request_seconds: LatencyHistogram,
+    /// Seconds from an envelope being stored to its delivery to a connected
+    /// device (a backlog's age shows here too; ms resolution).
+    pub deliver_seconds: LatencyHistogram,
+    /// Jobs merged into one RocksDB write (written by the writer thread).
+    pub writer_batch_jobs: SizeHistogram,
+    /// Seconds one RocksDB batch write took, with its WAL sync.
+    pub writer_write_seconds: LatencyHistogram,
+}
+
+/// How one histogram renders.
+type RenderOne = fn(&Histograms, &mut String, &str, usize);
+
+/// Every histogram: name, help, and how to render one shard's.
+const HISTOGRAMS: [(&str, &str, RenderOne); 6] = [
+    (
+        "push_send_seconds",
+        "Seconds from queueing a push to the provider accepting it.",
+        |h, o, n, s| h.push_send_seconds.render(o, n, s),
+    ),
+    (
+        "request_seconds",
+        "Seconds to answer a request (HTTP or framed), every route.",
+        |h, o, n, s| h.request_seconds.render(o, n, s),
+    ),
+    ("send_request_seconds", "Seconds to answer PUT /v1/messages/{uuid}.", |h, o, n, s| {
+        h.send_request_seconds.render(o, n, s)
+    }),
+    ("deliver_seconds", "Seconds from an envelope being stored to its delivery.", |h, o, n, s| {
+        h.deliver_seconds.render(o, n, s)
+    }),
+    ("writer_batch_jobs", "Write jobs merged into one RocksDB batch.", |h, o, n, s| {
+        h.writer_batch_jobs.render(o, n, s)
+    }),
+    (
+        "writer_write_seconds",
+        "Seconds one RocksDB batch write took, with its sync.",
+        |h, o, n, s| h.writer_write_seconds.render(o, n, s),
+    ),
+];
 
 macro_rules! shard_metrics {
     ($($(#[doc = $doc:literal])* $name:ident: $kind:literal,)*) => {
@@ -23,9 +73,8 @@ macro_rules! shard_metrics {
         #[derive(Default)]
         pub struct ShardMetrics {
             $($(#[doc = $doc])* pub $name: AtomicU64,)*
-            /// Seconds from queueing a push to the provider accepting it
-            /// (written by the push worker).
-            pub push_send_seconds: LatencyHistogram,
+            /// Histograms (see [`HISTOGRAMS`]).
+            pub histograms: Histograms,
         }
 
         impl ShardMetrics {
@@ -160,12 +209,13 @@ pub fn render(metrics: &[ShardMetrics]) -> String {
                 writeln!(out, "switchboard_{name}{{shard=\"{shard}\"}} {}", shard_values[index]);
         }
     }
-    let name = "switchboard_push_send_seconds";
-    let _ =
-        writeln!(out, "# HELP {name} Seconds from queueing a push to the provider accepting it.");
-    let _ = writeln!(out, "# TYPE {name} histogram");
-    for (shard, stats) in metrics.iter().enumerate() {
-        stats.push_send_seconds.render(&mut out, name, shard);
+    for (name, help, render_one) in HISTOGRAMS {
+        let name = format!("switchboard_{name}");
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (shard, stats) in metrics.iter().enumerate() {
+            render_one(&stats.histograms, &mut out, &name, shard);
+        }
     }
     out
 }

@@ -116,7 +116,7 @@ async fn deliver(shared: &Shared, job: PushJob) {
         let wait_ms = match verdict {
             Verdict::Sent => {
                 let latency_us = job.queued_at.elapsed().as_micros() as u64;
-                stats.push_send_seconds.record_us(latency_us);
+                stats.histograms.push_send_seconds.record_us(latency_us);
                 let sent = match job.provider {
                     PushProvider::Apn => &stats.push_apns_sent_total,
                     PushProvider::Fcm => &stats.push_fcm_sent_total,

@@ -113,8 +113,8 @@ pub fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running>
             store.clone(),
             id,
             config.durability,
-            config.limits.ring_slots,
-            config.limits.ring_full_wait_ms,
+            (config.limits.ring_slots, config.limits.ring_full_wait_ms),
+            metrics.clone(),
         )?;
         let setup = ShardSetup {
             id,

@@ -12,6 +12,7 @@
 //! a full queue is reported as [`StoreError::WriterBusy`], never dropped.
 
 use crate::config::Durability;
+use crate::metrics::Metrics;
 use crate::store::{accounts_family, directory_family, messages_family, Store, StoreError};
 use futures_channel::oneshot;
 use rocksdb::{WriteBatch, WriteOptions};
@@ -76,19 +77,20 @@ pub struct Writer {
 
 impl Writer {
     /// Starts shard `shard`'s writer thread with a queue of `queue_slots` jobs.
+    /// Its batch sizes and write times go to `metrics[shard]`.
     pub fn spawn(
         store: Store,
         shard: usize,
         durability: Durability,
-        queue_slots: usize,
-        full_wait_ms: u64,
+        (queue_slots, full_wait_ms): (usize, u64),
+        metrics: Metrics,
     ) -> std::io::Result<Self> {
         let (producer, consumer) = rtrb::RingBuffer::new(queue_slots);
         let parked = Arc::new(AtomicBool::new(false));
         let writer_parked = parked.clone();
         let handle = std::thread::Builder::new()
             .name(format!("writer-{shard}"))
-            .spawn(move || run(store, shard, durability, consumer, writer_parked))?;
+            .spawn(move || run(store, (shard, metrics), durability, consumer, writer_parked))?;
         Ok(Self {
             producer: RefCell::new(producer),
             thread: handle.thread().clone(),
@@ -147,9 +149,37 @@ impl Drop for Writer {
     }
 }
 
+/// Fills `jobs` from the ring, parking while it is empty; false once the
+/// shard has dropped its end and nothing is left.
+fn gather(
+    consumer: &mut rtrb::Consumer<WriteJob>,
+    jobs: &mut Vec<WriteJob>,
+    parked: &AtomicBool,
+) -> bool {
+    loop {
+        while jobs.len() < JOBS_PER_BATCH_MAX {
+            match consumer.pop() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        if !jobs.is_empty() {
+            return true;
+        }
+        if consumer.is_abandoned() {
+            return false;
+        }
+        parked.store(true, Ordering::SeqCst);
+        if consumer.is_empty() {
+            std::thread::park_timeout(Duration::from_millis(100));
+        }
+        parked.store(false, Ordering::SeqCst);
+    }
+}
+
 fn run(
     store: Store,
-    shard: usize,
+    (shard, metrics): (usize, Metrics),
     durability: Durability,
     mut consumer: rtrb::Consumer<WriteJob>,
     parked: Arc<AtomicBool>,
@@ -160,24 +190,7 @@ fn run(
     sync_options.set_sync(durability != Durability::None);
     let lazy_options = WriteOptions::default();
     let mut jobs: Vec<WriteJob> = Vec::with_capacity(JOBS_PER_BATCH_MAX);
-    loop {
-        while jobs.len() < JOBS_PER_BATCH_MAX {
-            match consumer.pop() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        if jobs.is_empty() {
-            if consumer.is_abandoned() {
-                return;
-            }
-            parked.store(true, Ordering::SeqCst);
-            if consumer.is_empty() {
-                std::thread::park_timeout(Duration::from_millis(100));
-            }
-            parked.store(false, Ordering::SeqCst);
-            continue;
-        }
+    while gather(&mut consumer, &mut jobs, &parked) {
         let handles = names.each_ref().map(|name| db.cf_handle(name));
         let [Some(accounts_cf), Some(messages_cf), Some(directory_cf)] = handles else {
             for job in jobs.drain(..) {
@@ -207,7 +220,11 @@ fn run(
             }
             let options =
                 if group.iter().any(|job| job.durable) { &sync_options } else { &lazy_options };
+            let write_started = std::time::Instant::now();
             let result = db.write_opt(batch, options).map_err(|error| error.to_string());
+            let histograms = &metrics[shard].histograms;
+            histograms.writer_write_seconds.record_us(write_started.elapsed().as_micros() as u64);
+            histograms.writer_batch_jobs.record(group.len() as u64);
             for job in group {
                 let _ = job.done.send(result.clone());
             }
