@@ -60,6 +60,7 @@ pub async fn tick(ctx: &ShardCtx) {
         if away && ctx.queue_lens.len_of(&device) > 0 {
             if let Some(token) = ctx.accounts.push_token(&device) {
                 queue(ctx, device, token, true, now_ms);
+                ctx.push.schedule.borrow_mut().alerted(device, now_ms);
             }
         }
     }

@@ -113,7 +113,8 @@ impl PushSchedule {
         }
     }
 
-    /// Takes the after-close pushes due at `now_ms` (each counts as an alert).
+    /// Takes the after-close pushes due at `now_ms`; the caller sends the
+    /// ones still wanted and marks them with [`PushSchedule::alerted`].
     pub fn take_due(&mut self, now_ms: u64) -> Vec<AuthedDevice> {
         let mut devices = Vec::new();
         while let Some(&(due_ms, device)) = self.due.first() {
@@ -123,11 +124,15 @@ impl PushSchedule {
             self.due.pop_first();
             if let Some(state) = self.devices.get_mut(&device) {
                 state.after_close_due_ms = None;
-                state.last_alert_ms = Some(now_ms);
             }
             devices.push(device);
         }
         devices
+    }
+
+    /// An alert went to `device` at `now_ms` (opens its coalescing window).
+    pub fn alerted(&mut self, device: AuthedDevice, now_ms: u64) {
+        self.devices.entry(device).or_default().last_alert_ms = Some(now_ms);
     }
 
     /// Forgets entries that can no longer change a decision (both windows
@@ -203,8 +208,13 @@ mod tests {
         schedule.on_connected(device(2));
         assert_eq!(schedule.take_due(1000 + MINUTE_MS), vec![device(1)]);
         assert!(schedule.take_due(10 * MINUTE_MS).is_empty(), "due once");
-        // The after-close push opened an alert window.
-        assert_eq!(schedule.on_stored(device(1), true, 1000 + MINUTE_MS + 1), Decision::Coalesced);
+        // A due push not sent (the queue was empty by then) opens no window.
+        assert_eq!(schedule.on_stored(device(1), true, 1000 + MINUTE_MS + 1), Decision::Alert);
+        // One that was sent does.
+        schedule.on_closed_with_queue(device(2), 0);
+        assert_eq!(schedule.take_due(MINUTE_MS), vec![device(2)]);
+        schedule.alerted(device(2), MINUTE_MS);
+        assert_eq!(schedule.on_stored(device(2), true, MINUTE_MS + 1), Decision::Coalesced);
     }
 
     #[test]
