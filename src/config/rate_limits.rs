@@ -35,7 +35,9 @@ pub struct RateLimits {
     /// minute.
     pub auth_failures_per_ip: RateLimit,
     /// Messages one account sends to one other account (identified sends;
-    /// a push challenge lifts it). Default: a burst of 10,000, then 5,000/s.
+    /// a push challenge lifts it). Default: a burst of 50,000, then 5,000/s
+    /// (a client pipelining tens of thousands of sends is slowed by
+    /// back-pressure, not refused; this only stops a runaway sender).
     pub messages_per_pair: RateLimit,
     /// Accounts registered from one source address, per shard. Default:
     /// 100,000 per hour (a deployment gates registration with a token or a
@@ -52,7 +54,7 @@ impl Default for RateLimits {
             directory_lookup: RateLimit { permits: 100_000, period_ms: 24 * 3600 * 1000 },
             auth_failures_per_account: RateLimit { permits: 20, period_ms: 60_000 },
             auth_failures_per_ip: RateLimit { permits: 1000, period_ms: 60_000 },
-            messages_per_pair: RateLimit { permits: 10_000, period_ms: 2_000 },
+            messages_per_pair: RateLimit { permits: 50_000, period_ms: 10_000 },
             registrations_per_ip: RateLimit { permits: 100_000, period_ms: 3_600_000 },
             keys_per_shard_max: 1_000_000,
         }
