@@ -28,7 +28,7 @@ pub struct RateLimits {
     /// hash costs one permit). Default: 100,000 per day.
     pub directory_lookup: RateLimit,
     /// Failed logins per claimed account (wrong password or unknown
-    /// account). Default: 20 per minute. While spent, logins to the account
+    /// account). Default: 100 per minute. While spent, logins to the account
     /// are answered 429 without checking the password.
     pub auth_failures_per_account: RateLimit,
     /// Failed logins per source address, on each shard. Default: 1000 per
@@ -52,7 +52,7 @@ impl Default for RateLimits {
     fn default() -> Self {
         Self {
             directory_lookup: RateLimit { permits: 100_000, period_ms: 24 * 3600 * 1000 },
-            auth_failures_per_account: RateLimit { permits: 20, period_ms: 60_000 },
+            auth_failures_per_account: RateLimit { permits: 100, period_ms: 60_000 },
             auth_failures_per_ip: RateLimit { permits: 1000, period_ms: 60_000 },
             messages_per_pair: RateLimit { permits: 50_000, period_ms: 10_000 },
             registrations_per_ip: RateLimit { permits: 100_000, period_ms: 3_600_000 },
