@@ -3,9 +3,9 @@
 //! (acknowledging each envelope). Reports the drain rate and, when the
 //! server's data directory is given, the disk bytes per stored envelope.
 
-use crate::accounts::{register_many, Credentials, REGISTRATION_ID};
+use crate::accounts::{register_many, Credentials};
 use crate::client::{source_address, WsConn};
-use crate::messaging::ok_response;
+use crate::messaging::{ok_response, send_request};
 use crate::push::{register_tokens, watch_pushes, PushOutcome};
 use crate::report::Progress;
 use serde::Serialize;
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use switchboard::protocol::base64;
-use switchboard::protocol::frame::{self, Frame, WsRequest};
+use switchboard::protocol::frame::{self, Frame};
 
 pub struct BacklogArgs {
     pub server: SocketAddr,
@@ -191,17 +191,8 @@ async fn store_backlog(
     let (mut sent, mut answered, mut next_id) = (0usize, 0usize, 1u64);
     while answered < count {
         while sent < count && sent - answered < window {
-            let body = format!(
-                r#"{{"messages":[{{"type":1,"destinationDeviceId":1,"destinationRegistrationId":{REGISTRATION_ID},"content":"{content}"}}],"online":false,"urgent":true,"timestamp":{sent}}}"#
-            );
-            let request = WsRequest {
-                id: next_id,
-                verb: "PUT".into(),
-                path: path.clone(),
-                body: Some(body.into_bytes()),
-                headers: vec![],
-            };
-            if conn.queue_text(frame::encode_request(&request)).is_err() {
+            let text = send_request(next_id, &path, &content, false, sent as u64);
+            if conn.queue_text(text).is_err() {
                 return;
             }
             next_id += 1;

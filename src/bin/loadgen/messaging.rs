@@ -21,6 +21,28 @@ use std::time::Instant;
 use switchboard::protocol::base64;
 use switchboard::protocol::frame::{self, Frame, WsRequest, WsResponse};
 
+/// The framed `PUT {path}` of one urgent send to device 1 of the recipient,
+/// with `content_b64` (already Base64) and client timestamp `timestamp`.
+pub fn send_request(
+    id: u64,
+    path: &str,
+    content_b64: &str,
+    online: bool,
+    timestamp: u64,
+) -> String {
+    let body = format!(
+        r#"{{"messages":[{{"type":1,"destinationDeviceId":1,"destinationRegistrationId":{REGISTRATION_ID},"content":"{content_b64}"}}],"online":{online},"urgent":true,"timestamp":{timestamp}}}"#
+    );
+    let request = WsRequest {
+        id,
+        verb: "PUT".into(),
+        path: path.to_string(),
+        body: Some(body.into_bytes()),
+        headers: vec![],
+    };
+    frame::encode_request(&request)
+}
+
 /// A 200 response frame to server request `id`.
 pub fn ok_response(id: u64) -> String {
     frame::encode_response(&WsResponse {
@@ -128,20 +150,8 @@ async fn send_loop(
         let now = Instant::now();
         while inflight < window {
             let Some(intended) = intended_send_time(start, interval, sent, now) else { break };
-            let content = stamped_payload(intended, content_bytes);
-            let body = format!(
-                r#"{{"messages":[{{"type":1,"destinationDeviceId":1,"destinationRegistrationId":{REGISTRATION_ID},"content":"{}"}}],"online":{online},"urgent":true,"timestamp":{}}}"#,
-                base64::encode(&content),
-                sent
-            );
-            let request = WsRequest {
-                id: next_id,
-                verb: "PUT".into(),
-                path: path.clone(),
-                body: Some(body.into_bytes()),
-                headers: vec![],
-            };
-            if conn.queue_text(frame::encode_request(&request)).is_err() {
+            let content = base64::encode(&stamped_payload(intended, content_bytes));
+            if conn.queue_text(send_request(next_id, &path, &content, online, sent)).is_err() {
                 return;
             }
             next_id += 1;
