@@ -1,9 +1,58 @@
 //! Bulk registration of test accounts over keep-alive HTTP connections.
+//!
+//! With `--accounts-file` (set once by `main` through [`reuse_accounts_from`])
+//! the accounts a scenario needs are taken from the file first and only the
+//! missing ones are registered (and appended), so repeated runs against one
+//! server (the soak) reuse the same accounts instead of growing the table.
 
 use crate::client::HttpConn;
 use std::cell::RefCell;
+use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::OnceLock;
+
+/// The accounts file of this run, if any (`uuid password` per line).
+static ACCOUNTS_FILE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes every later [`register_many`] reuse (and extend) `path`.
+pub fn reuse_accounts_from(path: PathBuf) {
+    let _ = ACCOUNTS_FILE.set(path);
+}
+
+/// The accounts saved in `path` (none when it does not exist yet); a line
+/// that is not `uuid password` is an error naming the line.
+fn load_accounts(path: &Path) -> std::io::Result<Vec<Credentials>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| match line.split_once(' ') {
+            Some((uuid, password)) if uuid::Uuid::parse_str(uuid).is_ok() => {
+                Ok(Credentials { uuid: uuid.to_string(), password: password.to_string() })
+            }
+            _ => Err(std::io::Error::other(format!(
+                "{}: line {} is not `uuid password`",
+                path.display(),
+                index + 1
+            ))),
+        })
+        .collect()
+}
+
+/// Appends `accounts` to `path`.
+fn save_accounts(path: &Path, accounts: &[Credentials]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    for account in accounts {
+        writeln!(file, "{} {}", account.uuid, account.password)?;
+    }
+    Ok(())
+}
 
 /// One registered account's primary device.
 #[derive(Debug, Clone)]
@@ -20,8 +69,29 @@ const REGISTRATION_RETRIES: usize = 3;
 /// Registration id every load-generator device uses.
 pub const REGISTRATION_ID: u32 = 1;
 
-/// Registers `count` accounts with `concurrency` connections in parallel.
+/// `count` accounts: from the accounts file when one is set (registering
+/// and saving only the missing ones), else all freshly registered with
+/// `concurrency` connections in parallel.
 pub async fn register_many(
+    server: SocketAddr,
+    count: usize,
+    concurrency: usize,
+) -> std::io::Result<Vec<Credentials>> {
+    let Some(path) = ACCOUNTS_FILE.get() else {
+        return register_fresh(server, count, concurrency).await;
+    };
+    let mut accounts = load_accounts(path)?;
+    if accounts.len() < count {
+        let fresh = register_fresh(server, count - accounts.len(), concurrency).await?;
+        save_accounts(path, &fresh)?;
+        accounts.extend(fresh);
+    }
+    accounts.truncate(count);
+    Ok(accounts)
+}
+
+/// Registers `count` new accounts with `concurrency` connections in parallel.
+async fn register_fresh(
     server: SocketAddr,
     count: usize,
     concurrency: usize,

@@ -70,6 +70,12 @@ pub fn run(args: BacklogArgs) -> std::io::Result<BacklogResult> {
             let recipients: Vec<Credentials> = pairs.iter().map(|(_, r)| r.clone()).collect();
             register_tokens(args.server, &recipients).await?;
         }
+        // Reused accounts (--accounts-file) may hold envelopes from earlier
+        // runs: drain them first so only this run's envelopes are counted.
+        let (leftover, _) = drain_backlogs(&args, &pairs).await;
+        if leftover > 0 {
+            eprintln!("backlog: drained {leftover} envelopes left from earlier runs first");
+        }
         let disk_bytes_before = args.data_dir.as_deref().and_then(dir_bytes);
         let store_started = Instant::now();
         let (stored, store_secs) = store_backlogs(&args, &pairs).await;

@@ -47,6 +47,11 @@ struct Cli {
     /// (127.0.0.2, ...), to exceed ~64k connections; 0 uses the default.
     #[arg(long, default_value_t = 0, global = true)]
     source_ips: usize,
+    /// Reuse the accounts saved in this file (`uuid password` per line),
+    /// registering and appending only the ones missing (for repeated runs
+    /// against one server, e.g. the soak).
+    #[arg(long, global = true)]
+    accounts_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -201,6 +206,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if !cli.server.ip().is_loopback() {
         anyhow::bail!("loadgen drives loopback servers only (got {})", cli.server);
+    }
+    if let Some(path) = &cli.accounts_file {
+        accounts::reuse_accounts_from(path.clone());
     }
     let threads = cli.threads.max(1);
     let machine = report::machine();
