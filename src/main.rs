@@ -47,6 +47,10 @@ struct ConfigArgs {
     /// [default: 127.0.0.1:8080]
     #[arg(long, env = "SWITCHBOARD_LISTEN", value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Admin listener for GET /metrics and GET /health (readiness), or `off`.
+    /// [default: 127.0.0.1:9090]
+    #[arg(long, env = "SWITCHBOARD_ADMIN_LISTEN", value_name = "ADDR|off")]
+    admin_listen: Option<String>,
     /// Number of shards (one pinned thread each); 0 = one per core. Must match
     /// the count the data directory was created with. [default: 0]
     #[arg(long, env = "SWITCHBOARD_SHARDS", value_name = "N")]
@@ -80,6 +84,9 @@ impl ConfigArgs {
         };
         if let Some(listen) = self.listen {
             config.listen = listen;
+        }
+        if let Some(admin_listen) = self.admin_listen {
+            config.admin_listen = admin_listen;
         }
         if let Some(shards) = self.shards {
             config.shards = shards;
@@ -132,6 +139,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let running = switchboard::server::start(config)
         .with_context(|| format!("cannot start with data directory {}", data_dir.display()))?;
     tracing::info!(shards = running.shard_count, addr = %running.local_addr, "switchboard started");
+    if let Some(admin) = running.admin_addr {
+        tracing::info!(%admin, "admin listener (GET /metrics, GET /health)");
+    }
     // Tests and scripts read this line to learn the port.
     println!("switchboard listening on {}", running.local_addr);
     std::io::stdout().flush()?;

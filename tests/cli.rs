@@ -10,9 +10,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const FLAGS: [&str; 9] = [
+const FLAGS: [&str; 10] = [
     "--config",
     "--listen",
+    "--admin-listen",
     "--shards",
     "--data-dir",
     "--durability",

@@ -13,7 +13,7 @@ use prometheus_parse::{Scrape, Value};
 use std::collections::BTreeMap;
 
 fn scrape(server: &Server) -> Scrape {
-    let (status, body) = server.request("GET", "/metrics", None, b"");
+    let (status, body) = server.admin_get("/metrics");
     assert_eq!(status, 200);
     let text = String::from_utf8(body).unwrap();
     Scrape::parse(text.lines().map(|line| Ok(line.to_string()))).expect("the exposition parses")

@@ -77,6 +77,8 @@ impl Providers {
 /// An in-process server on a manual clock; drained and joined on drop.
 struct TestServer {
     addr: String,
+    /// The admin listener (`/metrics`).
+    admin: String,
     clock: Clock,
     token_uri: String,
     running: Option<Running>,
@@ -100,6 +102,7 @@ fn start_with(providers: &Providers, tweak: impl FnOnce(&mut Config)) -> TestSer
     std::fs::write(&account_file, serde_json::to_vec_pretty(&service_account).unwrap()).unwrap();
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".into(),
         shards: 2,
         data_dir: dir.path().join("data"),
         pin_cores: false,
@@ -127,7 +130,8 @@ fn start_with(providers: &Providers, tweak: impl FnOnce(&mut Config)) -> TestSer
     let running =
         switchboard::server::start_with_clock(config, clock.clone()).expect("start the server");
     let addr = running.local_addr.to_string();
-    TestServer { addr, clock, token_uri, running: Some(running), _dir: dir }
+    let admin = running.admin_addr.expect("the admin listener runs").to_string();
+    TestServer { addr, admin, clock, token_uri, running: Some(running), _dir: dir }
 }
 
 impl Drop for TestServer {
@@ -197,7 +201,7 @@ impl TestServer {
     /// A metric summed over the shards; panics when the server has none
     /// of that name.
     fn metric(&self, name: &str) -> u64 {
-        let (status, body) = request_at(&self.addr, "GET", "/metrics", None, &[], b"");
+        let (status, body) = request_at(&self.admin, "GET", "/metrics", None, &[], b"");
         assert_eq!(status, 200);
         let prefix = format!("switchboard_{name}{{");
         let values: Vec<u64> = text(&body)

@@ -81,6 +81,9 @@ pub use rate_limits::{RateLimit, RateLimits};
 pub struct Config {
     /// Address every shard listens on (with `SO_REUSEPORT`). Port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Address of the admin listener (`GET /metrics`, `GET /health`), or
+    /// `off`. Keep it on loopback or a management network.
+    pub admin_listen: String,
     /// Number of shards (threads pinned to cores). 0 means one per core.
     pub shards: usize,
     /// Directory holding the RocksDB database.
@@ -120,6 +123,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: ADMIN_LISTEN_DEFAULT.to_string(),
             shards: 0,
             data_dir: PathBuf::from("./data"),
             registration_token: None,
@@ -168,6 +172,9 @@ pub enum ConfigError {
     },
 }
 
+/// The admin listener's address unless configured.
+pub const ADMIN_LISTEN_DEFAULT: &str = "127.0.0.1:9090";
+
 /// Most shards one process may run; the ring mesh is N x N.
 pub const SHARDS_MAX: usize = 256;
 
@@ -194,6 +201,14 @@ impl Config {
         }
     }
 
+    /// The admin listener's address; `None` when `admin_listen = "off"`.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        match self.admin_listen.as_str() {
+            "off" => None,
+            addr => addr.parse().ok(),
+        }
+    }
+
     /// Checks every field; the error names the first one at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field: &'static str, reason: &str| {
@@ -201,6 +216,9 @@ impl Config {
         };
         if self.shards > SHARDS_MAX {
             return invalid("shards", &format!("must be at most {SHARDS_MAX} (0 = one per core)"));
+        }
+        if self.admin_listen != "off" && self.admin_listen.parse::<SocketAddr>().is_err() {
+            return invalid("admin_listen", "must be an address like 127.0.0.1:9090, or off");
         }
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");

@@ -21,8 +21,6 @@ use uuid::Uuid;
 pub enum Route {
     /// `GET /health`
     Health,
-    /// `GET /metrics`
-    Metrics,
     /// `GET /v1/keepalive`
     Keepalive,
     /// `PUT /v1/accounts`
@@ -74,7 +72,6 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
     let trimmed = if path.len() > 1 { path.trim_end_matches('/') } else { path };
     let (route, allowed) = match trimmed {
         "/health" => (Route::Health, "GET"),
-        "/metrics" => (Route::Metrics, "GET"),
         "/v1/keepalive" => (Route::Keepalive, "GET"),
         "/v1/accounts" => (Route::RegisterAccount, "PUT"),
         "/v1/devices" => (Route::ListDevices, "GET"),
@@ -191,7 +188,6 @@ async fn handle(
 ) -> Result<Response, HttpError> {
     match route {
         Route::Health => Ok(routes::health::handle(ctx)),
-        Route::Metrics => Ok(routes::metrics::handle(ctx)),
         Route::Keepalive => Ok(routes::keepalive::handle()),
         Route::RegisterAccount => routes::accounts::handle(ctx, request).await,
         Route::ListDevices => routes::devices::handle(ctx, require_caller(caller)?),

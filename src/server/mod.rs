@@ -4,6 +4,7 @@
 //!
 //! - [`shard_loop`]: one shard's thread: runtime, state loading, accept
 //!   loop, ring pump and periodic tasks.
+//! - [`admin`]: the admin listener (`/metrics`, readiness `/health`).
 //! - [`lag`]: the event-loop lag probe.
 //! - [`notify`]: systemd readiness (`READY=1`, `STOPPING=1`).
 //! - [`signals`]: SIGTERM and SIGINT taken with `sigwait` (graceful drain).
@@ -14,6 +15,7 @@
 //! address printed at start-up accepts connections at once (the kernel
 //! queues them until a shard accepts).
 
+pub mod admin;
 pub mod lag;
 pub mod notify;
 pub mod shard_loop;
@@ -26,7 +28,7 @@ use crate::store::Store;
 use shard_loop::ShardSetup;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A started server.
@@ -35,6 +37,8 @@ pub struct Running {
     pub local_addr: SocketAddr,
     /// Number of shards.
     pub shard_count: usize,
+    /// The admin listener's address, when it runs.
+    pub admin_addr: Option<SocketAddr>,
     threads: Vec<std::thread::JoinHandle<()>>,
     /// Set to start draining every shard.
     draining: Arc<AtomicBool>,
@@ -102,6 +106,12 @@ pub fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running>
     let config = Arc::new(config);
     let metrics = crate::metrics::new_metrics(shard_count);
     let draining = Arc::new(AtomicBool::new(false));
+    let lifecycle = admin::Lifecycle {
+        shards_ready: Arc::new(AtomicUsize::new(0)),
+        shard_count,
+        draining: draining.clone(),
+    };
+    let admin_addr = start_admin(&config, &metrics, &lifecycle)?;
     let mesh = build_mesh(shard_count, config.limits.ring_slots);
     let (push_links, worker_links, push_wake) =
         crate::push::link::rings(shard_count, config.push.jobs_queue_len_max);
@@ -128,10 +138,31 @@ pub fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running>
             core: (!cores.is_empty()).then(|| cores[id % cores.len()]),
             clock: clock.clone(),
             draining: draining.clone(),
+            ready: lifecycle.shards_ready.clone(),
             writer,
             push_link,
         };
         threads.push(shard_loop::spawn(setup)?);
     }
-    Ok(Running { local_addr, shard_count, threads, draining })
+    Ok(Running { local_addr, shard_count, admin_addr, threads, draining })
+}
+
+/// Starts the admin listener unless it is `off`. The default address being
+/// taken (a second server on the box, parallel tests) only warns: the
+/// public service does not depend on it. A configured address that cannot
+/// be bound stops start-up.
+fn start_admin(
+    config: &Config,
+    metrics: &crate::metrics::Metrics,
+    lifecycle: &admin::Lifecycle,
+) -> anyhow::Result<Option<SocketAddr>> {
+    let Some(addr) = config.admin_addr() else { return Ok(None) };
+    match admin::spawn(addr, metrics.clone(), lifecycle.clone()) {
+        Ok(bound) => Ok(Some(bound)),
+        Err(error) if config.admin_listen == crate::config::ADMIN_LISTEN_DEFAULT => {
+            tracing::warn!(%error, "admin listener not started; set admin_listen to another address");
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
+    }
 }

@@ -28,7 +28,7 @@ use crate::shard::ShardCtx;
 use crate::store::writer::Writer;
 use crate::store::{self, Store};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +56,8 @@ pub struct ShardSetup {
     pub clock: Clock,
     /// Set once when the server starts draining (SIGTERM or SIGINT).
     pub draining: Arc<AtomicBool>,
+    /// Counts shards that have loaded their state (readiness).
+    pub ready: Arc<AtomicUsize>,
     /// The shard's writer thread, started by the (unpinned) main thread: a
     /// thread inherits its creator's CPU affinity, so a writer started by a
     /// pinned shard would be confined to the shard's core.
@@ -141,6 +143,7 @@ fn or_exit<T, E: std::fmt::Display>(shard: usize, what: &str, result: Result<T, 
 /// Loads this shard's accounts and queue lengths into its context.
 fn load(setup: ShardSetup) -> (Rc<ShardCtx>, Inboxes, std::net::TcpListener, Arc<AtomicBool>) {
     let id = setup.id;
+    let ready = setup.ready.clone();
     let records = or_exit(id, "accounts", store::accounts::load(&setup.store, id));
     let counts = or_exit(id, "queue lengths", store::messages::count_per_device(&setup.store, id));
     let queue_lens = counts
@@ -168,6 +171,8 @@ fn load(setup: ShardSetup) -> (Rc<ShardCtx>, Inboxes, std::net::TcpListener, Arc
         store: setup.store,
         metrics: setup.metrics,
     });
+    // Release pairs with the admin listener's Acquire load.
+    ready.fetch_add(1, Ordering::Release);
     (Rc::new(ctx), setup.inboxes, setup.listener, setup.draining)
 }
 

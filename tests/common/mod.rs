@@ -31,6 +31,8 @@ request_timeout_ms = 5000
 /// A running server process, killed on drop.
 pub struct Server {
     pub port: u16,
+    /// The admin listener (`/metrics`, readiness `/health`).
+    pub admin: String,
     pub child: Child,
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
@@ -60,6 +62,15 @@ impl Default for ServerOptions {
     }
 }
 
+/// An admin address no other test server uses: port 9090 on a random
+/// loopback address (all of 127/8 is local), so parallel servers never
+/// race for a port.
+pub fn unique_admin_addr() -> String {
+    let mut bytes = [0u8; 3];
+    getrandom::fill(&mut bytes).expect("random bytes");
+    format!("127.{}.{}.{}:9090", bytes[0], bytes[1], bytes[2].max(2))
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_switchboard")
 }
@@ -81,6 +92,7 @@ impl Server {
         let config_path = data_dir.with_extension("toml");
         std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
         std::fs::write(&config_path, &options.config_toml).unwrap();
+        let admin = unique_admin_addr();
         let mut command = Command::new(binary());
         if let Some(limit) = options.nofile_limit {
             use std::os::unix::process::CommandExt;
@@ -107,6 +119,10 @@ impl Server {
             .arg("--config")
             .arg(&config_path)
             .arg("--no-pin")
+            .args(match options.extra_args.iter().any(|arg| arg == "--admin-listen") {
+                true => vec![],
+                false => vec!["--admin-listen", admin.as_str()],
+            })
             .args(&options.extra_args)
             .env("SWITCHBOARD_LOG", "warn")
             .stdout(Stdio::piped())
@@ -125,7 +141,7 @@ impl Server {
             .next()
             .and_then(|port| port.parse().ok())
             .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Self { port, child, data_dir, _temp: temp }
+        Self { port, admin, child, data_dir, _temp: temp }
     }
 
     pub fn kill(&mut self) {
@@ -239,8 +255,13 @@ impl Server {
         text.split(' ').nth(1)?.parse().ok()
     }
 
+    /// `GET path` on the admin listener: (status, body).
+    pub fn admin_get(&self, path: &str) -> (u16, Vec<u8>) {
+        request_at(&self.admin, "GET", path, None, &[], b"")
+    }
+
     pub fn metric(&self, name: &str) -> u64 {
-        let (_, body) = self.request("GET", "/metrics", None, b"");
+        let (_, body) = self.admin_get("/metrics");
         let text = String::from_utf8(body).unwrap();
         text.lines()
             .filter(|line| line.starts_with(&format!("switchboard_{name}{{")))

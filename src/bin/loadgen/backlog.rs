@@ -19,6 +19,8 @@ use switchboard::protocol::frame::{self, Frame};
 
 pub struct BacklogArgs {
     pub server: SocketAddr,
+    /// The server's admin listener (push counters).
+    pub admin: SocketAddr,
     pub pairs: usize,
     pub messages_per_device: usize,
     pub window: usize,
@@ -80,9 +82,7 @@ pub fn run(args: BacklogArgs) -> std::io::Result<BacklogResult> {
         let store_started = Instant::now();
         let (stored, store_secs) = store_backlogs(&args, &pairs).await;
         let push = match args.push {
-            true => {
-                Some(watch_pushes(args.server, args.pairs, store_started, PUSH_DEADLINE).await?)
-            }
+            true => Some(watch_pushes(args.admin, args.pairs, store_started, PUSH_DEADLINE).await?),
             false => None,
         };
         let disk_bytes_after = args.data_dir.as_deref().and_then(dir_bytes);

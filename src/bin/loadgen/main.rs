@@ -47,6 +47,10 @@ struct Cli {
     /// (127.0.0.2, ...), to exceed ~64k connections; 0 uses the default.
     #[arg(long, default_value_t = 0, global = true)]
     source_ips: usize,
+    /// The server's admin listener (`/metrics`), for scenarios that read
+    /// its counters (`backlog --push`).
+    #[arg(long, default_value = "127.0.0.1:9090", global = true)]
+    admin: SocketAddr,
     /// Reuse the accounts saved in this file (`uuid password` per line),
     /// registering and appending only the ones missing (for repeated runs
     /// against one server, e.g. the soak).
@@ -257,6 +261,7 @@ fn run_scenario(cli: &Cli, threads: usize) -> anyhow::Result<(&'static str, serd
         } => {
             let result = backlog::run(backlog::BacklogArgs {
                 server,
+                admin: cli.admin,
                 pairs,
                 messages_per_device,
                 window,

@@ -60,16 +60,18 @@ fn metric(text: &str, name: &str) -> u64 {
         .sum()
 }
 
-/// Polls the server until `devices` pushes are settled (sent or failed) or
-/// `deadline` passes; `started` is when the first send went out.
+/// Polls the server's admin listener (`admin`) until `devices` pushes are
+/// settled (sent or failed) or `deadline` passes; `started` is when the
+/// first send went out.
 pub async fn watch_pushes(
-    server: SocketAddr,
+    admin: SocketAddr,
     devices: usize,
     started: Instant,
     deadline: Duration,
 ) -> std::io::Result<PushOutcome> {
-    let mut conn = HttpConn::connect(server)?;
     loop {
+        // The admin listener closes after each answer.
+        let mut conn = HttpConn::connect(admin)?;
         let (_, body) = conn.request("GET", "/metrics", b"").await?;
         let text = String::from_utf8_lossy(&body);
         let sent = metric(&text, "push_apns_sent_total");

@@ -10,7 +10,6 @@ pub mod health;
 pub mod keepalive;
 pub mod link;
 pub mod messages;
-pub mod metrics;
 pub mod provisioning;
 pub mod push_tokens;
 pub mod receipts;
