@@ -11,6 +11,8 @@
 //! - [`clock`]: wall-clock time (system, or a manual clock tests step) and
 //!   thread CPU time.
 //! - [`config`]: one typed configuration (defaults, TOML file, env, flags) and every limit.
+//! - [`tls`]: PEM certificates and keys, and the public listener's rustls
+//!   configuration with a certificate replaced on `SIGHUP`.
 //! - [`ratelimit`]: token buckets per key, for any route to use.
 //! - [`protocol`]: pure codecs with no I/O: WebSocket request/response framing,
 //!   Base64, JSON payloads.
@@ -56,3 +58,4 @@ pub mod ratelimit;
 pub mod server;
 pub mod shard;
 pub mod store;
+pub mod tls;

@@ -51,6 +51,13 @@ struct ConfigArgs {
     /// [default: 127.0.0.1:9090]
     #[arg(long, env = "SWITCHBOARD_ADMIN_LISTEN", value_name = "ADDR|off")]
     admin_listen: Option<String>,
+    /// PEM certificate chain: serve https/wss on the listener (with --tls-key).
+    /// Reloaded on SIGHUP.
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     /// Number of shards (one pinned thread each); 0 = one per core. Must match
     /// the count the data directory was created with. [default: 0]
     #[arg(long, env = "SWITCHBOARD_SHARDS", value_name = "N")]
@@ -87,6 +94,12 @@ impl ConfigArgs {
         }
         if let Some(admin_listen) = self.admin_listen {
             config.admin_listen = admin_listen;
+        }
+        if let Some(cert) = self.tls_cert {
+            config.tls_cert = Some(cert);
+        }
+        if let Some(key) = self.tls_key {
+            config.tls_key = Some(key);
         }
         if let Some(shards) = self.shards {
             config.shards = shards;
@@ -146,7 +159,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
     println!("switchboard listening on {}", running.local_addr);
     std::io::stdout().flush()?;
     switchboard::server::notify::ready();
-    let signal = signals::wait_stop_signal();
+    let signal = loop {
+        match signals::wait_stop_or_reload() {
+            signals::Asked::Stop(signal) => break signal,
+            signals::Asked::Reload => running.reload_tls(),
+        }
+    };
     tracing::info!(signal, "draining: no new connections, WebSockets close with 1001");
     drain(running, drain_timeout);
     Ok(())

@@ -33,6 +33,7 @@ use rust_source::{is_ident, src_files, strip_comments_and_literals, tokenize, To
 const LAYERS: &[&str] = &[
     "clock",
     "config",
+    "tls",
     "ratelimit",
     "protocol",
     "metrics",

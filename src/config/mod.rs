@@ -12,6 +12,7 @@
 //! non-zero and related limits ordered (see the `const` assertions in [`limits`]), so
 //! the rest of the server may rely on them without re-checking.
 
+pub mod error;
 pub mod limits;
 pub mod push;
 pub mod rate_limits;
@@ -71,6 +72,7 @@ impl std::str::FromStr for IoDriver {
 /// Most io_uring submission queue entries per shard.
 pub const IO_URING_ENTRIES_MAX: u32 = 32_768;
 
+pub use error::ConfigError;
 pub use limits::Limits;
 pub use push::{ApnsConfig, FcmConfig, PushConfig};
 pub use rate_limits::{RateLimit, RateLimits};
@@ -84,6 +86,11 @@ pub struct Config {
     /// Address of the admin listener (`GET /metrics`, `GET /health`), or
     /// `off`. Keep it on loopback or a management network.
     pub admin_listen: String,
+    /// PEM certificate chain for TLS on the public listener (`https`,
+    /// `wss`); set with `tls_key`, or neither for plain TCP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// Number of shards (threads pinned to cores). 0 means one per core.
     pub shards: usize,
     /// Directory holding the RocksDB database.
@@ -124,6 +131,8 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: ADMIN_LISTEN_DEFAULT.to_string(),
+            tls_cert: None,
+            tls_key: None,
             shards: 0,
             data_dir: PathBuf::from("./data"),
             registration_token: None,
@@ -141,35 +150,6 @@ impl Default for Config {
             push: PushConfig::default(),
         }
     }
-}
-
-/// Why a configuration was refused. Each names the field at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The file named.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for [`Config`] (names the field and line).
-    #[error("invalid config file {path}: {message}")]
-    Parse {
-        /// The file named.
-        path: PathBuf,
-        /// The parser's message, which names the field.
-        message: String,
-    },
-    /// A value is out of range.
-    #[error("invalid config field `{field}`: {reason}")]
-    Invalid {
-        /// Dotted name of the field, as in the TOML file.
-        field: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
 }
 
 /// The admin listener's address unless configured.
@@ -219,6 +199,11 @@ impl Config {
         }
         if self.admin_listen != "off" && self.admin_listen.parse::<SocketAddr>().is_err() {
             return invalid("admin_listen", "must be an address like 127.0.0.1:9090, or off");
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return invalid("tls_key", "must be set with tls_cert"),
+            (None, Some(_)) => return invalid("tls_cert", "must be set with tls_key"),
+            _ => {}
         }
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");

@@ -16,27 +16,13 @@ use crate::config::Limits;
 use crate::http::head::{self, Head, HeadError};
 use crate::http::request::Request;
 use crate::http::response::Response;
+use crate::http::transport::Transport;
 use crate::http::{auth, router, websocket};
 use crate::metrics::ShardMetrics;
 use crate::shard::{ConnectionGuard, ShardCtx};
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use std::rc::Rc;
 use std::time::Duration;
-
-/// Reads more bytes onto the end of `buf` (at least `chunk_bytes` of room);
-/// `Ok(0)` means the peer closed.
-async fn read_more(
-    stream: &mut TcpStream,
-    mut buf: Vec<u8>,
-    chunk_bytes: usize,
-) -> (std::io::Result<usize>, Vec<u8>) {
-    buf.reserve(chunk_bytes);
-    let (len, capacity) = (buf.len(), buf.capacity());
-    let (result, slice) = stream.read(buf.slice_mut(len..capacity)).await;
-    (result, slice.into_inner())
-}
 
 enum HeadRead {
     Head(Head, usize, Vec<u8>),
@@ -44,7 +30,7 @@ enum HeadRead {
     Closed,
 }
 
-async fn read_head(stream: &mut TcpStream, mut buf: Vec<u8>, limits: &Limits) -> HeadRead {
+async fn read_head(transport: &mut Transport, mut buf: Vec<u8>, limits: &Limits) -> HeadRead {
     loop {
         if !buf.is_empty() {
             match head::parse(&buf, limits) {
@@ -53,7 +39,7 @@ async fn read_head(stream: &mut TcpStream, mut buf: Vec<u8>, limits: &Limits) ->
                 Err(error) => return HeadRead::Refused(error),
             }
         }
-        let (result, back) = read_more(stream, buf, limits.read_buffer_bytes).await;
+        let (result, back) = transport.read_more(buf, limits.read_buffer_bytes).await;
         buf = back;
         match result {
             Ok(0) | Err(_) => return HeadRead::Closed,
@@ -64,14 +50,14 @@ async fn read_head(stream: &mut TcpStream, mut buf: Vec<u8>, limits: &Limits) ->
 
 /// Reads until `buf` holds at least `wanted` bytes; `None` if the peer closed.
 async fn read_to(
-    stream: &mut TcpStream,
+    transport: &mut Transport,
     mut buf: Vec<u8>,
     wanted: usize,
     chunk: usize,
 ) -> Option<Vec<u8>> {
     while buf.len() < wanted {
         let missing = wanted - buf.len();
-        let (result, back) = read_more(stream, buf, chunk.max(missing)).await;
+        let (result, back) = transport.read_more(buf, chunk.max(missing)).await;
         buf = back;
         match result {
             Ok(0) | Err(_) => return None,
@@ -81,10 +67,24 @@ async fn read_to(
     Some(buf)
 }
 
+/// Serves a newly accepted connection: the TLS handshake first when the
+/// listener has TLS (within `handshake_timeout_ms`; a failure is counted
+/// and closes the connection), then [`serve`].
+pub async fn serve_accepted(ctx: Rc<ShardCtx>, stream: TcpStream, guard: ConnectionGuard) {
+    let Some(tls) = &ctx.tls else {
+        return serve(ctx, Transport::plain(stream), Vec::new(), guard).await;
+    };
+    let deadline = Duration::from_millis(ctx.config.limits.handshake_timeout_ms);
+    match monoio::time::timeout(deadline, Transport::accept_tls(stream, tls.config())).await {
+        Ok(Ok(transport)) => serve(ctx, transport, Vec::new(), guard).await,
+        Ok(Err(_)) | Err(_) => ShardMetrics::inc(&ctx.stats().tls_handshake_failures_total),
+    }
+}
+
 /// Serves one connection until it closes, is handed off, or upgrades.
 pub async fn serve(
     ctx: Rc<ShardCtx>,
-    mut stream: TcpStream,
+    mut transport: Transport,
     mut buf: Vec<u8>,
     guard: ConnectionGuard,
 ) {
@@ -93,7 +93,7 @@ pub async fn serve(
     loop {
         let wait_ms = if first { limits.handshake_timeout_ms } else { limits.http_idle_timeout_ms };
         let Some((head, head_len, read_buf)) =
-            next_head(&ctx, &mut stream, buf, wait_ms, &limits).await
+            next_head(&ctx, &mut transport, buf, wait_ms, &limits).await
         else {
             return;
         };
@@ -106,7 +106,8 @@ pub async fn serve(
             let owner = ctx.owner_of(&account);
             if owner != ctx.id {
                 drop(guard);
-                ctx.mesh.hand_off(owner, stream, buf).await;
+                let Transport { stream, wire } = transport;
+                ctx.mesh.hand_off(owner, stream, wire.into_tls(), buf).await;
                 return;
             }
         }
@@ -115,10 +116,10 @@ pub async fn serve(
             // Values in scope stay alive across an await for the whole
             // session: release the head buffer now.
             drop(buf);
-            websocket::accept(ctx, stream, head, leftover, guard).await;
+            websocket::accept(ctx, transport, head, leftover, guard).await;
             return;
         }
-        match answer(&ctx, &mut stream, head, head_len, buf, &limits).await {
+        match answer(&ctx, &mut transport, head, head_len, buf, &limits).await {
             Some(rest) => buf = rest,
             None => return,
         }
@@ -129,19 +130,19 @@ pub async fn serve(
 /// answered with its status. `None`: the connection is done.
 async fn next_head(
     ctx: &ShardCtx,
-    stream: &mut TcpStream,
+    transport: &mut Transport,
     buf: Vec<u8>,
     wait_ms: u64,
     limits: &Limits,
 ) -> Option<(Head, usize, Vec<u8>)> {
     let read =
-        monoio::time::timeout(Duration::from_millis(wait_ms), read_head(stream, buf, limits));
+        monoio::time::timeout(Duration::from_millis(wait_ms), read_head(transport, buf, limits));
     match read.await {
         Err(_) | Ok(HeadRead::Closed) => None,
         Ok(HeadRead::Refused(error)) => {
             ShardMetrics::inc(&ctx.stats().protocol_errors_total);
             let response = Response::error(error.status(), &error.to_string());
-            let _ = stream.write_all(response.to_http(true)).await;
+            let _ = transport.write_all(&response.to_http(true)).await;
             None
         }
         Ok(HeadRead::Head(head, len, buf)) => Some((head, len, buf)),
@@ -152,7 +153,7 @@ async fn next_head(
 /// Returns the bytes after the request while the connection stays open.
 async fn answer(
     ctx: &Rc<ShardCtx>,
-    stream: &mut TcpStream,
+    transport: &mut Transport,
     head: Head,
     head_len: usize,
     buf: Vec<u8>,
@@ -161,11 +162,11 @@ async fn answer(
     if head.content_length > limits.body_bytes_max {
         ShardMetrics::inc(&ctx.stats().protocol_errors_total);
         let message = format!("body over {} bytes", limits.body_bytes_max);
-        let _ = stream.write_all(Response::error(413, &message).to_http(true)).await;
+        let _ = transport.write_all(&Response::error(413, &message).to_http(true)).await;
         return None;
     }
     let request_len = head_len + head.content_length;
-    let body_read = read_to(stream, buf, request_len, limits.read_buffer_bytes);
+    let body_read = read_to(transport, buf, request_len, limits.read_buffer_bytes);
     let wait = Duration::from_millis(limits.http_idle_timeout_ms);
     let Ok(Some(mut buf)) = monoio::time::timeout(wait, body_read).await else {
         return None;
@@ -173,12 +174,12 @@ async fn answer(
     let rest = buf.split_off(request_len);
     let body = buf.split_off(head_len);
     let close = head.close_after;
-    let peer = stream.peer_addr().ok().map(|addr| addr.ip());
+    let peer = transport.peer_addr().ok().map(|addr| addr.ip());
     let response = match authenticate_header(ctx, head.header("authorization"), peer) {
         Ok(caller) => router::dispatch(ctx, caller, Request::from_head(head, body, peer)).await,
         Err(response) => response,
     };
-    let (result, _) = stream.write_all(response.to_http(close)).await;
+    let result = transport.write_all(&response.to_http(close)).await;
     (result.is_ok() && !close).then_some(rest)
 }
 

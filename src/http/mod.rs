@@ -10,6 +10,8 @@
 //! - [`conn`]: the per-connection HTTP loop (keep-alive, hand-off to the
 //!   owner shard, upgrade).
 //! - [`websocket`]: the upgrade handshake and the authenticated session.
+//! - [`transport`] and [`wire`]: an accepted connection (socket plus plain
+//!   or TLS byte path), the TLS handshake, readiness-driven reads and writes.
 
 //! Owns: the transport (HTTP/1.1, the WebSocket connection and session
 //! loop) and routing; domain outcomes become status codes here, in
@@ -25,4 +27,6 @@ pub mod request;
 pub mod response;
 pub mod router;
 pub mod routes;
+pub mod transport;
 pub mod websocket;
+pub mod wire;

@@ -96,6 +96,10 @@ shard_metrics! {
     connections_refused_total: "counter",
     /// Failed accepts on this shard's listener (out of descriptors, mostly).
     accept_errors_total: "counter",
+    /// TLS handshakes that failed or timed out (the connection was closed).
+    tls_handshake_failures_total: "counter",
+    /// Certificate reloads (SIGHUP) that failed; the previous certificate stays.
+    tls_reload_failures_total: "counter",
     /// Connections open on this shard (HTTP and WebSocket).
     connections_open: "gauge",
     /// Connections handed from this shard to their owner shard.

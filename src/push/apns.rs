@@ -55,16 +55,15 @@ impl Apns {
     /// file and the reason.
     pub fn new(config: ApnsConfig) -> Result<Self, String> {
         let extra_roots = match &config.ca_file {
-            Some(path) => {
-                client::read_certificates(path).map_err(|error| format!("APNs ca_file: {error}"))?
-            }
+            Some(path) => crate::tls::read_certificates(path)
+                .map_err(|error| format!("APNs ca_file: {error}"))?,
             None => Vec::new(),
         };
         let (auth, client_auth) = match (&config.certificate_file, &config.certificate_key_file) {
             (Some(certificate), Some(key)) => {
-                let chain = client::read_certificates(certificate)
+                let chain = crate::tls::read_certificates(certificate)
                     .map_err(|error| format!("APNs certificate_file: {error}"))?;
-                let key = client::read_private_key(key)
+                let key = crate::tls::read_private_key(key)
                     .map_err(|error| format!("APNs certificate_key_file: {error}"))?;
                 (Auth::Certificate, Some((chain, key)))
             }

@@ -8,7 +8,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::time::Duration;
 
@@ -70,26 +69,6 @@ pub fn tls_config(
             .map_err(|error| format!("the client certificate: {error}")),
         None => Ok(builder.with_no_client_auth()),
     }
-}
-
-/// Every certificate in PEM file `path`.
-pub fn read_certificates(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem =
-        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    let certificates: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
-    match certificates {
-        Ok(certificates) if !certificates.is_empty() => Ok(certificates),
-        Ok(_) => Err(format!("{} holds no PEM certificate", path.display())),
-        Err(error) => Err(format!("{} is not PEM certificates: {error}", path.display())),
-    }
-}
-
-/// The private key in PEM file `path`.
-pub fn read_private_key(path: &std::path::Path) -> Result<PrivateKeyDer<'static>, String> {
-    let pem =
-        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    PrivateKeyDer::from_pem_slice(&pem)
-        .map_err(|error| format!("{} holds no PEM private key: {error}", path.display()))
 }
 
 /// Sends `request` and reads the answer within `timeout`; `Err` for a

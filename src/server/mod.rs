@@ -39,6 +39,9 @@ pub struct Running {
     pub shard_count: usize,
     /// The admin listener's address, when it runs.
     pub admin_addr: Option<SocketAddr>,
+    /// The public listener's TLS, when configured.
+    pub tls: Option<crate::tls::ServerTls>,
+    metrics: crate::metrics::Metrics,
     threads: Vec<std::thread::JoinHandle<()>>,
     /// Set to start draining every shard.
     draining: Arc<AtomicBool>,
@@ -50,6 +53,23 @@ impl Running {
     pub fn begin_drain(&self) {
         // Release pairs with each shard's Acquire load.
         self.draining.store(true, Ordering::Release);
+    }
+
+    /// Reads the TLS certificate and key files again (SIGHUP): new
+    /// handshakes use the new pair, open connections keep theirs. A failure
+    /// is logged and counted, and the previous pair stays in use.
+    pub fn reload_tls(&self) {
+        let Some(tls) = &self.tls else {
+            tracing::info!("SIGHUP: no TLS configured, nothing to reload");
+            return;
+        };
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Err(error) => {
+                crate::metrics::ShardMetrics::inc(&self.metrics[0].tls_reload_failures_total);
+                tracing::error!(%error, "SIGHUP: TLS certificate not reloaded; the previous one stays");
+            }
+        }
     }
 
     /// Blocks until every shard thread ends (after [`Running::begin_drain`]).
@@ -91,6 +111,10 @@ pub fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running>
             "durability = none: acknowledged writes can be lost in a crash (benchmarks only)"
         );
     }
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::ServerTls::load(cert, key)?),
+        _ => None,
+    };
     let store = Store::open(&config.data_dir, shard_count)?;
 
     let first = bind_reuseport(config.listen)
@@ -130,6 +154,7 @@ pub fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running>
             id,
             shard_count,
             config: config.clone(),
+            tls: tls.clone(),
             store: store.clone(),
             metrics: metrics.clone(),
             outboxes,
@@ -144,7 +169,7 @@ pub fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running>
         };
         threads.push(shard_loop::spawn(setup)?);
     }
-    Ok(Running { local_addr, shard_count, admin_addr, threads, draining })
+    Ok(Running { local_addr, shard_count, admin_addr, tls, metrics, threads, draining })
 }
 
 /// Starts the admin listener unless it is `off`. The default address being

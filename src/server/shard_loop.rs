@@ -40,6 +40,8 @@ pub struct ShardSetup {
     pub shard_count: usize,
     /// Configuration.
     pub config: Arc<Config>,
+    /// The public listener's TLS, when configured.
+    pub tls: Option<crate::tls::ServerTls>,
     /// The opened store.
     pub store: Store,
     /// Metrics of all shards.
@@ -162,6 +164,7 @@ fn load(setup: ShardSetup) -> (Rc<ShardCtx>, Inboxes, std::net::TcpListener, Arc
         shard_count: setup.shard_count,
         mesh: Mesh::new(id, setup.outboxes, wait_ms, setup.metrics.clone()),
         config: setup.config,
+        tls: setup.tls,
         clock: setup.clock,
         accounts,
         directory,
@@ -246,7 +249,7 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                monoio::spawn(crate::http::conn::serve(ctx.clone(), stream, Vec::new(), guard));
+                monoio::spawn(crate::http::conn::serve_accepted(ctx.clone(), stream, guard));
             }
             Err(error) => {
                 // Out of descriptors (EMFILE, ENFILE) or a transient network
@@ -272,7 +275,9 @@ async fn pump(ctx: Rc<ShardCtx>, mut inboxes: Inboxes) {
     loop {
         inboxes.ready().await;
         inboxes.drain(|from, msg| match msg {
-            ShardMsg::Handoff { stream, buffered } => accept_handoff(&ctx, stream, buffered),
+            ShardMsg::Handoff { stream, tls, buffered } => {
+                accept_handoff(&ctx, stream, tls, buffered)
+            }
             ShardMsg::Call { from: caller, token, call } => {
                 debug_assert_eq!(caller, from);
                 let ctx = ctx.clone();
@@ -293,14 +298,20 @@ async fn pump(ctx: Rc<ShardCtx>, mut inboxes: Inboxes) {
     }
 }
 
-fn accept_handoff(ctx: &Rc<ShardCtx>, stream: std::net::TcpStream, buffered: Vec<u8>) {
+fn accept_handoff(
+    ctx: &Rc<ShardCtx>,
+    stream: std::net::TcpStream,
+    tls: Option<Box<rustls::ServerConnection>>,
+    buffered: Vec<u8>,
+) {
     ShardMetrics::inc(&ctx.stats().handoffs_received_total);
     let Some(guard) = ctx.admit_connection() else {
         return;
     };
     match monoio::net::TcpStream::from_std(stream) {
         Ok(stream) => {
-            monoio::spawn(crate::http::conn::serve(ctx.clone(), stream, buffered, guard));
+            let transport = crate::http::transport::Transport::with_tls(stream, tls);
+            monoio::spawn(crate::http::conn::serve(ctx.clone(), transport, buffered, guard));
         }
         Err(error) => {
             tracing::warn!(shard = ctx.id, %error, "cannot adopt a handed-off connection")

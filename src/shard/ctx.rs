@@ -32,6 +32,7 @@ use crate::shard::sessions::SessionRegistry;
 use crate::shard::warnings::RepeatedWarning;
 use crate::store::writer::Writer;
 use crate::store::Store;
+use crate::tls::ServerTls;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct ShardCtx {
     pub shard_count: usize,
     /// The configuration (read-only).
     pub config: Arc<Config>,
+    /// The public listener's TLS, when it has a certificate.
+    pub tls: Option<ServerTls>,
     /// Where every wall-clock reading on this shard comes from.
     pub clock: Clock,
     /// Accounts this shard owns.
@@ -100,6 +103,8 @@ pub struct ShardParts {
     pub shard_count: usize,
     /// Configuration.
     pub config: Arc<Config>,
+    /// The public listener's TLS, when configured.
+    pub tls: Option<ServerTls>,
     /// The clock.
     pub clock: Clock,
     /// The loaded accounts.
@@ -130,6 +135,7 @@ impl ShardCtx {
             id: parts.id,
             shard_count: parts.shard_count,
             config: parts.config,
+            tls: parts.tls,
             clock: parts.clock,
             accounts: parts.accounts,
             directory: parts.directory,

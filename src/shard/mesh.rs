@@ -101,12 +101,18 @@ impl Mesh {
 
     /// Passes a connection (and the bytes already read from it) to its owner.
     /// On a full ring the connection is closed: the client retries.
-    pub async fn hand_off(&self, to: usize, stream: monoio::net::TcpStream, buffered: Vec<u8>) {
+    pub async fn hand_off(
+        &self,
+        to: usize,
+        stream: monoio::net::TcpStream,
+        tls: Option<Box<rustls::ServerConnection>>,
+        buffered: Vec<u8>,
+    ) {
         // SAFETY: `into_raw_fd` transfers sole ownership of the descriptor
         // (it panics if an operation still holds it; none does between
         // requests), and `from_raw_fd` takes that ownership over.
         let stream = unsafe { std::net::TcpStream::from_raw_fd(stream.into_raw_fd()) };
-        let msg = ShardMsg::Handoff { stream, buffered };
+        let msg = ShardMsg::Handoff { stream, tls, buffered };
         if self.send_to(to, msg).await.is_ok() {
             ShardMetrics::inc(&self.stats().handoffs_sent_total);
         } else {

@@ -28,6 +28,9 @@ pub enum ShardMsg {
     Handoff {
         /// The socket, still open.
         stream: std::net::TcpStream,
+        /// Its TLS session when the listener has TLS (the handshake is
+        /// done; `buffered` holds decrypted bytes).
+        tls: Option<Box<rustls::ServerConnection>>,
         /// Bytes already read from it (the start of the request).
         buffered: Vec<u8>,
     },

@@ -17,12 +17,13 @@
 use crate::config::Limits;
 use crate::http::websocket::memstream::MemStream;
 use crate::http::websocket::socket::{self, Received};
+use crate::http::wire::Wire;
 use crate::protocol::frame::{self, WsRequest, WsResponse};
 use crate::shard::mailbox::Mailbox;
 use crate::shard::ShardCtx;
 use monoio::net::TcpStream;
 use std::future::Future;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
@@ -57,7 +58,7 @@ pub enum Incoming {
 
 /// The transport of one WebSocket connection.
 pub struct WsConnection {
-    fd: RawFd,
+    wire: Wire,
     ws: WebSocket<MemStream>,
 }
 
@@ -84,16 +85,21 @@ fn ws_config(limits: &Limits) -> WebSocketConfig {
 }
 
 impl WsConnection {
-    /// The server side of an upgraded `stream`.
-    pub fn new(stream: &TcpStream, limits: &Limits) -> Self {
+    /// The server side of an upgraded connection's `wire`.
+    pub fn new(wire: Wire, limits: &Limits) -> Self {
         let ws =
             WebSocket::from_raw_socket(MemStream::default(), Role::Server, Some(ws_config(limits)));
-        Self { fd: stream.as_raw_fd(), ws }
+        Self { wire, ws }
     }
 
-    /// The socket's descriptor (for non-blocking reads).
-    pub fn fd(&self) -> RawFd {
-        self.fd
+    /// Reads what the connection holds now into `buf` (non-blocking).
+    pub fn recv(&mut self, buf: &mut [u8]) -> Received {
+        self.wire.recv(buf)
+    }
+
+    /// True while TLS holds decrypted bytes no readiness event announces.
+    pub fn has_buffered_input(&mut self) -> bool {
+        self.wire.has_buffered_input()
     }
 
     /// Hands bytes read from the socket to tungstenite.
@@ -169,6 +175,8 @@ impl WsConnection {
     }
 
     /// Queues a close frame with `code` after everything already queued.
+    /// (Over TLS no close_notify follows: the WebSocket close frame already
+    /// ends the conversation, and the FIN after it ends the stream.)
     pub fn close_with(&mut self, code: u16, reason: &str) {
         self.ws.get_mut().push_output(&close_frame(code, reason));
     }
@@ -182,23 +190,28 @@ impl WsConnection {
         ctx: &ShardCtx,
         mailbox: &Rc<Mailbox>,
     ) -> bool {
-        if !self.ws.get_mut().has_output() {
-            return true;
-        }
-        let bytes = self.ws.get_mut().take_output();
-        let mut written = 0;
-        while written < bytes.len() {
-            match socket::send(self.fd, &bytes[written..]) {
-                Ok(0) => {
-                    if !wait_writable(stream, ctx, mailbox).await {
-                        return false;
+        if self.ws.get_mut().has_output() {
+            let bytes = self.ws.get_mut().take_output();
+            let mut written = 0;
+            while written < bytes.len() {
+                match self.wire.send(&bytes[written..]) {
+                    Ok(0) => {
+                        if !wait_writable(stream, ctx, mailbox).await {
+                            return false;
+                        }
                     }
+                    Ok(sent) => written += sent,
+                    Err(_) => return false,
                 }
-                Ok(sent) => written += sent,
-                Err(_) => return false,
             }
         }
-        true
+        loop {
+            match self.wire.flush_pending() {
+                Ok(true) => return true,
+                Ok(false) if wait_writable(stream, ctx, mailbox).await => {}
+                Ok(false) | Err(_) => return false,
+            }
+        }
     }
 }
 

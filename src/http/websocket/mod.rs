@@ -30,11 +30,10 @@ pub mod socket;
 use crate::http::auth;
 use crate::http::head::Head;
 use crate::http::response::Response;
+use crate::http::transport::Transport;
 use crate::metrics::ShardMetrics;
 use crate::protocol::base64;
 use crate::shard::{ConnectionGuard, ShardCtx};
-use monoio::io::AsyncWriteRentExt;
-use monoio::net::TcpStream;
 use std::rc::Rc;
 
 /// Which socket an upgrade asks for.
@@ -84,7 +83,7 @@ fn switching(accept_key: &str) -> Vec<u8> {
 /// Validates, authenticates and upgrades; then starts the session task.
 pub async fn accept(
     ctx: Rc<ShardCtx>,
-    mut stream: TcpStream,
+    mut transport: Transport,
     head: Head,
     leftover: Vec<u8>,
     guard: ConnectionGuard,
@@ -93,41 +92,40 @@ pub async fn accept(
         Ok(checked) => checked,
         Err(response) => {
             ShardMetrics::inc(&ctx.stats().protocol_errors_total);
-            let _ = stream.write_all(response.to_http(true)).await;
+            let _ = transport.write_all(&response.to_http(true)).await;
             return;
         }
     };
     if socket == Socket::Provisioning {
         drop(head);
-        return accept_provisioning(ctx, stream, &accept_key, leftover, guard).await;
+        return accept_provisioning(ctx, transport, &accept_key, leftover, guard).await;
     }
     let credentials = head
         .header("authorization")
         .and_then(auth::from_basic_header)
         .or_else(|| auth::from_query(&head.query));
-    let peer = stream.peer_addr().ok().map(|addr| addr.ip());
+    let peer = transport.peer_addr().ok().map(|addr| addr.ip());
     let device = match auth::authenticate(&ctx, credentials, peer) {
         Ok(device) => device,
         Err(refused) => {
-            let _ = stream.write_all(refused.response().to_http(true)).await;
+            let _ = transport.write_all(&refused.response().to_http(true)).await;
             return;
         }
     };
     drop(head);
-    let (result, _) = stream.write_all(switching(&accept_key)).await;
-    if result.is_err() {
+    if transport.write_all(&switching(&accept_key)).await.is_err() {
         return;
     }
     // Its own task: the session's future holds only the session, not the
     // HTTP connection's states (an idle connection's memory is mostly this).
-    monoio::spawn(session::run(ctx, stream, leftover, device, guard));
+    monoio::spawn(session::run(ctx, transport, leftover, device, guard));
 }
 
 /// Upgrades an unauthenticated provisioning socket, unless the shard already
 /// holds `provisioning_sockets_per_shard_max` of them (503).
 async fn accept_provisioning(
     ctx: Rc<ShardCtx>,
-    mut stream: TcpStream,
+    mut transport: Transport,
     accept_key: &str,
     leftover: Vec<u8>,
     guard: ConnectionGuard,
@@ -135,12 +133,11 @@ async fn accept_provisioning(
     if !ctx.provisioning.has_room(ctx.config.limits.provisioning_sockets_per_shard_max) {
         ShardMetrics::inc(&ctx.stats().connections_refused_total);
         let response = Response::error(503, "too many provisioning sockets, retry");
-        let _ = stream.write_all(response.to_http(true)).await;
+        let _ = transport.write_all(&response.to_http(true)).await;
         return;
     }
-    let (result, _) = stream.write_all(switching(accept_key)).await;
-    if result.is_ok() {
-        monoio::spawn(provisioning::run(ctx, stream, leftover, guard));
+    if transport.write_all(&switching(accept_key)).await.is_ok() {
+        monoio::spawn(provisioning::run(ctx, transport, leftover, guard));
     }
 }
 

@@ -13,8 +13,9 @@
 //! used at most once; a delivery whose socket ends unanswered tells the
 //! primary "not accepted" (its sender is dropped), never leaves it waiting.
 
+use crate::http::transport::Transport;
 use crate::http::websocket::connection::{linger, Incoming, WsConnection};
-use crate::http::websocket::socket::{self, Received};
+use crate::http::websocket::socket::Received;
 use crate::metrics::ShardMetrics;
 use crate::protocol::base64;
 use crate::protocol::frame::{self, Frame};
@@ -56,7 +57,13 @@ struct Provisioning {
 }
 
 /// Runs the provisioning socket until it is claimed, times out or drops.
-pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, leftover: Vec<u8>, _guard: ConnectionGuard) {
+pub async fn run(
+    ctx: Rc<ShardCtx>,
+    transport: Transport,
+    leftover: Vec<u8>,
+    _guard: ConnectionGuard,
+) {
+    let Transport { stream, wire } = transport;
     let address = crate::provisioning::new_address(&ctx);
     let mailbox = Rc::new(Mailbox::new(1));
     let waiting = Rc::new(Waiting { mailbox: mailbox.clone(), delivery: RefCell::new(None) });
@@ -67,7 +74,7 @@ pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, leftover: Vec<u8>, _guard
     }
     let now_ms = ctx.clock.now_ms();
     let mut socket = Provisioning {
-        conn: WsConnection::new(&stream, limits),
+        conn: WsConnection::new(wire, limits),
         waiting,
         accepted: None,
         timeout_at_ms: now_ms + limits.provisioning_timeout_ms,
@@ -105,8 +112,13 @@ impl Provisioning {
             }
             // A stalled flush may have moved the deadline: set it again.
             ctx.timers.set_deadline(mailbox, self.timeout_at_ms);
+            // TLS may hold decrypted bytes that no readiness event announces.
+            let buffered = self.conn.has_buffered_input();
             let mut readable = std::pin::pin!(stream.readable(false));
             let event = std::future::poll_fn(|cx| {
+                if buffered {
+                    return Poll::Ready(None);
+                }
                 if let Poll::Ready(event) = mailbox.poll_recv(cx) {
                     return Poll::Ready(Some(event));
                 }
@@ -145,7 +157,7 @@ impl Provisioning {
     /// reads on) and handles every complete message in it.
     fn on_readable(&mut self, ctx: &ShardCtx) -> Ended {
         let mut scratch = ctx.read_scratch.borrow_mut();
-        match socket::recv(self.conn.fd(), &mut scratch) {
+        match self.conn.recv(&mut scratch) {
             Received::Bytes(len) => self.conn.feed(&scratch[..len]),
             Received::WouldBlock => return Ended::Open,
             Received::Closed => return Ended::Gone,

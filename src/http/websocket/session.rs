@@ -34,8 +34,10 @@ use crate::delivery::outbox::{Outbox, Outgoing};
 use crate::delivery::push;
 use crate::http::request::Request;
 use crate::http::router;
+use crate::http::transport::Transport;
 use crate::http::websocket::connection::{linger, Incoming, WsConnection};
-use crate::http::websocket::socket::{self, Received};
+use crate::http::websocket::socket::Received;
+use crate::http::wire::Wire;
 use crate::metrics::ShardMetrics;
 use crate::protocol::frame::{self, Frame, FrameError, WsRequest, WsResponse};
 use crate::shard::mailbox::{Mailbox, SessionEvent};
@@ -97,7 +99,7 @@ struct Session {
 /// Runs the session until the connection ends.
 pub async fn run(
     ctx: Rc<ShardCtx>,
-    stream: TcpStream,
+    Transport { stream, wire }: Transport,
     leftover: Vec<u8>,
     device: AuthedDevice,
     _guard: ConnectionGuard,
@@ -110,7 +112,7 @@ pub async fn run(
     }
     ShardMetrics::inc(&ctx.stats().websockets_open);
     push::on_connected(&ctx, device);
-    let mut session = Session::new(&ctx, &stream, device, mailbox.clone());
+    let mut session = Session::new(&ctx, wire, device, mailbox.clone());
     // The stored backlog first, then queue/empty, then live traffic.
     let mut end = session.pump_outbox();
     if end == End::Open && !leftover.is_empty() {
@@ -127,18 +129,13 @@ pub async fn run(
 }
 
 impl Session {
-    fn new(
-        ctx: &Rc<ShardCtx>,
-        stream: &TcpStream,
-        device: AuthedDevice,
-        mailbox: Rc<Mailbox>,
-    ) -> Self {
+    fn new(ctx: &Rc<ShardCtx>, wire: Wire, device: AuthedDevice, mailbox: Rc<Mailbox>) -> Self {
         let limits = &ctx.config.limits;
         let now_ms = ctx.clock.now_ms();
         Session {
             ctx: ctx.clone(),
             device,
-            conn: WsConnection::new(stream, limits),
+            conn: WsConnection::new(wire, limits),
             outbox: Outbox::new(device, limits.inflight_requests_max),
             mailbox,
             client_requests_inflight: 0,
@@ -163,7 +160,9 @@ impl Session {
             if !self.conn.flush(stream, &self.ctx, &self.mailbox).await || end == End::Close {
                 return;
             }
-            let woken = if !self.paused && std::mem::take(&mut read_again) {
+            // TLS may hold decrypted bytes that no readiness event announces.
+            let buffered = !self.paused && self.conn.has_buffered_input();
+            let woken = if !self.paused && (std::mem::take(&mut read_again) || buffered) {
                 Woken::Readable
             } else {
                 if readable.is_terminated() {
@@ -271,7 +270,7 @@ impl Session {
         let mut scratch = ctx.read_scratch.borrow_mut();
         let mut read_bytes = 0;
         while read_bytes < READ_BUDGET_BYTES {
-            match socket::recv(self.conn.fd(), &mut scratch) {
+            match self.conn.recv(&mut scratch) {
                 Received::Bytes(len) => {
                     read_bytes += len;
                     self.last_heard_ms = ctx.clock.now_ms();
