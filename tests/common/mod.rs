@@ -141,7 +141,15 @@ impl Server {
             .next()
             .and_then(|port| port.parse().ok())
             .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Self { port, admin, child, data_dir, _temp: temp }
+        let server = Self { port, admin, child, data_dir, _temp: temp };
+        // Every shard has loaded its state once readiness says so (the
+        // listening line comes before that; the kernel queues connections).
+        if !options.extra_args.iter().any(|arg| arg == "--admin-listen") {
+            wait_until("the server is ready", Duration::from_secs(30), || {
+                server.admin_get("/health").0 == 200
+            });
+        }
+        server
     }
 
     pub fn kill(&mut self) {
