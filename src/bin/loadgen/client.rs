@@ -5,9 +5,7 @@
 //! (127.0.0.2, 127.0.0.3, ...) so one machine can open more than the ~64k
 //! connections one source address allows towards one server port.
 
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
+use crate::conn::Conn;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use switchboard::http::websocket::memstream::MemStream;
@@ -15,31 +13,8 @@ use switchboard::protocol::base64;
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
-/// Opens a TCP connection, from `source` when given.
-pub fn connect_tcp(server: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
-    let socket =
-        socket2::Socket::new(socket2::Domain::for_address(server), socket2::Type::STREAM, None)?;
-    if let Some(source) = source {
-        socket.bind(&SocketAddr::new(source, 0).into())?;
-    }
-    socket.connect(&server.into())?;
-    socket.set_tcp_nodelay(true)?;
-    socket.set_nonblocking(true)?;
-    TcpStream::from_std(socket.into())
-}
-
-async fn read_some(stream: &mut TcpStream, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-    buf.reserve(4096);
-    let (len, capacity) = (buf.len(), buf.capacity());
-    let (result, slice) = stream.read(buf.slice_mut(len..capacity)).await;
-    (result, slice.into_inner())
-}
-
 /// Reads an HTTP response head and body; returns (status, body, leftover).
-async fn read_response(
-    stream: &mut TcpStream,
-    mut buf: Vec<u8>,
-) -> io::Result<(u16, Vec<u8>, Vec<u8>)> {
+async fn read_response(stream: &mut Conn, mut buf: Vec<u8>) -> io::Result<(u16, Vec<u8>, Vec<u8>)> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_string();
@@ -57,7 +32,7 @@ async fn read_response(
                 })
                 .unwrap_or(0);
             while buf.len() < end + 4 + length {
-                let (result, back) = read_some(stream, buf).await;
+                let (result, back) = stream.read_some(buf).await;
                 buf = back;
                 if result? == 0 {
                     return Err(io::ErrorKind::UnexpectedEof.into());
@@ -67,7 +42,7 @@ async fn read_response(
             let body = buf.split_off(end + 4);
             return Ok((status, body, rest));
         }
-        let (result, back) = read_some(stream, buf).await;
+        let (result, back) = stream.read_some(buf).await;
         buf = back;
         if result? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
@@ -77,13 +52,18 @@ async fn read_response(
 
 /// A keep-alive HTTP/1.1 client on one connection.
 pub struct HttpConn {
-    stream: TcpStream,
+    stream: Conn,
 }
 
 impl HttpConn {
     /// Connects.
     pub fn connect(server: SocketAddr) -> io::Result<Self> {
-        Ok(Self { stream: connect_tcp(server, None)? })
+        Ok(Self { stream: Conn::connect(server, None)? })
+    }
+
+    /// Connects without TLS whatever the run uses (the admin listener).
+    pub fn connect_plain(server: SocketAddr) -> io::Result<Self> {
+        Ok(Self { stream: Conn::connect_plain(server)? })
     }
 
     /// One request; returns (status, body).
@@ -115,8 +95,7 @@ impl HttpConn {
         )
         .into_bytes();
         request.extend_from_slice(body);
-        let (result, _) = self.stream.write_all(request).await;
-        result?;
+        self.stream.write_all(request).await?;
         let (status, body, _) = read_response(&mut self.stream, Vec::new()).await?;
         Ok((status, body))
     }
@@ -124,7 +103,7 @@ impl HttpConn {
 
 /// An authenticated WebSocket client.
 pub struct WsConn {
-    stream: TcpStream,
+    stream: Conn,
     ws: WebSocket<MemStream>,
 }
 
@@ -147,7 +126,7 @@ impl WsConn {
         path: &str,
         extra_headers: &str,
     ) -> io::Result<Self> {
-        let mut stream = connect_tcp(server, source)?;
+        let mut stream = Conn::connect(server, source)?;
         let mut key = [0u8; 16];
         getrandom::fill(&mut key).map_err(|error| io::Error::other(error.to_string()))?;
         let request = format!(
@@ -156,8 +135,7 @@ impl WsConn {
              Sec-WebSocket-Version: 13\r\n{extra_headers}\r\n",
             base64::encode(&key)
         );
-        let (result, _) = stream.write_all(request.into_bytes()).await;
-        result?;
+        stream.write_all(request.into_bytes()).await?;
         let (status, _, leftover) = read_response(&mut stream, Vec::new()).await?;
         if status != 101 {
             return Err(io::Error::other(format!("upgrade answered {status}")));
@@ -180,8 +158,7 @@ impl WsConn {
         if bytes.is_empty() {
             return Ok(());
         }
-        let (result, _) = self.stream.write_all(bytes).await;
-        result.map(|_| ())
+        self.stream.write_all(bytes).await
     }
 
     /// Queues a binary frame (sent by the next [`Self::flush`]).
@@ -200,7 +177,7 @@ impl WsConn {
                 Ok(_) => continue,
                 Err(tungstenite::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
                     self.flush().await?;
-                    let (result, buf) = read_some(&mut self.stream, Vec::new()).await;
+                    let (result, buf) = self.stream.read_some(Vec::new()).await;
                     if result? == 0 {
                         return Ok(None);
                     }

@@ -17,6 +17,7 @@
 mod accounts;
 mod backlog;
 mod client;
+mod conn;
 mod idle;
 mod measure;
 mod messaging;
@@ -51,6 +52,10 @@ struct Cli {
     /// its counters (`backlog --push`).
     #[arg(long, default_value = "127.0.0.1:9090", global = true)]
     admin: SocketAddr,
+    /// Speak TLS (https, wss) to the server, trusting the PEM
+    /// certificates in this file (e.g. the server's own self-signed one).
+    #[arg(long, global = true, value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
     /// Reuse the accounts saved in this file (`uuid password` per line),
     /// registering and appending only the ones missing (for repeated runs
     /// against one server, e.g. the soak).
@@ -210,6 +215,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if !cli.server.ip().is_loopback() {
         anyhow::bail!("loadgen drives loopback servers only (got {})", cli.server);
+    }
+    if let Some(ca_file) = &cli.tls_ca {
+        conn::use_tls(ca_file)?;
     }
     if let Some(path) = &cli.accounts_file {
         accounts::reuse_accounts_from(path.clone());

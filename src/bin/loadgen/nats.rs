@@ -5,7 +5,7 @@
 //! delivery. Latency is publish to delivery, from the same stamp as
 //! `messaging`.
 
-use crate::client::connect_tcp;
+use crate::conn::connect_tcp;
 use crate::measure::{pairs_of_thread, Counters, MessagingArgs, MessagingResult, RunShared};
 use crate::schedule::{
     intended_send_time, micros_since_base, pair_schedule, stamped_payload, wait_for_next_send,

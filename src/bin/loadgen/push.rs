@@ -71,7 +71,7 @@ pub async fn watch_pushes(
 ) -> std::io::Result<PushOutcome> {
     loop {
         // The admin listener closes after each answer.
-        let mut conn = HttpConn::connect(admin)?;
+        let mut conn = HttpConn::connect_plain(admin)?;
         let (_, body) = conn.request("GET", "/metrics", b"").await?;
         let text = String::from_utf8_lossy(&body);
         let sent = metric(&text, "push_apns_sent_total");
