@@ -365,7 +365,7 @@ pub fn error_body(body: &[u8]) -> (u64, String) {
 
 /// Reads the next frame that is a JSON request or response, answering
 /// pings on the way (tungstenite does) and skipping pongs.
-pub fn next_frame(ws: &mut Ws) -> Frame {
+pub fn next_frame<S: Read + Write>(ws: &mut WebSocket<S>) -> Frame {
     loop {
         match ws.read().expect("read frame") {
             Message::Text(text) => {
