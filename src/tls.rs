@@ -145,10 +145,4 @@ impl ServerTls {
         *self.cert.current.write().unwrap_or_else(|poison| poison.into_inner()) = certified;
         Ok(())
     }
-
-    /// The certificate served now (its end-entity certificate's DER).
-    pub fn current_certificate(&self) -> Vec<u8> {
-        let current = self.cert.current.read().unwrap_or_else(|poison| poison.into_inner());
-        current.cert.first().map(|cert| cert.to_vec()).unwrap_or_default()
-    }
 }

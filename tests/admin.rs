@@ -64,15 +64,7 @@ fn a_silent_admin_client_does_not_block_the_next_scrape_for_long() {
 #[test]
 fn readiness_is_503_while_draining() {
     let dir = tempfile::tempdir().unwrap();
-    let config = switchboard::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".into(),
-        shards: 2,
-        data_dir: dir.path().join("data"),
-        pin_cores: false,
-        log: "warn".into(),
-        ..Default::default()
-    };
+    let config = common::in_process_config(dir.path().join("data"), 2);
     let running = switchboard::server::start(config).expect("start");
     let admin = running.admin_addr.expect("admin listener").to_string();
     common::wait_until("both shards ready", Duration::from_secs(10), || {

@@ -100,16 +100,7 @@ fn start_with(providers: &Providers, tweak: impl FnOnce(&mut Config)) -> TestSer
         "client_email": CLIENT_EMAIL, "token_uri": token_uri,
     });
     std::fs::write(&account_file, serde_json::to_vec_pretty(&service_account).unwrap()).unwrap();
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".into(),
-        shards: 2,
-        data_dir: dir.path().join("data"),
-        pin_cores: false,
-        log: "warn".into(),
-        drain_timeout_ms: 2_000,
-        ..Default::default()
-    };
+    let mut config = common::in_process_config(dir.path().join("data"), 2);
     config.push.apns = Some(ApnsConfig {
         base_url: providers.apns.base_url(),
         topic: TOPIC.into(),

@@ -119,16 +119,7 @@ async fn serve(listener: std::net::TcpListener, acceptor: tokio_rustls::TlsAccep
 }
 
 fn config(dir: &Path, apns: ApnsConfig) -> Config {
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".into(),
-        shards: 1,
-        data_dir: dir.join("data"),
-        pin_cores: false,
-        log: "warn".into(),
-        drain_timeout_ms: 2_000,
-        ..Default::default()
-    };
+    let mut config = common::in_process_config(dir.join("data"), 1);
     config.push.apns = Some(apns);
     config
 }

@@ -68,11 +68,6 @@ impl Wire {
         self.fd
     }
 
-    /// True for TLS.
-    pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
-    }
-
     /// The rustls session, for handing the connection to another shard.
     pub fn into_tls(self) -> Option<Box<ServerConnection>> {
         self.tls

@@ -71,6 +71,22 @@ pub fn unique_admin_addr() -> String {
     format!("127.{}.{}.{}:9090", bytes[0], bytes[1], bytes[2].max(2))
 }
 
+/// The configuration of a server a test runs in-process: loopback with
+/// ports picked by the kernel (public and admin), `shards` unpinned shards,
+/// data in `data_dir`, warnings only, a 2 s drain.
+pub fn in_process_config(data_dir: PathBuf, shards: usize) -> switchboard::config::Config {
+    switchboard::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".into(),
+        shards,
+        data_dir,
+        pin_cores: false,
+        log: "warn".into(),
+        drain_timeout_ms: 2_000,
+        ..Default::default()
+    }
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_switchboard")
 }
