@@ -13,6 +13,11 @@ pub fn encode(bytes: &[u8]) -> String {
     base64_simd::STANDARD.encode_to_string(bytes)
 }
 
+/// Appends the standard padded encoding of `bytes` to `out`.
+pub fn encode_append(bytes: &[u8], out: &mut Vec<u8>) {
+    base64_simd::STANDARD.encode_append(bytes, out);
+}
+
 /// Decodes standard Base64, padded or not.
 pub fn decode(text: &[u8]) -> Result<Vec<u8>, Base64Error> {
     if text.len() % 4 == 0 {

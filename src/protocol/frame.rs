@@ -10,8 +10,7 @@
 //! read, the error carries it so the session can answer 400/413 instead of
 //! closing the connection.
 
-use crate::protocol::base64;
-use serde::Serialize;
+use crate::protocol::{base64, json_out};
 use simd_json::prelude::*;
 use simd_json::value::tape::Value as TapeValue;
 
@@ -167,52 +166,114 @@ fn decode_headers(headers: Option<TapeValue<'_, '_>>, id: u64) -> Result<Vec<Str
     Ok(out)
 }
 
-#[derive(Serialize)]
-struct RequestOut<'a> {
-    id: u64,
-    verb: &'a str,
-    path: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<String>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    headers: &'a [String],
+/// A request to encode, borrowing its parts.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestOut<'a> {
+    /// Chosen by the sender, echoed in the response.
+    pub id: u64,
+    /// HTTP method.
+    pub verb: &'a str,
+    /// Request path.
+    pub path: &'a str,
+    /// Raw body (Base64 on the wire), if any.
+    pub body: Option<&'a [u8]>,
+    /// `"Name: value"` header strings.
+    pub headers: &'a [String],
 }
 
-#[derive(Serialize)]
-struct ResponseOut<'a> {
-    id: u64,
-    status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<String>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    headers: &'a [String],
+/// A response to encode, borrowing its parts.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseOut<'a> {
+    /// The id of the request answered.
+    pub id: u64,
+    /// HTTP status code.
+    pub status: u16,
+    /// Status text.
+    pub message: Option<&'a str>,
+    /// Raw body (Base64 on the wire), if any.
+    pub body: Option<&'a [u8]>,
+    /// `"Name: value"` header strings.
+    pub headers: &'a [String],
+}
+
+/// Appends the JSON text of a request frame to `out`.
+///
+/// Written by hand, not by serde: the Base64 body needs no escaping and is
+/// encoded straight into `out`, where serde_json scanned it byte by byte
+/// for escapes (7.5 % of the relay's CPU in `perf`).
+pub fn write_request(out: &mut Vec<u8>, request: &RequestOut<'_>) {
+    out.extend_from_slice(b"{\"id\":");
+    json_out::write_u64(out, request.id);
+    out.extend_from_slice(b",\"verb\":");
+    json_out::write_str(out, request.verb);
+    out.extend_from_slice(b",\"path\":");
+    json_out::write_str(out, request.path);
+    write_body_and_headers(out, request.body, request.headers);
+}
+
+/// Appends the JSON text of a response frame to `out`.
+pub fn write_response(out: &mut Vec<u8>, response: &ResponseOut<'_>) {
+    out.extend_from_slice(b"{\"id\":");
+    json_out::write_u64(out, response.id);
+    out.extend_from_slice(b",\"status\":");
+    json_out::write_u64(out, u64::from(response.status));
+    if let Some(message) = response.message {
+        out.extend_from_slice(b",\"message\":");
+        json_out::write_str(out, message);
+    }
+    write_body_and_headers(out, response.body, response.headers);
+}
+
+/// `,"body":"…","headers":[…]}`: each only when present.
+fn write_body_and_headers(out: &mut Vec<u8>, body: Option<&[u8]>, headers: &[String]) {
+    if let Some(body) = body {
+        out.extend_from_slice(b",\"body\":\"");
+        base64::encode_append(body, out);
+        out.push(b'"');
+    }
+    if !headers.is_empty() {
+        out.extend_from_slice(b",\"headers\":[");
+        for (index, header) in headers.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            json_out::write_str(out, header);
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
 }
 
 /// Encodes a request as the JSON text of one frame.
 pub fn encode_request(request: &WsRequest) -> String {
-    let out = RequestOut {
-        id: request.id,
-        verb: &request.verb,
-        path: &request.path,
-        body: request.body.as_deref().map(base64::encode),
-        headers: &request.headers,
-    };
-    // Serializing plain strings and integers cannot fail.
-    serde_json::to_string(&out).expect("frame encodes")
+    let mut out = Vec::new();
+    write_request(
+        &mut out,
+        &RequestOut {
+            id: request.id,
+            verb: &request.verb,
+            path: &request.path,
+            body: request.body.as_deref(),
+            headers: &request.headers,
+        },
+    );
+    String::from_utf8(out).expect("frames are built from strings and Base64")
 }
 
 /// Encodes a response as the JSON text of one frame.
 pub fn encode_response(response: &WsResponse) -> String {
-    let out = ResponseOut {
-        id: response.id,
-        status: response.status,
-        message: response.message.as_deref(),
-        body: response.body.as_deref().map(base64::encode),
-        headers: &response.headers,
-    };
-    serde_json::to_string(&out).expect("frame encodes")
+    let mut out = Vec::new();
+    write_response(
+        &mut out,
+        &ResponseOut {
+            id: response.id,
+            status: response.status,
+            message: response.message.as_deref(),
+            body: response.body.as_deref(),
+            headers: &response.headers,
+        },
+    );
+    String::from_utf8(out).expect("frames are built from strings and Base64")
 }
 
 /// The value of header `name` (case-insensitive) in `"Name: value"` strings.

@@ -20,5 +20,7 @@ pub mod discovery;
 pub mod envelope;
 pub mod frame;
 pub mod items;
+pub mod json_out;
 pub mod payloads;
 pub mod push;
+pub mod ws_frames;

@@ -31,7 +31,7 @@ pub enum SessionEvent {
     /// The server is shutting down: close with 1001.
     Shutdown,
     /// A client request finished: send this response frame text.
-    Respond(String),
+    Respond(Vec<u8>),
     /// A live-only item (an online-only envelope or a typing indicator; not
     /// stored): deliver it now or never.
     Ephemeral {

@@ -1,24 +1,28 @@
-//! One WebSocket connection's transport: the socket, tungstenite's state
-//! and the JSON framing of DESIGN.md section 3 (the mini-redis `Connection`
-//! shape). It knows frames, not deliveries: the session decides what to
-//! send and what a received frame means.
+//! One WebSocket connection's transport: the socket, the frame reader and
+//! the output buffer, with the JSON framing of DESIGN.md section 3 (the
+//! mini-redis `Connection` shape). It knows frames, not deliveries: the
+//! session decides what to send and what a received frame means.
 //!
-//! tungstenite never touches the socket: bytes read (readiness-driven, into
-//! the shard's scratch buffer) are fed to it through a [`MemStream`], and
-//! what it encodes is written by [`WsConnection::flush`], once per loop
-//! turn, carrying every frame queued in the turn.
+//! Bytes read (readiness-driven, into the shard's scratch buffer) are fed
+//! to a [`FrameReader`], which parses and unmasks frames where they lie;
+//! frames to send are encoded straight into `output`, which
+//! [`WsConnection::flush`] writes once per loop turn, carrying every frame
+//! queued in the turn. (tungstenite's `WebSocket` did this with four copies
+//! of each incoming message and a serde pass over each outgoing one.)
 //!
-//! Invariants: a message or frame over `frame_bytes_max` is refused by
-//! tungstenite (close 1009); writes never block (a full socket waits for
-//! writability against the idle deadline, reading nothing meanwhile:
-//! back-pressure); a close frame is written by hand after whatever is
-//! queued, so it is sent even when tungstenite's state has failed.
+//! Invariants: a frame or message over `frame_bytes_max` is refused (close
+//! 1009); `output` is bounded by its callers, not here: one loop turn
+//! queues at most the outbox window's envelopes, the responses of the
+//! capped client requests and control frames; writes never block
+//! (a full socket waits for writability against the idle deadline, reading
+//! nothing meanwhile: back-pressure); pings are answered with pongs, a
+//! close with a close; after a close frame is queued nothing more is.
 
 use crate::config::Limits;
-use crate::http::websocket::memstream::MemStream;
 use crate::http::websocket::socket::{self, Received};
 use crate::http::wire::Wire;
-use crate::protocol::frame::{self, WsRequest, WsResponse};
+use crate::protocol::frame::{self, RequestOut, ResponseOut};
+use crate::protocol::ws_frames::{self, Event, FrameReader};
 use crate::shard::mailbox::Mailbox;
 use crate::shard::ShardCtx;
 use monoio::net::TcpStream;
@@ -27,25 +31,18 @@ use std::os::fd::AsRawFd;
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
-use tungstenite::protocol::{Role, WebSocketConfig};
-use tungstenite::{Message, WebSocket};
-
-/// Bytes tungstenite copies out of the MemStream per read call, and the
-/// capacity of its input buffer, which every connection holds.
-const TUNGSTENITE_READ_CHUNK_BYTES: usize = 128;
 
 /// Most time spent waiting for the peer to close after our close frame.
 const CLOSE_LINGER_MS: u64 = 1000;
 
 /// What the bytes received so far hold next.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Incoming {
-    /// A complete text message.
-    Text(Vec<u8>),
+pub enum Incoming<'a> {
+    /// A complete text message (valid UTF-8), unmasked in place.
+    Text(&'a mut [u8]),
     /// Nothing complete yet: read more.
     Drained,
-    /// The peer closed (tungstenite queued the close reply) or the
-    /// connection failed: flush and end.
+    /// The peer closed (the close reply is queued): flush and end.
     Closed,
     /// A protocol violation: close with `code` after counting it.
     Fail {
@@ -59,37 +56,36 @@ pub enum Incoming {
 /// The transport of one WebSocket connection.
 pub struct WsConnection {
     wire: Wire,
-    ws: WebSocket<MemStream>,
+    reader: FrameReader,
+    /// Encoded frames not yet written to the socket.
+    output: Vec<u8>,
+    frame_bytes_max: usize,
+    /// True once a close frame is queued: nothing follows it.
+    closed: bool,
 }
 
-/// A close frame written by hand (server frames are unmasked): used where
-/// tungstenite's state may already be failed.
-fn close_frame(code: u16, reason: &str) -> Vec<u8> {
-    let reason = &reason.as_bytes()[..reason.len().min(123)];
-    let mut frame = vec![0x88, (2 + reason.len()) as u8];
-    frame.extend_from_slice(&code.to_be_bytes());
-    frame.extend_from_slice(reason);
-    frame
-}
-
-fn ws_config(limits: &Limits) -> WebSocketConfig {
-    WebSocketConfig::default()
-        // tungstenite allocates this up front for every connection; the bytes
-        // are already in memory (MemStream), so a small chunk only costs a
-        // few more memcpy calls on large frames, and saves RSS per idle socket.
-        .read_buffer_size(TUNGSTENITE_READ_CHUNK_BYTES)
-        .write_buffer_size(0)
-        .max_write_buffer_size(limits.frame_bytes_max * 4)
-        .max_message_size(Some(limits.frame_bytes_max))
-        .max_frame_size(Some(limits.frame_bytes_max))
+/// The payload of a close frame: the code, then at most 123 bytes of reason.
+fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(&reason.as_bytes()[..end]);
+    payload
 }
 
 impl WsConnection {
     /// The server side of an upgraded connection's `wire`.
     pub fn new(wire: Wire, limits: &Limits) -> Self {
-        let ws =
-            WebSocket::from_raw_socket(MemStream::default(), Role::Server, Some(ws_config(limits)));
-        Self { wire, ws }
+        let frame_bytes_max = limits.frame_bytes_max;
+        Self {
+            wire,
+            reader: FrameReader::default(),
+            output: Vec::new(),
+            frame_bytes_max,
+            closed: false,
+        }
     }
 
     /// Reads what the connection holds now into `buf` (non-blocking).
@@ -102,58 +98,67 @@ impl WsConnection {
         self.wire.has_buffered_input()
     }
 
-    /// Hands bytes read from the socket to tungstenite.
+    /// Hands bytes read from the socket to the frame reader.
     pub fn feed(&mut self, bytes: &[u8]) {
-        self.ws.get_mut().feed(bytes);
+        self.reader.feed(bytes);
     }
 
-    /// The next complete message in what was fed (control frames are
-    /// answered by tungstenite and skipped).
-    pub fn next_incoming(&mut self) -> Incoming {
+    /// The next complete message in what was fed (pings are answered and
+    /// pongs skipped).
+    pub fn next_incoming(&mut self) -> Incoming<'_> {
         loop {
-            let fail = |code, reason: &str| Incoming::Fail { code, reason: reason.to_string() };
-            return match self.ws.read() {
-                Ok(Message::Text(text)) => Incoming::Text(text.as_bytes().to_vec()),
-                Ok(Message::Binary(_)) => {
-                    fail(1003, "binary frames are not supported; send JSON text frames")
+            let event = match self.reader.next(self.frame_bytes_max) {
+                Ok(Some(event)) => event,
+                Ok(None) => return Incoming::Drained,
+                Err(error) => {
+                    return Incoming::Fail { code: error.close_code(), reason: error.to_string() }
                 }
-                Ok(Message::Close(_)) => Incoming::Closed,
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
-                Err(tungstenite::Error::Io(error))
-                    if error.kind() == std::io::ErrorKind::WouldBlock =>
-                {
-                    Incoming::Drained
-                }
-                Err(tungstenite::Error::Capacity(_)) => fail(1009, "message too big"),
-                Err(tungstenite::Error::Utf8(_)) => fail(1007, "invalid UTF-8"),
-                Err(tungstenite::Error::Protocol(error)) => fail(1002, &error.to_string()),
-                Err(_) => Incoming::Closed,
             };
+            match event {
+                Event::Text(span) => return Incoming::Text(self.reader.payload_mut(span)),
+                Event::Ping(span) => {
+                    if !self.closed {
+                        let payload = self.reader.payload_mut(span);
+                        ws_frames::write_frame(&mut self.output, ws_frames::OPCODE_PONG, payload);
+                    }
+                }
+                Event::Close(code) => {
+                    self.close_with(code.unwrap_or(1000), "");
+                    return Incoming::Closed;
+                }
+            }
         }
     }
 
-    /// Queues a text frame; false when tungstenite refuses (connection done).
-    pub fn send_text(&mut self, text: String) -> bool {
-        self.ws.send(Message::text(text)).is_ok()
+    /// Appends one text frame whose payload `write` appends; false when the
+    /// connection is closing.
+    fn queue_text(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        if self.closed {
+            return false;
+        }
+        let start = ws_frames::begin_frame(&mut self.output);
+        write(&mut self.output);
+        ws_frames::end_frame(&mut self.output, start, ws_frames::OPCODE_TEXT);
+        true
     }
 
-    /// Queues a server request `PUT`-style frame stamped `X-Signal-Timestamp`.
+    /// Queues a text frame; false when the connection cannot take it.
+    pub fn send_text(&mut self, text: &[u8]) -> bool {
+        self.queue_text(|out| out.extend_from_slice(text))
+    }
+
+    /// Queues a server request frame stamped `X-Signal-Timestamp`.
     pub fn send_request(
         &mut self,
         id: u64,
         verb: &str,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Option<&[u8]>,
         now_ms: u64,
     ) -> bool {
-        let text = frame::encode_request(&WsRequest {
-            id,
-            verb: verb.to_string(),
-            path: path.to_string(),
-            body,
-            headers: vec![format!("X-Signal-Timestamp: {now_ms}")],
-        });
-        self.send_text(text)
+        let headers = [format!("X-Signal-Timestamp: {now_ms}")];
+        let request = RequestOut { id, verb, path, body, headers: &headers };
+        self.queue_text(|out| frame::write_request(out, &request))
     }
 
     /// Queues a response frame to the client's request `id`.
@@ -161,24 +166,31 @@ impl WsConnection {
         &mut self,
         id: u64,
         status: u16,
-        message: Option<String>,
-        body: Option<Vec<u8>>,
+        message: Option<&str>,
+        body: Option<&[u8]>,
     ) -> bool {
-        let text =
-            frame::encode_response(&WsResponse { id, status, message, body, headers: vec![] });
-        self.send_text(text)
+        let response = ResponseOut { id, status, message, body, headers: &[] };
+        self.queue_text(|out| frame::write_response(out, &response))
     }
 
-    /// Queues a ping; false when tungstenite refuses.
+    /// Queues a ping; false when the connection is closing.
     pub fn ping(&mut self) -> bool {
-        self.ws.send(Message::Ping(Default::default())).is_ok()
+        if self.closed {
+            return false;
+        }
+        ws_frames::write_frame(&mut self.output, ws_frames::OPCODE_PING, &[]);
+        true
     }
 
-    /// Queues a close frame with `code` after everything already queued.
-    /// (Over TLS no close_notify follows: the WebSocket close frame already
-    /// ends the conversation, and the FIN after it ends the stream.)
+    /// Queues a close frame with `code` after everything already queued
+    /// (once: a second close is dropped). Over TLS no close_notify follows:
+    /// the WebSocket close frame already ends the conversation, and the FIN
+    /// after it ends the stream.
     pub fn close_with(&mut self, code: u16, reason: &str) {
-        self.ws.get_mut().push_output(&close_frame(code, reason));
+        if !std::mem::replace(&mut self.closed, true) {
+            let payload = close_payload(code, reason);
+            ws_frames::write_frame(&mut self.output, ws_frames::OPCODE_CLOSE, &payload);
+        }
     }
 
     /// Writes everything queued to the socket; false when the peer is gone
@@ -190,8 +202,9 @@ impl WsConnection {
         ctx: &ShardCtx,
         mailbox: &Rc<Mailbox>,
     ) -> bool {
-        if self.ws.get_mut().has_output() {
-            let bytes = self.ws.get_mut().take_output();
+        if !self.output.is_empty() {
+            // Taken, not kept: an idle connection pins no output buffer.
+            let bytes = std::mem::take(&mut self.output);
             let mut written = 0;
             while written < bytes.len() {
                 match self.wire.send(&bytes[written..]) {
@@ -276,12 +289,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hand_written_close_frame_is_well_formed() {
-        let frame = close_frame(4409, "replaced");
-        assert_eq!(frame[0], 0x88);
-        assert_eq!(frame[1] as usize, 2 + "replaced".len());
-        assert_eq!(u16::from_be_bytes([frame[2], frame[3]]), 4409);
-        let long = close_frame(1009, &"x".repeat(500));
-        assert_eq!(long.len(), 2 + 2 + 123);
+    fn close_payload_is_code_then_bounded_reason() {
+        let payload = close_payload(4409, "replaced");
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 4409);
+        assert_eq!(&payload[2..], b"replaced");
+        assert_eq!(close_payload(1009, &"x".repeat(500)).len(), 2 + 123);
+        // Cut on a character boundary: the reason stays UTF-8.
+        let cut = close_payload(1002, &"é".repeat(100));
+        assert!(std::str::from_utf8(&cut[2..]).is_ok() && cut.len() <= 125);
     }
 }

@@ -1,11 +1,9 @@
 //! The WebSocket surface: the upgrade handshake and the authenticated session.
 //!
-//! - [`memstream`]: the byte queues tungstenite reads from and writes to, so
-//!   tungstenite never touches the socket.
 //! - [`socket`]: non-blocking reads and writes on a session's socket, driven
 //!   by readiness.
-//! - [`connection`]: the transport of one connection (socket, tungstenite,
-//!   JSON framing, the closing handshake).
+//! - [`connection`]: the transport of one connection (socket, frame reader,
+//!   output buffer, JSON framing, the closing handshake).
 //! - [`session`]: the event loop of one authenticated connection (one task),
 //!   joining the connection to its delivery outbox.
 //! - [`provisioning`]: the event loop of one provisioning socket (a new
@@ -22,7 +20,6 @@
 //! closed when unclaimed after `provisioning_timeout_ms`.
 
 pub mod connection;
-pub mod memstream;
 pub mod provisioning;
 pub mod session;
 pub mod socket;

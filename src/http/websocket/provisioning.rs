@@ -82,7 +82,7 @@ pub async fn run(
     socket.conn.feed(&leftover);
     drop(leftover);
     let body = to_json(&ProvisioningAddress { uuid: address.to_string() });
-    socket.conn.send_request(ADDRESS_REQUEST_ID, "PUT", "/v1/address", Some(body), now_ms);
+    socket.conn.send_request(ADDRESS_REQUEST_ID, "PUT", "/v1/address", Some(&body), now_ms);
     let ended = socket.event_loop(&ctx, &stream, &mailbox).await;
     // Before any await: the address is gone and an unanswered primary learns it.
     ctx.provisioning.unregister(&address, &socket.waiting);
@@ -145,7 +145,8 @@ impl Provisioning {
         self.accepted = Some(accepted);
         let message = to_json(&ProvisioningMessage { body: base64::encode(&body) });
         let now_ms = ctx.clock.now_ms();
-        if self.conn.send_request(MESSAGE_REQUEST_ID, "PUT", "/v1/message", Some(message), now_ms) {
+        if self.conn.send_request(MESSAGE_REQUEST_ID, "PUT", "/v1/message", Some(&message), now_ms)
+        {
             Ended::Open
         } else {
             Ended::Gone
@@ -169,8 +170,9 @@ impl Provisioning {
     /// Handles every complete message fed so far.
     fn on_incoming(&mut self, ctx: &ShardCtx) -> Ended {
         loop {
-            let mut text = match self.conn.next_incoming() {
-                Incoming::Text(text) => text,
+            let body_bytes_max = ctx.config.limits.body_bytes_max;
+            let decoded = match self.conn.next_incoming() {
+                Incoming::Text(text) => frame::decode(text, body_bytes_max),
                 Incoming::Drained => return Ended::Open,
                 Incoming::Closed => return Ended::Gone,
                 Incoming::Fail { code, .. } => {
@@ -178,7 +180,7 @@ impl Provisioning {
                     return Ended::Close(code, "protocol error");
                 }
             };
-            match frame::decode(&mut text, ctx.config.limits.body_bytes_max) {
+            match decoded {
                 Ok(Frame::Response(response)) if response.id == MESSAGE_REQUEST_ID => {
                     let accepted = response.status == 200;
                     if let Some(waiter) = self.accepted.take() {
@@ -188,7 +190,7 @@ impl Provisioning {
                 }
                 Ok(Frame::Response(_)) => {}
                 Ok(Frame::Request(request)) => {
-                    let reason = Some("the provisioning socket takes no requests".into());
+                    let reason = Some("the provisioning socket takes no requests");
                     self.conn.respond(request.id, 400, reason, None);
                 }
                 Err(_) => {

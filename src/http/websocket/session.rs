@@ -39,7 +39,7 @@ use crate::http::websocket::connection::{linger, Incoming, WsConnection};
 use crate::http::websocket::socket::Received;
 use crate::http::wire::Wire;
 use crate::metrics::ShardMetrics;
-use crate::protocol::frame::{self, Frame, FrameError, WsRequest, WsResponse};
+use crate::protocol::frame::{self, Frame, FrameError, ResponseOut, WsRequest};
 use crate::shard::mailbox::{Mailbox, SessionEvent};
 use crate::shard::{ConnectionGuard, ShardCtx};
 use futures_util::future::FusedFuture;
@@ -221,7 +221,7 @@ impl Session {
             }
             SessionEvent::Respond(text) => {
                 self.client_requests_inflight -= 1;
-                if !self.conn.send_text(text) {
+                if !self.conn.send_text(&text) {
                     return End::Close;
                 }
                 if std::mem::take(&mut self.paused) {
@@ -248,7 +248,7 @@ impl Session {
     fn send(&mut self, outgoing: Outgoing) -> End {
         let now_ms = self.ctx.clock.now_ms();
         let Outgoing { id, path, body } = outgoing;
-        End::from_sent(self.conn.send_request(id, "PUT", path, body, now_ms))
+        End::from_sent(self.conn.send_request(id, "PUT", path, body.as_deref(), now_ms))
     }
 
     /// Sends what the outbox has ready (stored envelopes, `queue/empty`).
@@ -257,7 +257,7 @@ impl Session {
         let (ctx, conn) = (&self.ctx, &mut self.conn);
         let now_ms = ctx.clock.now_ms();
         let mut send = |Outgoing { id, path, body }: Outgoing| {
-            conn.send_request(id, "PUT", path, body, now_ms)
+            conn.send_request(id, "PUT", path, body.as_deref(), now_ms)
         };
         End::from_sent(self.outbox.pump(ctx, stored, &mut send))
     }
@@ -319,21 +319,21 @@ impl Session {
                 self.paused = true;
                 return End::Open;
             }
-            match self.conn.next_incoming() {
-                Incoming::Text(mut text) => {
-                    if self.on_text(&mut text) == End::Close {
-                        return End::Close;
-                    }
-                }
+            let body_bytes_max = self.ctx.config.limits.body_bytes_max;
+            let decoded = match self.conn.next_incoming() {
+                Incoming::Text(text) => frame::decode(text, body_bytes_max),
                 Incoming::Drained => return End::Open,
                 Incoming::Closed => return End::Close,
                 Incoming::Fail { code, reason } => return self.fail(code, &reason),
+            };
+            if self.on_frame(decoded) == End::Close {
+                return End::Close;
             }
         }
     }
 
-    fn on_text(&mut self, bytes: &mut [u8]) -> End {
-        match frame::decode(bytes, self.ctx.config.limits.body_bytes_max) {
+    fn on_frame(&mut self, decoded: Result<Frame, FrameError>) -> End {
+        match decoded {
             Ok(Frame::Request(request)) => self.on_client_request(request),
             Ok(Frame::Response(response)) => {
                 self.outbox.on_response(response.id, response.status);
@@ -342,7 +342,7 @@ impl Session {
             Err(FrameError::Unreadable(reason)) => self.fail(1007, reason),
             Err(FrameError::Invalid { id, status, reason }) => {
                 ShardMetrics::inc(&self.ctx.stats().protocol_errors_total);
-                End::from_sent(self.conn.respond(id, status, Some(reason.to_string()), None))
+                End::from_sent(self.conn.respond(id, status, Some(reason), None))
             }
         }
     }
@@ -362,13 +362,17 @@ impl Session {
         monoio::spawn(async move {
             let response = router::dispatch(&ctx, Some(device), http_request).await;
             let headers = response.frame_headers();
-            let text = frame::encode_response(&WsResponse {
-                id,
-                status: response.status,
-                message: Some(crate::http::response::reason(response.status).to_string()),
-                body: (!response.body.is_empty()).then_some(response.body),
-                headers,
-            });
+            let mut text = Vec::new();
+            frame::write_response(
+                &mut text,
+                &ResponseOut {
+                    id,
+                    status: response.status,
+                    message: Some(crate::http::response::reason(response.status)),
+                    body: (!response.body.is_empty()).then_some(&response.body[..]),
+                    headers: &headers,
+                },
+            );
             // Dropped only when the session has ended.
             mailbox.push(SessionEvent::Respond(text));
         });
