@@ -6,9 +6,9 @@
 //! connections one source address allows towards one server port.
 
 use crate::conn::Conn;
+use crate::memstream::MemStream;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use switchboard::http::websocket::memstream::MemStream;
 use switchboard::protocol::base64;
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};

@@ -56,7 +56,10 @@ pub fn run(args: IdleArgs) -> std::io::Result<IdleResult> {
     let release = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = shares
         .into_iter()
-        .map(|share| spawn_connect_thread(&args, share, tally.clone(), release.clone()))
+        .enumerate()
+        .map(|(thread, share)| {
+            spawn_connect_thread(&args, thread, share, tally.clone(), release.clone())
+        })
         .collect();
     wait_for_connections(&tally, args.connections, started);
     let connect_secs = started.elapsed().as_secs_f64();
@@ -115,10 +118,11 @@ fn wait_for_connections(tally: &Tally, connections: usize, started: Instant) {
     progress.finish(tally.open.load(Ordering::Relaxed) as u64);
 }
 
-/// A thread that opens `share`'s connections, `connect_concurrency`
+/// Thread number `thread`: opens `share`'s connections, `connect_concurrency`
 /// attempts at a time, then serves them until `release` is set.
 fn spawn_connect_thread(
     args: &IdleArgs,
+    thread: usize,
     share: Vec<(usize, Credentials)>,
     tally: Tally,
     release: Arc<AtomicBool>,
@@ -126,6 +130,7 @@ fn spawn_connect_thread(
     let (server, source_ips, concurrency) =
         (args.server, args.source_ips, args.connect_concurrency);
     std::thread::spawn(move || {
+        crate::cores::pin_thread(thread);
         crate::block_on(async move {
             let queue = Arc::new(Mutex::new(share));
             let mut connectors = Vec::new();

@@ -18,8 +18,11 @@ mod accounts;
 mod backlog;
 mod client;
 mod conn;
+mod cores;
+mod fair_yield;
 mod idle;
 mod measure;
+mod memstream;
 mod messaging;
 mod mqtt;
 mod nats;
@@ -61,6 +64,11 @@ struct Cli {
     /// against one server, e.g. the soak).
     #[arg(long, global = true)]
     accounts_file: Option<std::path::PathBuf>,
+    /// Pin the load generator's threads to these cores (comma-separated),
+    /// thread t on the t-th listed core, in turn; the main thread and the
+    /// threads not pinned by their scenario run on the first.
+    #[arg(long, global = true, value_name = "LIST", value_delimiter = ',')]
+    pin_cores: Vec<usize>,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -167,6 +175,11 @@ struct LoadShape {
     /// Open loop at this many messages/s in total; closed loop when absent.
     #[arg(long)]
     rate: Option<u64>,
+    /// In an open loop, wait for each send's due time by busy polling
+    /// instead of on 1 ms timers: sends go out within microseconds of due,
+    /// and each thread keeps its core busy (give it one: `--pin-cores`).
+    #[arg(long)]
+    busy_poll: bool,
 }
 
 impl LoadShape {
@@ -181,6 +194,7 @@ impl LoadShape {
             rate: self.rate,
             online,
             source_ips: cli.source_ips,
+            busy_poll: self.busy_poll,
         }
     }
 }
@@ -189,7 +203,8 @@ impl LoadShape {
 fn summarize(label: &str, result: &measure::MessagingResult) {
     eprintln!(
         "{label}: {:.0} sends/s acknowledged, {:.0} deliveries/s; latency p50 {} us, p99 {} us, p99.9 {} us, max {} us \
-         (from the write instead of the due time: p50 {} us, p99 {} us, p99.9 {} us)",
+         (from the write instead of the due time: p50 {} us, p99 {} us, p99.9 {} us); \
+         sends written after due: p50 {} us, p99 {} us, max {} us",
         result.sent_per_sec,
         result.delivered_per_sec,
         result.latency_us_p50,
@@ -198,12 +213,16 @@ fn summarize(label: &str, result: &measure::MessagingResult) {
         result.latency_us_max,
         result.from_write_latency_us_p50,
         result.from_write_latency_us_p99,
-        result.from_write_latency_us_p999
+        result.from_write_latency_us_p999,
+        result.send_lateness_us_p50,
+        result.send_lateness_us_p99,
+        result.send_lateness_us_max
     );
 }
 
 /// Runs a future on a fresh monoio runtime on this thread.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    fair_yield::forget_relay();
     let mut runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()
         .build()
@@ -222,10 +241,19 @@ fn main() -> anyhow::Result<()> {
     if let Some(path) = &cli.accounts_file {
         accounts::reuse_accounts_from(path.clone());
     }
+    if !cli.pin_cores.is_empty() {
+        cores::set_pin_cores(cli.pin_cores.clone())?;
+    }
     let threads = cli.threads.max(1);
     let machine = report::machine();
     let (scenario, result) = run_scenario(&cli, threads)?;
-    let output = serde_json::json!({"scenario": scenario, "machine": machine, "result": result});
+    let output = serde_json::json!({
+        "scenario": scenario,
+        "machine": machine,
+        "threads": threads,
+        "pin_cores": cli.pin_cores,
+        "result": result
+    });
     println!("{output}");
     // Connection tasks still hold sockets; exiting closes them all.
     std::process::exit(0);

@@ -23,6 +23,8 @@ pub struct MessagingArgs {
     /// Send `online: true`: relay to connected devices without storing.
     pub online: bool,
     pub source_ips: usize,
+    /// Open-loop senders wait by busy polling (see [`crate::schedule`]).
+    pub busy_poll: bool,
 }
 
 /// What a messaging-shaped run measured (the `result` of its JSON output).
@@ -32,6 +34,8 @@ pub struct MessagingResult {
     pub window: usize,
     pub content_bytes: usize,
     pub target_rate: Option<u64>,
+    /// Open-loop senders waited by busy polling instead of 1 ms timers.
+    pub busy_poll: bool,
     pub duration_secs: f64,
     pub sent_ok: u64,
     pub send_errors: u64,
@@ -48,6 +52,13 @@ pub struct MessagingResult {
     pub from_write_latency_us_p50: u64,
     pub from_write_latency_us_p99: u64,
     pub from_write_latency_us_p999: u64,
+    /// How late each delivered send was written after it was due (its two
+    /// stamps apart): the load generator's own lateness. In a closed loop,
+    /// the time to build a window's batch.
+    pub send_lateness_us_p50: u64,
+    pub send_lateness_us_p99: u64,
+    pub send_lateness_us_p999: u64,
+    pub send_lateness_us_max: u64,
 }
 
 /// What the sending and receiving tasks of a run share.
@@ -67,6 +78,9 @@ pub struct Counters {
     /// Delivery latency from when the send was actually built and written,
     /// microseconds: without the load generator's own lateness in sending.
     pub from_write_histogram: Mutex<Histogram<u64>>,
+    /// Write stamp minus due stamp of each delivered send, microseconds
+    /// (0 when written on time).
+    pub lateness_histogram: Mutex<Histogram<u64>>,
 }
 
 impl Counters {
@@ -78,12 +92,9 @@ impl Counters {
             send_errors: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             stop: AtomicBool::new(false),
-            histogram: Mutex::new(
-                Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
-            ),
-            from_write_histogram: Mutex::new(
-                Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
-            ),
+            histogram: Mutex::new(microseconds_histogram()),
+            from_write_histogram: Mutex::new(microseconds_histogram()),
+            lateness_histogram: Mutex::new(microseconds_histogram()),
         })
     }
 
@@ -100,9 +111,17 @@ impl Counters {
         }
         if payload.len() >= 16 {
             let _ = self.from_write_histogram.lock().unwrap().record(since(&payload[8..16]));
+            let stamp = |at: &[u8]| u64::from_be_bytes(at.try_into().expect("8 bytes"));
+            let late_us = stamp(&payload[8..16]).saturating_sub(stamp(&payload[..8]));
+            let _ = self.lateness_histogram.lock().unwrap().record(late_us.min(60_000_000));
         }
         self.delivered.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// A histogram of 0 to 60 s in microseconds, 3 significant digits.
+fn microseconds_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
 }
 
 /// What every thread of a messaging-shaped run shares: counters, the count
@@ -116,7 +135,9 @@ pub struct RunShared {
 }
 
 impl RunShared {
+    /// Also sets how the run's open-loop senders wait, before they start.
     pub fn new(args: &MessagingArgs) -> Self {
+        crate::schedule::set_busy_poll(args.busy_poll);
         Self {
             counters: Counters::new(args.online),
             ready: Arc::new(AtomicU64::new(0)),
@@ -174,11 +195,13 @@ pub fn collect(
     let delivered = counters.delivered.load(Ordering::Relaxed);
     let histogram = counters.histogram.lock().unwrap().clone();
     let from_write = counters.from_write_histogram.lock().unwrap().clone();
+    let lateness = counters.lateness_histogram.lock().unwrap().clone();
     MessagingResult {
         pairs: args.pairs,
         window: args.window,
         content_bytes: args.content_bytes,
         target_rate: args.rate,
+        busy_poll: args.busy_poll,
         duration_secs: sent_window,
         sent_ok,
         send_errors: counters.send_errors.load(Ordering::Relaxed),
@@ -193,6 +216,10 @@ pub fn collect(
         from_write_latency_us_p50: from_write.value_at_quantile(0.50),
         from_write_latency_us_p99: from_write.value_at_quantile(0.99),
         from_write_latency_us_p999: from_write.value_at_quantile(0.999),
+        send_lateness_us_p50: lateness.value_at_quantile(0.50),
+        send_lateness_us_p99: lateness.value_at_quantile(0.99),
+        send_lateness_us_p999: lateness.value_at_quantile(0.999),
+        send_lateness_us_max: lateness.max(),
     }
 }
 
@@ -215,6 +242,9 @@ mod tests {
         counters.record_delivery(&payload);
         assert_eq!(counters.histogram.lock().unwrap().len(), 1);
         assert_eq!(counters.from_write_histogram.lock().unwrap().len(), 1);
+        let lateness = counters.lateness_histogram.lock().unwrap().clone();
+        assert_eq!(lateness.len(), 1);
+        assert!(lateness.equivalent(lateness.max(), written - due), "the two stamps apart");
         assert!(
             counters.histogram.lock().unwrap().max()
                 >= counters.from_write_histogram.lock().unwrap().max() + 5_000

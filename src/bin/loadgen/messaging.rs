@@ -71,6 +71,7 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
         let (server, window, content_bytes, source_ips) =
             (args.server, args.window, args.content_bytes, args.source_ips);
         threads.push(std::thread::spawn(move || {
+            crate::cores::pin_thread(thread);
             crate::block_on(async move {
                 let mut tasks = Vec::new();
                 for (index, (sender, recipient)) in share {

@@ -141,6 +141,7 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
         let RunShared { counters, ready, start_at, per_pair_rate } = shared.share();
         let (server, window, content_bytes) = (args.server, args.window, args.content_bytes);
         std::thread::spawn(move || {
+            crate::cores::pin_thread(thread);
             crate::block_on(async move {
                 let mut tasks = Vec::new();
                 for pair in pairs {

@@ -6,7 +6,23 @@
 //! schedule, and its payload carries that time, so latency is measured from
 //! when the send was due rather than when it was written (coordinated
 //! omission).
+//!
+//! Waiting for a due time: monoio's timer wheel counts whole milliseconds,
+//! so a sleep ends up to ~1 ms after the send was due, and that lateness
+//! was in every open-loop latency. With busy polling (`--busy-poll`) a
+//! sender that is not yet due yields to the thread's other tasks and looks
+//! at the clock again on its next turn ([`crate::fair_yield`]), so sends go
+//! out within one turn of the run queue (microseconds) of their due time,
+//! at the price of a core kept busy: give the load generator a core of its
+//! own (`--pin-cores`).
+//!
+//! A busy-polling sender never sleeps on a timer, even when its send is far
+//! off: monoio fires timers only when its thread parks, which it never does
+//! while a task yields, so a mix of sleeping and yielding senders would
+//! leave the sleepers late.
 
+use crate::fair_yield::yield_now;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -58,14 +74,51 @@ pub fn pair_schedule(
     (start + interval.mul_f64(phase), Some(interval))
 }
 
-/// In an open loop with nothing in flight, sleeps until send number `sent`
-/// is due; returns at once in a closed loop.
+/// Open-loop senders wait by yielding rather than on the timer wheel. Set
+/// once per run, before its senders start (by [`crate::measure::RunShared`]).
+static BUSY_POLL: AtomicBool = AtomicBool::new(false);
+
+/// Chooses how open-loop senders wait for their due time (see the module
+/// documentation).
+pub fn set_busy_poll(busy_poll: bool) {
+    // Relaxed: set before the sending threads are spawned, which orders it.
+    BUSY_POLL.store(busy_poll, Ordering::Relaxed);
+}
+
+/// What a sender does next about a send due at `due`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// The send is due: send it.
+    Send,
+    /// Not yet due, busy polling: yield once and look again.
+    Yield,
+    /// Not yet due: sleep this long on the timer wheel.
+    Sleep(Duration),
+}
+
+/// The waiting decision for a send due at `due`, at `now`.
+pub fn next_wait(due: Instant, now: Instant, busy_poll: bool) -> Wait {
+    if due <= now {
+        Wait::Send
+    } else if busy_poll {
+        Wait::Yield
+    } else {
+        Wait::Sleep(due - now)
+    }
+}
+
+/// In an open loop with nothing in flight, waits until send number `sent`
+/// is due (see [`next_wait`]); returns at once in a closed loop.
 pub async fn wait_for_next_send(start: Instant, interval: Option<Duration>, sent: u64) {
-    if let Some(interval) = interval {
-        monoio::time::sleep(
-            (start + interval * sent as u32).saturating_duration_since(Instant::now()),
-        )
-        .await;
+    let Some(interval) = interval else { return };
+    let due = start + interval * sent as u32;
+    let busy_poll = BUSY_POLL.load(Ordering::Relaxed);
+    loop {
+        match next_wait(due, Instant::now(), busy_poll) {
+            Wait::Send => return,
+            Wait::Yield => yield_now().await,
+            Wait::Sleep(duration) => monoio::time::sleep(duration).await,
+        }
     }
 }
 
@@ -81,6 +134,19 @@ pub fn stamped_payload(intended: Instant, content_bytes: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_send_waits_until_due_by_yielding_or_sleeping_the_exact_remainder() {
+        let now = Instant::now();
+        let due = now + Duration::from_micros(1_500);
+        assert_eq!(next_wait(due, now, true), Wait::Yield);
+        assert_eq!(next_wait(due, now, false), Wait::Sleep(Duration::from_micros(1_500)));
+        for busy_poll in [true, false] {
+            assert_eq!(next_wait(due, due, busy_poll), Wait::Send, "due now");
+            let later = due + Duration::from_micros(1);
+            assert_eq!(next_wait(due, later, busy_poll), Wait::Send, "overdue");
+        }
+    }
 
     #[test]
     fn pairs_start_at_spread_phases_within_one_interval() {
