@@ -209,7 +209,7 @@ impl WsConnection {
             while written < bytes.len() {
                 match self.wire.send(&bytes[written..]) {
                     Ok(0) => {
-                        if !wait_writable(stream, ctx, mailbox).await {
+                        if !Box::pin(wait_writable(stream, ctx, mailbox)).await {
                             return false;
                         }
                     }
@@ -221,7 +221,7 @@ impl WsConnection {
         loop {
             match self.wire.flush_pending() {
                 Ok(true) => return true,
-                Ok(false) if wait_writable(stream, ctx, mailbox).await => {}
+                Ok(false) if Box::pin(wait_writable(stream, ctx, mailbox)).await => {}
                 Ok(false) | Err(_) => return false,
             }
         }

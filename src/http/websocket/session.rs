@@ -125,7 +125,7 @@ pub async fn run(
     push::on_session_closed(&ctx, device);
     mailbox.close();
     ShardMetrics::dec(&ctx.stats().websockets_open);
-    linger(&ctx, &stream, &mailbox).await;
+    Box::pin(linger(&ctx, &stream, &mailbox)).await;
 }
 
 impl Session {
