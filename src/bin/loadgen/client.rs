@@ -151,12 +151,12 @@ impl WsConn {
         self.ws.write(Message::text(text)).map_err(io::Error::other)
     }
 
-    /// Writes everything queued.
+    /// Writes everything queued (and any record TLS must answer).
     pub async fn flush(&mut self) -> io::Result<()> {
         let _ = self.ws.flush();
         let bytes = self.ws.get_mut().take_output();
         if bytes.is_empty() {
-            return Ok(());
+            return self.stream.push_tls().await;
         }
         self.stream.write_all(bytes).await
     }
@@ -170,26 +170,74 @@ impl WsConn {
     /// closed. Pings are answered on the way.
     pub async fn next_text(&mut self) -> io::Result<Option<Vec<u8>>> {
         loop {
+            match self.buffered_message()? {
+                Incoming::Message(bytes) => return Ok(Some(bytes)),
+                Incoming::Closed => return Ok(None),
+                Incoming::Nothing => {}
+            }
+            self.flush().await?;
+            let (result, buf) = self.stream.read_some(Vec::new()).await;
+            if result? == 0 {
+                return Ok(None);
+            }
+            self.ws.get_mut().feed(&buf);
+        }
+    }
+
+    /// The next message if one has arrived, without waiting; after
+    /// [`Incoming::Nothing`], [`Self::readable`] announces the next bytes.
+    /// Pongs to pings are queued for the next [`Self::flush`].
+    pub fn try_next_text(&mut self) -> io::Result<Incoming> {
+        // The size of the reads of `next_text`, and of tungstenite's buffer.
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.buffered_message()? {
+                Incoming::Nothing => {}
+                incoming => return Ok(incoming),
+            }
+            match self.stream.try_read(&mut chunk)? {
+                None => return Ok(Incoming::Nothing),
+                Some(0) => return Ok(Incoming::Closed),
+                Some(read) => self.ws.get_mut().feed(&chunk[..read]),
+            }
+        }
+    }
+
+    /// Waits until the socket has bytes to read (see [`Self::try_next_text`]).
+    pub async fn readable(&self) -> io::Result<()> {
+        self.stream.readable().await
+    }
+
+    /// The next message in the bytes already read, or
+    /// [`Incoming::Nothing`] when tungstenite needs more.
+    fn buffered_message(&mut self) -> io::Result<Incoming> {
+        loop {
             match self.ws.read() {
-                Ok(Message::Text(text)) => return Ok(Some(text.as_bytes().to_vec())),
-                Ok(Message::Binary(bytes)) => return Ok(Some(bytes.to_vec())),
-                Ok(Message::Close(_)) => return Ok(None),
-                Ok(_) => continue,
+                Ok(Message::Text(text)) => return Ok(Incoming::Message(text.as_bytes().to_vec())),
+                Ok(Message::Binary(bytes)) => return Ok(Incoming::Message(bytes.to_vec())),
+                Ok(Message::Close(_)) => return Ok(Incoming::Closed),
+                Ok(_) => {}
                 Err(tungstenite::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
-                    self.flush().await?;
-                    let (result, buf) = self.stream.read_some(Vec::new()).await;
-                    if result? == 0 {
-                        return Ok(None);
-                    }
-                    self.ws.get_mut().feed(&buf);
+                    return Ok(Incoming::Nothing)
                 }
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                    return Ok(None)
+                    return Ok(Incoming::Closed)
                 }
                 Err(error) => return Err(io::Error::other(error)),
             }
         }
     }
+}
+
+/// What a look at a connection's input found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// A text or binary message's bytes.
+    Message(Vec<u8>),
+    /// No whole message yet.
+    Nothing,
+    /// The server closed the connection.
+    Closed,
 }
 
 /// Loopback source address number `index` (127.0.0.2 upwards), or none when

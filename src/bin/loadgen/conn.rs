@@ -9,7 +9,9 @@ use monoio::net::TcpStream;
 use rustls::pki_types::ServerName;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, OnceLock};
+use switchboard::http::websocket::socket::{recv, Received};
 
 /// The TLS client settings of this run, when `--tls-ca` was given.
 static TLS: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
@@ -86,8 +88,9 @@ impl Conn {
         }
     }
 
-    /// Sends what rustls has encrypted (handshake records, application data).
-    async fn push_tls(&mut self) -> io::Result<()> {
+    /// Sends what rustls has encrypted (handshake records, application data,
+    /// answers to records read); nothing on a plain connection.
+    pub async fn push_tls(&mut self) -> io::Result<()> {
         let Some(tls) = &mut self.tls else { return Ok(()) };
         let mut out = Vec::new();
         while tls.conn.wants_write() {
@@ -107,9 +110,13 @@ impl Conn {
             let (result, slice) = self.stream.read(buf.slice_mut(len..capacity)).await;
             return (result, slice.into_inner());
         }
+        let mut chunk = [0u8; 16 * 1024];
         loop {
-            match self.take_plaintext(&mut buf) {
-                Ok(Some(read)) => return (Ok(read), buf),
+            match self.take_plaintext(&mut chunk) {
+                Ok(Some(read)) => {
+                    buf.extend_from_slice(&chunk[..read]);
+                    return (Ok(read), buf);
+                }
                 Ok(None) => {}
                 Err(error) => return (Err(error), buf),
             }
@@ -125,17 +132,49 @@ impl Conn {
         }
     }
 
+    /// Waits until the socket has bytes to read (or is closed). Plaintext
+    /// that TLS already decrypted is not announced: [`Self::try_read`]
+    /// until `Ok(None)` first.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.stream.readable(false).await
+    }
+
+    /// Reads what is there without waiting into `buf`: `Some(len)` when
+    /// bytes came (`Some(0)`: the server closed, or the connection failed),
+    /// `None` when nothing is to be read now. Records that TLS must answer
+    /// go out with the next [`Self::push_tls`].
+    pub fn try_read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        debug_assert!(!buf.is_empty());
+        let fd = self.stream.as_raw_fd();
+        if self.tls.is_none() {
+            return Ok(match recv(fd, buf) {
+                Received::Bytes(read) => Some(read),
+                Received::WouldBlock => None,
+                Received::Closed => Some(0),
+            });
+        }
+        loop {
+            if let Some(read) = self.take_plaintext(buf)? {
+                return Ok(Some(read));
+            }
+            let mut cipher = [0u8; 16 * 1024];
+            match recv(fd, &mut cipher) {
+                Received::Bytes(read) => {
+                    self.tls.as_mut().expect("tls").cipher_in.extend_from_slice(&cipher[..read])
+                }
+                Received::WouldBlock => return Ok(None),
+                Received::Closed => return Ok(Some(0)),
+            }
+        }
+    }
+
     /// Moves decrypted bytes into `buf`, feeding rustls the ciphertext
     /// held: `Some(len)` when some came (0: the server closed).
-    fn take_plaintext(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    fn take_plaintext(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let tls = self.tls.as_mut().expect("tls");
         loop {
-            let mut chunk = [0u8; 16 * 1024];
-            match tls.conn.reader().read(&mut chunk) {
-                Ok(read) => {
-                    buf.extend_from_slice(&chunk[..read]);
-                    return Ok(Some(read));
-                }
+            match tls.conn.reader().read(buf) {
+                Ok(read) => return Ok(Some(read)),
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
                 Err(error) => return Err(error),
             }

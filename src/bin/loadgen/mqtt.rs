@@ -201,7 +201,7 @@ async fn send_loop(
     counters: Arc<Counters>,
     start_at: Arc<OnceLock<Instant>>,
 ) {
-    let (start, interval) = pair_schedule(&start_at, rate);
+    let (start, interval) = pair_schedule(&start_at, rate).await;
     let (mut sent, mut inflight, mut next_id) = (0u64, 0usize, 1u16);
     let mut buffer = Vec::new();
     while !counters.stop.load(Ordering::Relaxed) {

@@ -250,7 +250,7 @@ async fn send_loop(
     counters: Arc<Counters>,
     start_at: Arc<OnceLock<Instant>>,
 ) -> io::Result<()> {
-    let (start, interval) = pair_schedule(&start_at, rate);
+    let (start, interval) = pair_schedule(&start_at, rate).await;
     let (mut sent, mut inflight) = (0u64, 0usize);
     while !counters.stop.load(Ordering::Relaxed) {
         let now = Instant::now();

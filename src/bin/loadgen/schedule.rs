@@ -22,8 +22,12 @@
 //! leave the sleepers late.
 
 use crate::fair_yield::yield_now;
+use futures_util::future::Either;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// The process-wide instant the send stamps count from.
@@ -58,11 +62,40 @@ pub fn intended_send_time(
 /// pair starts at a random phase within one interval after the run's start,
 /// as independent clients would; with a common start every pair sent at the
 /// same instant, and the measured latency was mostly those bursts queueing.
-pub fn pair_schedule(
+///
+/// An open-loop pair waits for the run's start, which
+/// [`crate::measure::collect`] sets once every pair is connected: when the
+/// first connected sender started the clock, pairs connected later began
+/// with the sends due meanwhile overdue and wrote them in a burst, late by
+/// up to the connection time (a p99 lateness of ~1 s with TLS). A
+/// closed-loop pair still starts the clock (if no pair has) and sends at
+/// once, so closed-loop results stay comparable with earlier runs'.
+pub async fn pair_schedule(
     start_at: &OnceLock<Instant>,
     rate: Option<f64>,
 ) -> (Instant, Option<Duration>) {
-    let start = *start_at.get_or_init(Instant::now);
+    let start = match rate {
+        Some(_) => run_start(start_at).await,
+        None => *start_at.get_or_init(Instant::now),
+    };
+    schedule_from(start, rate)
+}
+
+/// Waits until [`crate::measure::collect`] starts the run's timed window,
+/// and returns its start.
+async fn run_start(start_at: &OnceLock<Instant>) -> Instant {
+    loop {
+        if let Some(start) = start_at.get() {
+            return *start;
+        }
+        // No sender yields before the start, so the thread parks and the
+        // timer fires.
+        monoio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// [`pair_schedule`] from the run's `start`.
+fn schedule_from(start: Instant, rate: Option<f64>) -> (Instant, Option<Duration>) {
     let Some(rate) = rate else { return (start, None) };
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let mut random = [0u8; 4];
@@ -107,17 +140,44 @@ pub fn next_wait(due: Instant, now: Instant, busy_poll: bool) -> Wait {
     }
 }
 
-/// In an open loop with nothing in flight, waits until send number `sent`
-/// is due (see [`next_wait`]); returns at once in a closed loop.
+/// In an open loop, waits until send number `sent` is due (see
+/// [`next_wait`]); returns at once in a closed loop.
 pub async fn wait_for_next_send(start: Instant, interval: Option<Duration>, sent: u64) {
     let Some(interval) = interval else { return };
-    let due = start + interval * sent as u32;
-    let busy_poll = BUSY_POLL.load(Ordering::Relaxed);
+    ready_or_due(start + interval * sent as u32, std::future::pending::<()>()).await;
+}
+
+/// Waits until `ready` resolves or a send falls due at `due`, whichever
+/// comes first: `Some(output)` when `ready` did, `None` when the send is
+/// due. A sender waits this way for a reply or its next send,
+/// so a send never waits behind a reply that is slow to come.
+pub async fn ready_or_due<F: Future>(due: Instant, ready: F) -> Option<F::Output> {
+    until_ready_or_due(due, ready, BUSY_POLL.load(Ordering::Relaxed)).await
+}
+
+/// [`ready_or_due`], waiting by yielding (`busy_poll`) or on the timer.
+async fn until_ready_or_due<F: Future>(
+    due: Instant,
+    ready: F,
+    busy_poll: bool,
+) -> Option<F::Output> {
+    // Polled on each turn and kept across them: a readiness poll stays
+    // armed until it fires or the send is due.
+    let mut ready = pin!(ready);
     loop {
-        match next_wait(due, Instant::now(), busy_poll) {
-            Wait::Send => return,
-            Wait::Yield => yield_now().await,
-            Wait::Sleep(duration) => monoio::time::sleep(duration).await,
+        let pause = match next_wait(due, Instant::now(), busy_poll) {
+            Wait::Send => return None,
+            Wait::Yield => Either::Left(yield_now()),
+            Wait::Sleep(duration) => Either::Right(monoio::time::sleep(duration)),
+        };
+        let mut pause = pin!(pause);
+        let woken = std::future::poll_fn(|cx| match ready.as_mut().poll(cx) {
+            Poll::Ready(output) => Poll::Ready(Some(output)),
+            Poll::Pending => pause.as_mut().poll(cx).map(|_| None),
+        })
+        .await;
+        if woken.is_some() {
+            return woken;
         }
     }
 }
@@ -149,13 +209,34 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_ends_when_ready_or_when_the_send_is_due_whichever_first() {
+        for busy_poll in [true, false] {
+            crate::block_on(async move {
+                let due = Instant::now() + Duration::from_millis(2);
+                let never = std::future::pending::<()>();
+                assert_eq!(until_ready_or_due(due, never, busy_poll).await, None);
+                assert!(Instant::now() >= due, "not before the send is due");
+                let far = Instant::now() + Duration::from_secs(3600);
+                assert_eq!(until_ready_or_due(far, async { 7 }, busy_poll).await, Some(7));
+                // Readied by another task after a few turns.
+                let later = monoio::spawn(async {
+                    for _ in 0..3 {
+                        yield_now().await;
+                    }
+                    8
+                });
+                assert_eq!(until_ready_or_due(far, later, busy_poll).await, Some(8));
+            });
+        }
+    }
+
+    #[test]
     fn pairs_start_at_spread_phases_within_one_interval() {
-        let start_at = OnceLock::new();
-        let start = *start_at.get_or_init(Instant::now);
-        assert_eq!(pair_schedule(&start_at, None), (start, None));
+        let start = Instant::now();
+        assert_eq!(schedule_from(start, None), (start, None));
         let starts: Vec<Duration> = (0..64)
             .map(|_| {
-                let (first, interval) = pair_schedule(&start_at, Some(10.0));
+                let (first, interval) = schedule_from(start, Some(10.0));
                 assert_eq!(interval, Some(Duration::from_millis(100)));
                 first - start
             })
