@@ -174,52 +174,11 @@ fn client_text_frame(payload: &[u8]) -> Vec<u8> {
 }
 
 /// The bytes between the socket and tungstenite, as the server kept them
-/// before `ws_frames` (a minimal copy of the loadgen's `MemStream`): fed
-/// input released once drained, output taken whole.
-#[derive(Default)]
-struct MemStream {
-    input: Vec<u8>,
-    input_pos: usize,
-    output: Vec<u8>,
-}
-
-impl MemStream {
-    fn feed(&mut self, bytes: &[u8]) {
-        if self.input_pos == self.input.len() {
-            self.input.clear();
-            self.input_pos = 0;
-        }
-        self.input.extend_from_slice(bytes);
-    }
-}
-
-impl Read for MemStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = &self.input[self.input_pos..];
-        if available.is_empty() {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let len = available.len().min(buf.len());
-        buf[..len].copy_from_slice(&available[..len]);
-        self.input_pos += len;
-        if self.input_pos == self.input.len() {
-            self.input_pos = 0;
-            self.input = Vec::new();
-        }
-        Ok(len)
-    }
-}
-
-impl Write for MemStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.output.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+/// before `ws_frames`: the load generator's `MemStream`, the same file.
+#[path = "../src/bin/loadgen/memstream.rs"]
+#[allow(dead_code)]
+mod memstream;
+use memstream::MemStream;
 
 /// tungstenite's server socket with the settings the server used
 /// (`ws_config` before `ws_frames`: a 128-byte read chunk, no write buffer).
@@ -321,7 +280,7 @@ fn write_serde_tungstenite(ws: &mut WebSocket<MemStream>, request: &RequestOut<'
     })
     .expect("strings and integers encode");
     ws.send(Message::text(text)).expect("MemStream never refuses");
-    std::mem::take(&mut ws.get_mut().output)
+    ws.get_mut().take_output()
 }
 
 fn ws_write(c: &mut Criterion) {
