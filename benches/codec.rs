@@ -13,7 +13,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::hint::black_box;
-use std::io::{self, Read, Write};
+use std::io;
 use switchboard::config::Limits;
 use switchboard::protocol::base64;
 use switchboard::protocol::envelope::{with_delivered_timestamp, Envelope};
@@ -176,7 +176,7 @@ fn client_text_frame(payload: &[u8]) -> Vec<u8> {
 /// The bytes between the socket and tungstenite, as the server kept them
 /// before `ws_frames`: the load generator's `MemStream`, the same file.
 #[path = "../src/bin/loadgen/memstream.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)] // its unit tests do not run in a bench
 mod memstream;
 use memstream::MemStream;
 

@@ -38,6 +38,13 @@ impl QueueCursor {
         self.cursor.as_deref()
     }
 
+    /// Records items sent from the in-memory tail, up to `key` (the
+    /// session stays caught up).
+    pub fn advance(&mut self, key: Vec<u8>) {
+        debug_assert!(self.cursor.as_deref().is_none_or(|cursor| cursor < &key[..]));
+        self.cursor = Some(key);
+    }
+
     /// Records a page read; `last_key` is the page's last key (if any) and
     /// `more` whether the queue continues. Returns true when `queue/empty`
     /// is due now.

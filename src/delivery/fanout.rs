@@ -60,8 +60,7 @@ pub async fn fan_out(
             copies_of(&devices, StoredKind::Story, story)
         }
     };
-    let server_ms = ctx.stamps.next_server_ms(ctx.clock.now_ms());
-    persist(ctx, destination, server_ms, &copies).await.map_err(FanoutRefused::Storage)
+    persist(ctx, destination, &copies).await.map_err(FanoutRefused::Storage)
 }
 
 /// One stored copy per device, each with a fresh GUID and the JSON `json_of` makes for it.

@@ -41,7 +41,7 @@ pub async fn accept(
         offer_live(ctx, destination, MESSAGE_PATH, live);
         return Ok(());
     }
-    persist(ctx, destination, server_ms, &envelopes).await.map_err(SendRefused::Storage)
+    persist(ctx, destination, &envelopes).await.map_err(SendRefused::Storage)
 }
 
 /// The envelopes of `send`, one per named device; `source` is `None` for

@@ -15,7 +15,10 @@
 //! synced (if a crash loses it, the envelope is delivered again:
 //! at-least-once). The delivery receipts the acknowledgements of one loop
 //! turn owe are handed back together, so a burst of acks makes one receipt
-//! per sender, not one per envelope.
+//! per sender, not one per envelope. Live traffic comes from the session's
+//! in-memory [`tail`](crate::shard::tail) once a store read has caught
+//! up with everything older; the store is read again whenever the tail
+//! cannot vouch for what follows the cursor.
 
 use crate::accounts::AuthedDevice;
 use crate::clock::thread_cpu_us;
@@ -23,6 +26,8 @@ use crate::delivery::cursor::QueueCursor;
 use crate::delivery::window::{Inflight, InflightWindow};
 use crate::metrics::ShardMetrics;
 use crate::protocol::envelope::with_delivered_timestamp;
+use crate::shard::mailbox::QueueNews;
+use crate::shard::tail::TailSlot;
 use crate::shard::ShardCtx;
 use crate::store::messages::{parse_key, read_page, ReceiptTo, StoredKind, StoredMessage};
 use crate::store::writer::{Family, Op};
@@ -56,6 +61,12 @@ fn delivered_body(path: &'static str, json: &[u8], now_ms: u64) -> Vec<u8> {
     } else {
         json.to_vec()
     }
+}
+
+/// `(done_through, failed_batches)` of the shard's writer, in that order.
+fn writer_progress(ctx: &ShardCtx) -> (u64, u64) {
+    let done_through = ctx.writer.done_through();
+    (done_through, ctx.writer.failed_batches())
 }
 
 /// What an open server request was for.
@@ -111,49 +122,87 @@ impl Outbox {
     }
 
     /// Sends stored envelopes while the window has room and the queue may
-    /// hold unsent ones (`stored` says new envelopes were stored since the
-    /// last call); sends `queue/empty` the first time the queue runs dry.
-    /// `send` writes one request and returns false when the connection can
-    /// take no more; then this returns false too.
+    /// hold unsent ones (`news` says what was stored since the last call),
+    /// from the store or, once it vouches for what follows, from `tail`;
+    /// sends `queue/empty` the first time the queue runs dry. `send` writes
+    /// one request and returns false when the connection can take no more;
+    /// then this returns false too.
     pub fn pump(
         &mut self,
         ctx: &ShardCtx,
-        stored: bool,
+        news: QueueNews,
+        tail: &TailSlot,
         send: &mut impl FnMut(Outgoing) -> bool,
     ) -> bool {
-        if stored {
+        if news.stored || (news.tail && !tail.is_serving()) {
             self.cursor.on_stored();
         }
-        while self.cursor.wants_read() && !self.window.is_full() {
+        while !self.window.is_full() {
             let free = self.window.capacity() - self.window.len();
-            let Some((page, more)) = self.read_page(ctx, free) else { return true };
-            let last_key = page.last().map(|message| message.key.clone());
-            let now_ms = ctx.clock.now_ms();
-            for message in page {
-                let path = path_of(message.kind);
-                let body = delivered_body(path, &message.json, now_ms);
-                if let Some((_, _, stored_ms, _)) = parse_key(&message.key) {
-                    let waited_us = now_ms.saturating_sub(stored_ms).saturating_mul(1000);
-                    ctx.stats().histograms.deliver_seconds.record_us(waited_us);
+            if self.cursor.wants_read() {
+                let progress_before = writer_progress(ctx);
+                let Some((page, more)) = self.read_page(ctx, free) else { return true };
+                if !more {
+                    tail.on_store_caught_up(progress_before.0, progress_before.1);
                 }
-                let receipt_to = match message.kind {
-                    StoredKind::IdentifiedEnvelope(to) => Some(to),
-                    _ => None,
-                };
-                let pending = Pending::Stored { key: message.key, receipt_to };
-                let id = self.window.open(pending, now_ms).expect("a page fits the free slots");
-                if !send(Outgoing { id, path, body: Some(body) }) {
+                let last_key = page.last().map(|message| message.key.clone());
+                if !self.deliver(ctx, page, send) {
                     return false;
                 }
-                ShardMetrics::inc(&ctx.stats().messages_delivered_total);
-            }
-            if self.cursor.on_page(last_key.as_deref(), more) {
-                // Outside the window: it is due exactly once per connection.
-                let id = self.window.open_unbounded(Pending::QueueEmpty, now_ms);
-                if !send(Outgoing { id, path: QUEUE_EMPTY_PATH, body: None }) {
-                    return false;
+                if self.cursor.on_page(last_key.as_deref(), more) {
+                    // Outside the window: it is due exactly once per connection.
+                    let now_ms = ctx.clock.now_ms();
+                    let id = self.window.open_unbounded(Pending::QueueEmpty, now_ms);
+                    if !send(Outgoing { id, path: QUEUE_EMPTY_PATH, body: None }) {
+                        return false;
+                    }
                 }
+                continue;
             }
+            let page = match tail.take_ready(writer_progress(ctx), self.cursor.cursor(), free) {
+                Ok(page) => page,
+                Err(invalid) => {
+                    tracing::debug!(?invalid, "queue tail dropped: reading the store");
+                    self.cursor.on_stored();
+                    continue;
+                }
+            };
+            let Some(last_key) = page.last().map(|message| message.key.clone()) else { break };
+            ShardMetrics::add(&ctx.stats().messages_delivered_from_tail_total, page.len() as u64);
+            if !self.deliver(ctx, page, send) {
+                return false;
+            }
+            self.cursor.advance(last_key);
+        }
+        true
+    }
+
+    /// Opens a request for each of `page`'s items and sends it; false once
+    /// the connection can take no more.
+    fn deliver(
+        &mut self,
+        ctx: &ShardCtx,
+        page: Vec<StoredMessage>,
+        send: &mut impl FnMut(Outgoing) -> bool,
+    ) -> bool {
+        let now_ms = ctx.clock.now_ms();
+        for message in page {
+            let path = path_of(message.kind);
+            let body = delivered_body(path, &message.json, now_ms);
+            if let Some((_, _, stored_ms, _)) = parse_key(&message.key) {
+                let waited_us = now_ms.saturating_sub(stored_ms).saturating_mul(1000);
+                ctx.stats().histograms.deliver_seconds.record_us(waited_us);
+            }
+            let receipt_to = match message.kind {
+                StoredKind::IdentifiedEnvelope(to) => Some(to),
+                _ => None,
+            };
+            let pending = Pending::Stored { key: message.key, receipt_to };
+            let id = self.window.open(pending, now_ms).expect("a page fits the free slots");
+            if !send(Outgoing { id, path, body: Some(body) }) {
+                return false;
+            }
+            ShardMetrics::inc(&ctx.stats().messages_delivered_total);
         }
         true
     }

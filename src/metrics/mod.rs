@@ -128,6 +128,9 @@ shard_metrics! {
     store_write_failures_total: "counter",
     /// Envelopes sent to a connected device (including redeliveries).
     messages_delivered_total: "counter",
+    /// Of those, envelopes served from the session's in-memory queue tail
+    /// instead of being read back from RocksDB.
+    messages_delivered_from_tail_total: "counter",
     /// Envelopes acknowledged by their device and deleted.
     messages_acked_total: "counter",
     /// Envelopes deleted because a device's queue went over its cap.

@@ -11,15 +11,28 @@
 //!   `client_requests_inflight_max`; one `Replaced`);
 //! - "new envelopes stored" is a flag, not an event: it is never refused and
 //!   never queued twice, and it wakes the session like an event does;
+//! - "items in the session's tail are durable" is another such flag; the
+//!   tail itself ([`TailSlot`]) lives here so that the owner shard's
+//!   persists can append to it, and is dropped on close;
 //! - "a deadline passed" is a flag too, set by the shard's timer wheel
 //!   ([`Timers`], which the mailbox is an entry of), and still set after the
 //!   mailbox is closed (the closing linger needs it);
 //! - once closed, everything offered or pushed is dropped.
 
+use crate::shard::tail::TailSlot;
 use crate::shard::timers::{Deadline, DeadlineSlot, Timers};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
+
+/// What woke the session about its queue since it last looked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueNews {
+    /// Items were stored that the session's tail does not hold.
+    pub stored: bool,
+    /// Items in the session's tail are durable now.
+    pub tail: bool,
+}
 
 /// Something for a session's event loop to act on.
 #[derive(Debug, PartialEq, Eq)]
@@ -51,11 +64,14 @@ pub struct Mailbox {
     queue: RefCell<VecDeque<SessionEvent>>,
     offered_len_max: usize,
     stored: Cell<bool>,
+    tail_news: Cell<bool>,
     closed: Cell<bool>,
     deadline_passed: Cell<bool>,
     waker: Cell<Option<Waker>>,
     /// The session's next deadline on the shard's timer wheel.
     deadline: DeadlineSlot,
+    /// Items stored for the session's device, kept in memory.
+    tail: TailSlot,
 }
 
 /// The shard's wheel of session deadlines.
@@ -88,10 +104,12 @@ impl Mailbox {
             queue: RefCell::new(VecDeque::new()),
             offered_len_max,
             stored: Cell::new(false),
+            tail_news: Cell::new(false),
             closed: Cell::new(false),
             deadline_passed: Cell::new(false),
             waker: Cell::new(None),
             deadline: DeadlineSlot::default(),
+            tail: TailSlot::default(),
         }
     }
 
@@ -125,6 +143,24 @@ impl Mailbox {
             self.stored.set(true);
             self.wake();
         }
+    }
+
+    /// Tells the session items in its tail are durable. Never refused.
+    pub fn notify_tail(&self) {
+        if !self.closed.get() {
+            self.tail_news.set(true);
+            self.wake();
+        }
+    }
+
+    /// The session's in-memory queue tail.
+    pub fn tail(&self) -> &TailSlot {
+        &self.tail
+    }
+
+    /// Clears and returns both queue flags (stored, tail).
+    pub fn take_queue_news(&self) -> QueueNews {
+        QueueNews { stored: self.stored.replace(false), tail: self.tail_news.replace(false) }
     }
 
     /// Sets the deadline flag and wakes the session (the timers call this).
@@ -166,7 +202,7 @@ impl Mailbox {
         if let Some(event) = self.try_recv() {
             return Poll::Ready(event);
         }
-        if self.stored.get() {
+        if self.stored.get() || self.tail_news.get() {
             return Poll::Ready(SessionEvent::Stored);
         }
         if self.take_deadline() {
@@ -181,6 +217,7 @@ impl Mailbox {
     pub fn close(&self) {
         self.closed.set(true);
         self.queue.borrow_mut().clear();
+        self.tail.clear();
     }
 
     /// True once closed.

@@ -11,6 +11,7 @@
 //! - [`mesh`]: this shard's end of the mesh: send, call and await, hand off.
 //! - [`timers`]: a coarse deadline wheel that knows nothing of its entries.
 //! - [`mailbox`]: how other tasks on the shard reach a session.
+//! - [`tail`]: a session's in-memory queue tail (what was just stored).
 //! - [`sessions`]: which connection is live for each device.
 //! - [`queue_lens`]: stored envelopes per device.
 //! - [`provisioning`]: provisioning sockets waiting for their message.
@@ -31,6 +32,7 @@ pub mod provisioning;
 pub mod queue_lens;
 pub mod ring;
 pub mod sessions;
+pub mod tail;
 pub mod timers;
 pub mod warnings;
 

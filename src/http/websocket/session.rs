@@ -253,13 +253,13 @@ impl Session {
 
     /// Sends what the outbox has ready (stored envelopes, `queue/empty`).
     fn pump_outbox(&mut self) -> End {
-        let stored = self.mailbox.take_stored();
+        let news = self.mailbox.take_queue_news();
         let (ctx, conn) = (&self.ctx, &mut self.conn);
         let now_ms = ctx.clock.now_ms();
         let mut send = |Outgoing { id, path, body }: Outgoing| {
             conn.send_request(id, "PUT", path, body.as_deref(), now_ms)
         };
-        End::from_sent(self.outbox.pump(ctx, stored, &mut send))
+        End::from_sent(self.outbox.pump(ctx, news, self.mailbox.tail(), &mut send))
     }
 
     /// Reads what the socket holds (up to [`READ_BUDGET_BYTES`]) through the

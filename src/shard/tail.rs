@@ -1,0 +1,187 @@
+//! A session's in-memory queue tail: the items stored for its device since
+//! the tail began, kept so that live traffic is delivered from memory
+//! instead of being read back from RocksDB.
+//!
+//! The store stays the truth; the tail is a cache of what was just written
+//! to it, and the outbox serves from it only when that cannot skip, reorder
+//! or invent an item:
+//! - every item queued for the device from job `first_job` on (writer jobs
+//!   are numbered in queue order, and keys grow with them) is appended, in
+//!   key order, until the tail overflows (then it is dropped whole, and the
+//!   next item starts a new one);
+//! - the outbox starts serving from the tail only after a store read that
+//!   began once every job before `first_job` was done reached the end of
+//!   the queue: nothing older than the tail is left unread;
+//! - an entry is served only once its job is done (`job <= done_through`),
+//!   and only from the head: an entry still being written holds back the
+//!   ones after it;
+//! - a failed batch after the tail began (the writer's failure count moved)
+//!   invalidates the tail: its entries may never have been stored, so the
+//!   outbox drops it and reads the store.
+//!
+//! Bounded: at most [`TAIL_ENTRIES_MAX`] entries and [`TAIL_BYTES_MAX`]
+//! bytes. Pure state: no I/O, no clock.
+
+use crate::store::messages::StoredMessage;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+/// Most entries one tail holds.
+pub const TAIL_ENTRIES_MAX: usize = 64;
+/// Most bytes (keys and JSON) one tail holds.
+pub const TAIL_BYTES_MAX: usize = 64 * 1024;
+
+/// One item, and the writer job that stores it.
+#[derive(Debug)]
+struct Entry {
+    job: u64,
+    message: StoredMessage,
+}
+
+/// The tail of one session's queue.
+#[derive(Debug)]
+pub struct Tail {
+    entries: VecDeque<Entry>,
+    bytes: usize,
+    /// Every item queued for the device by this job or a later one is here
+    /// (until served).
+    first_job: u64,
+    /// The writer's failed-batch count when the tail began.
+    failures_seen: u64,
+    /// The outbox has caught up with everything older: it serves from here.
+    serving: bool,
+}
+
+/// Why the outbox must read the store instead.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TailInvalid {
+    /// A batch failed since the tail began.
+    WriteFailed,
+}
+
+fn entry_bytes(message: &StoredMessage) -> usize {
+    message.key.len() + message.json.len()
+}
+
+impl Tail {
+    fn new(first_job: u64, failures_seen: u64) -> Self {
+        Self { entries: VecDeque::new(), bytes: 0, first_job, failures_seen, serving: false }
+    }
+
+    /// True once the outbox serves from the tail.
+    pub fn is_serving(&self) -> bool {
+        self.serving
+    }
+
+    /// A store read that began when jobs up to `done_through_before` were
+    /// done (and `failures_before` batches had failed) reached the end of
+    /// the queue: serve from the tail if nothing older can be left.
+    fn on_store_caught_up(&mut self, done_through_before: u64, failures_before: u64) {
+        if failures_before == self.failures_seen && done_through_before + 1 >= self.first_job {
+            self.serving = true;
+        }
+    }
+
+    /// Up to `limit` entries whose jobs are done (`done_through`), from the
+    /// head, skipping those at or before `after` (already read from the
+    /// store). `failures` is the writer's failed-batch count, loaded after
+    /// `done_through`.
+    fn take_ready(
+        &mut self,
+        (done_through, failures): (u64, u64),
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, TailInvalid> {
+        if failures != self.failures_seen {
+            return Err(TailInvalid::WriteFailed);
+        }
+        let mut ready = Vec::new();
+        while ready.len() < limit {
+            let Some(head) = self.entries.front() else { break };
+            if head.job > done_through {
+                break;
+            }
+            let entry = self.entries.pop_front().expect("a head");
+            self.bytes -= entry_bytes(&entry.message);
+            if after.is_some_and(|after| entry.message.key.as_slice() <= after) {
+                continue;
+            }
+            ready.push(entry.message);
+        }
+        Ok(ready)
+    }
+}
+
+/// A session's tail, if it has one (none until an item arrives, and again
+/// after an overflow or a failed write).
+#[derive(Debug, Default)]
+pub struct TailSlot(RefCell<Option<Box<Tail>>>);
+
+/// Whom a stored item's news goes to once its job is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The item is in the session's tail.
+    InTail,
+    /// It is not: the session must read the store.
+    NotInTail,
+}
+
+impl TailSlot {
+    /// Appends `message`, stored by writer job `job`; `failures_before` is
+    /// the writer's failed-batch count loaded before the job was queued.
+    /// Starts a tail at `job` when there is none; drops the tail when the
+    /// entry would overflow it.
+    pub fn append(&self, job: u64, failures_before: u64, message: StoredMessage) -> Appended {
+        let mut slot = self.0.borrow_mut();
+        let tail = slot.get_or_insert_with(|| Box::new(Tail::new(job, failures_before)));
+        let bytes = entry_bytes(&message);
+        if tail.entries.len() >= TAIL_ENTRIES_MAX || tail.bytes + bytes > TAIL_BYTES_MAX {
+            *slot = None;
+            return Appended::NotInTail;
+        }
+        debug_assert!(
+            tail.entries.back().is_none_or(|last| last.message.key < message.key),
+            "keys grow with jobs"
+        );
+        tail.bytes += bytes;
+        tail.entries.push_back(Entry { job, message });
+        Appended::InTail
+    }
+
+    /// True when the outbox serves from the tail.
+    pub fn is_serving(&self) -> bool {
+        self.0.borrow().as_ref().is_some_and(|tail| tail.is_serving())
+    }
+
+    /// See [`Tail::on_store_caught_up`].
+    pub fn on_store_caught_up(&self, done_through_before: u64, failures_before: u64) {
+        if let Some(tail) = self.0.borrow_mut().as_mut() {
+            tail.on_store_caught_up(done_through_before, failures_before);
+        }
+    }
+
+    /// Ready entries when serving (see [`Tail::take_ready`]); an invalid
+    /// tail is dropped.
+    pub fn take_ready(
+        &self,
+        progress: (u64, u64),
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, TailInvalid> {
+        let mut slot = self.0.borrow_mut();
+        let Some(tail) = slot.as_mut().filter(|tail| tail.serving) else { return Ok(Vec::new()) };
+        let taken = tail.take_ready(progress, after, limit);
+        if taken.is_err() {
+            *slot = None;
+        }
+        taken
+    }
+
+    /// Drops the tail (the session is closing).
+    pub fn clear(&self) {
+        *self.0.borrow_mut() = None;
+    }
+}
+
+#[cfg(test)]
+mod tests;
