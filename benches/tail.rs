@@ -65,7 +65,7 @@ fn tail(c: &mut Criterion) {
         b.iter_batched(
             store_next,
             |_| {
-                let (page, _) = read_page(&store, 0, &device, 1, Some(&cursor), 16).unwrap();
+                let (page, _) = read_page(&store, 0, &device, 1, Some(&cursor), 1).unwrap();
                 cursor = page.last().unwrap().key.clone();
                 page
             },
