@@ -1,5 +1,7 @@
 //! `idle`: hold C authenticated WebSocket connections open, answering the
-//! server's pings and requests, and report the server's RSS per connection.
+//! server's pings and requests, and report the server's RSS per connection:
+//! over all of them, and over the second half alone (opened after reading
+//! the RSS at half way).
 
 use crate::accounts::{register_many, Credentials};
 use crate::client::{source_address, WsConn};
@@ -20,8 +22,14 @@ pub struct IdleResult {
     pub first_failure: Option<String>,
     pub connect_secs: f64,
     pub server_rss_before_bytes: Option<u64>,
+    /// After the first half of the connections opened.
+    pub server_rss_half_bytes: Option<u64>,
     pub server_rss_after_bytes: Option<u64>,
+    /// (after - before) / open.
     pub server_rss_per_connection_bytes: Option<f64>,
+    /// (after - half) / the second half's connections: less sensitive to
+    /// memory registration freed (which the first connections reuse).
+    pub server_rss_per_connection_second_half_bytes: Option<f64>,
     pub loadgen_rss_bytes: Option<u64>,
 }
 
@@ -52,20 +60,29 @@ pub fn run(args: IdleArgs) -> std::io::Result<IdleResult> {
     let rss_before = args.server_pid.and_then(rss_bytes);
     let tally = Tally::default();
     let started = Instant::now();
-    let shares = thread_shares(&accounts, args.threads);
     let release = Arc::new(AtomicBool::new(false));
-    let threads: Vec<_> = shares
-        .into_iter()
-        .enumerate()
-        .map(|(thread, share)| {
+    // Two halves, the server's RSS read after each: the second half's growth
+    // is the cost of a connection once registration's freed memory is used up.
+    let half = accounts.len() / 2;
+    let mut threads = Vec::new();
+    let mut rss_half = None;
+    for (range, wanted) in [(0..half, half), (half..accounts.len(), accounts.len())] {
+        let shares = thread_shares(&accounts, range, args.threads);
+        threads.extend(shares.into_iter().enumerate().map(|(thread, share)| {
             spawn_connect_thread(&args, thread, share, tally.clone(), release.clone())
-        })
-        .collect();
-    wait_for_connections(&tally, args.connections, started);
-    let connect_secs = started.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_secs(args.hold_secs));
+        }));
+        wait_for_connections(&tally, wanted, started);
+        std::thread::sleep(Duration::from_secs(args.hold_secs));
+        if wanted == half {
+            rss_half = args.server_pid.and_then(rss_bytes).map(|rss| (rss, tally.opened()));
+        }
+    }
+    let connect_secs = started.elapsed().as_secs_f64() - 2.0 * args.hold_secs as f64;
     let rss_after = args.server_pid.and_then(rss_bytes);
     let open_now = tally.open.load(Ordering::Relaxed);
+    let marginal = rss_half.and_then(|(rss_half, open_half)| {
+        rss_per_connection(Some(rss_half), rss_after, open_now.saturating_sub(open_half))
+    });
     let result = IdleResult {
         connections_wanted: args.connections,
         connections_open: open_now,
@@ -73,8 +90,10 @@ pub fn run(args: IdleArgs) -> std::io::Result<IdleResult> {
         first_failure: tally.first_failure.lock().unwrap().clone(),
         connect_secs,
         server_rss_before_bytes: rss_before,
+        server_rss_half_bytes: rss_half.map(|(rss, _)| rss),
         server_rss_after_bytes: rss_after,
         server_rss_per_connection_bytes: rss_per_connection(rss_before, rss_after, open_now),
+        server_rss_per_connection_second_half_bytes: marginal,
         loadgen_rss_bytes: rss_bytes(std::process::id()),
     };
     release.store(true, Ordering::Relaxed);
@@ -84,11 +103,24 @@ pub fn run(args: IdleArgs) -> std::io::Result<IdleResult> {
     Ok(result)
 }
 
-/// Each thread's accounts, with their index among all accounts: thread `t`
-/// of `threads` gets every account whose index is `t` modulo `threads`.
-fn thread_shares(accounts: &[Credentials], threads: usize) -> Vec<Vec<(usize, Credentials)>> {
+impl Tally {
+    fn opened(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+/// Each thread's accounts among `range`, with their index among all
+/// accounts: thread `t` of `threads` gets every index that is `t` modulo
+/// `threads`.
+fn thread_shares(
+    accounts: &[Credentials],
+    range: std::ops::Range<usize>,
+    threads: usize,
+) -> Vec<Vec<(usize, Credentials)>> {
     (0..threads)
-        .map(|t| accounts.iter().cloned().enumerate().filter(|(i, _)| i % threads == t).collect())
+        .map(|t| {
+            range.clone().filter(|i| i % threads == t).map(|i| (i, accounts[i].clone())).collect()
+        })
         .collect()
 }
 

@@ -330,13 +330,19 @@ fn run_scenario(cli: &Cli, threads: usize) -> anyhow::Result<(&'static str, serd
 /// The human summary of an idle result.
 fn summarize_idle(result: &idle::IdleResult) {
     eprintln!(
-        "idle: {} of {} connections open ({} failed) in {:.1}s; server RSS per connection: {}",
+        "idle: {} of {} connections open ({} failed) in {:.1}s; server RSS per connection: {} \
+         (second half alone: {})",
         result.connections_open,
         result.connections_wanted,
         result.connect_failures,
         result.connect_secs,
-        result.server_rss_per_connection_bytes.map_or("n/a".into(), |b| format!("{b:.0} bytes"))
+        bytes_or_na(result.server_rss_per_connection_bytes),
+        bytes_or_na(result.server_rss_per_connection_second_half_bytes),
     );
+}
+
+fn bytes_or_na(bytes: Option<f64>) -> String {
+    bytes.map_or("n/a".into(), |b| format!("{b:.0} bytes"))
 }
 
 /// The human summary of a reconnect-storm result.
