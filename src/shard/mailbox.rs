@@ -53,7 +53,8 @@ pub enum SessionEvent {
         /// Its JSON.
         json: Vec<u8>,
     },
-    /// New envelopes are stored for this device: read the queue.
+    /// New envelopes are stored for this device (or are durable in the
+    /// session's tail): read the queue.
     Stored,
     /// The session's deadline passed (ping, idle timeout, request timeouts).
     Deadline,
@@ -190,13 +191,13 @@ impl Mailbox {
     }
 
     /// The next queued event, without waiting (the stored flag is not an
-    /// event here: the session reads it with [`Self::take_stored`]).
+    /// event here: the session reads it with [`Self::take_queue_news`]).
     pub fn try_recv(&self) -> Option<SessionEvent> {
         self.queue.borrow_mut().pop_front()
     }
 
-    /// The next event; else [`SessionEvent::Stored`] when that flag is set
-    /// (it stays set), else [`SessionEvent::Deadline`] when that flag is set
+    /// The next event; else [`SessionEvent::Stored`] when the stored or the
+    /// tail flag is set (it stays set until [`Self::take_queue_news`]), else [`SessionEvent::Deadline`] when that flag is set
     /// (it is cleared); registers the task's waker otherwise.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<SessionEvent> {
         if let Some(event) = self.try_recv() {
@@ -277,6 +278,41 @@ mod tests {
         assert_eq!(mailbox.try_recv(), None);
         // The flag never fills the queue: an offer still fits.
         assert!(mailbox.offer(SessionEvent::Replaced));
+    }
+
+    #[test]
+    fn tail_news_wakes_and_is_told_apart_from_stored() {
+        let mailbox = Mailbox::new(1);
+        let (waker, counter) = context_counter();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(mailbox.poll_recv(&mut cx), Poll::Pending);
+        mailbox.notify_tail();
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+        assert_eq!(mailbox.poll_recv(&mut cx), Poll::Ready(SessionEvent::Stored));
+        assert_eq!(mailbox.take_queue_news(), QueueNews { stored: false, tail: true });
+        mailbox.notify_stored();
+        assert_eq!(mailbox.take_queue_news(), QueueNews { stored: true, tail: false });
+        assert_eq!(mailbox.take_queue_news(), QueueNews::default());
+        assert_eq!(mailbox.poll_recv(&mut cx), Poll::Pending);
+    }
+
+    #[test]
+    fn closing_drops_the_tail_and_ignores_its_news() {
+        use crate::store::messages::{StoredKind, StoredMessage};
+        let mailbox = Mailbox::new(1);
+        let message = StoredMessage {
+            key: vec![1; 36],
+            guid: uuid::Uuid::nil(),
+            kind: StoredKind::Envelope,
+            json: b"{}".to_vec(),
+        };
+        mailbox.tail().append(1, 0, message);
+        mailbox.tail().on_store_caught_up(0, 0);
+        assert!(mailbox.tail().is_serving());
+        mailbox.close();
+        assert!(!mailbox.tail().is_serving());
+        mailbox.notify_tail();
+        assert_eq!(mailbox.take_queue_news(), QueueNews::default());
     }
 
     #[test]
