@@ -108,18 +108,19 @@ async fn queue_and_wait(
         ops.push(Op::Put { family: Family::Messages, key, value });
     }
     let pushed = ctx.writer.push(ops, true)?;
-    let sessions = ctx.sessions.borrow();
-    let tails: Vec<Option<Rc<Mailbox>>> = items
-        .iter()
-        .zip(messages)
-        .map(|(item, message)| {
-            let device = AuthedDevice { account: destination, device_id: item.device_id };
-            let mailbox = &sessions.get(&device)?.mailbox;
-            let appended = mailbox.tail().append(pushed.job, failures_before, message);
-            (appended == Appended::InTail).then(|| mailbox.clone())
-        })
-        .collect();
-    drop(sessions);
+    let tails: Vec<Option<Rc<Mailbox>>> = {
+        let sessions = ctx.sessions.borrow();
+        items
+            .iter()
+            .zip(messages)
+            .map(|(item, message)| {
+                let device = AuthedDevice { account: destination, device_id: item.device_id };
+                let mailbox = &sessions.get(&device)?.mailbox;
+                let appended = mailbox.tail().append(pushed.job, failures_before, message);
+                (appended == Appended::InTail).then(|| mailbox.clone())
+            })
+            .collect()
+    };
     pushed.done().await?;
     Ok(tails)
 }
