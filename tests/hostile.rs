@@ -822,5 +822,15 @@ fn connections_over_the_per_shard_limit_are_closed_at_accept() {
             matches!(read_one_response(stream, &mut buf), Some((200, _)))
         })
     });
+    // The held connections just closed: wait until the server has seen it
+    // (a request landing on a still-full shard is refused at accept).
+    common::wait_until("held slots freed", Duration::from_secs(10), || {
+        let reply = exchange(
+            &server,
+            b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(5),
+        );
+        reply.bytes.starts_with(b"HTTP/1.1 200")
+    });
     server.assert_serving();
 }
