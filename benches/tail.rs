@@ -75,7 +75,7 @@ fn tail(c: &mut Criterion) {
     let slot = TailSlot::default();
     let job = std::cell::Cell::new(1u64);
     slot.append(job.get(), 0, store_next());
-    slot.on_store_caught_up(job.get(), 0);
+    slot.on_store_caught_up((job.get(), 0));
     group.bench_function("tail", |b| {
         b.iter_batched(
             store_next,

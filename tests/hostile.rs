@@ -769,6 +769,19 @@ fn raw_frame_violations_close_with_1007_1002_and_1009() {
 // Connection limit
 // ---------------------------------------------------------------------------
 
+/// Waits until a fresh connection is served /health again (a connection
+/// landing on a shard still at its limit is closed at accept).
+fn wait_for_a_free_slot(server: &Server, what: &str) {
+    common::wait_until(what, Duration::from_secs(10), || {
+        let reply = exchange(
+            server,
+            b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(5),
+        );
+        reply.bytes.starts_with(b"HTTP/1.1 200")
+    });
+}
+
 #[test]
 fn connections_over_the_per_shard_limit_are_closed_at_accept() {
     // Two connections per shard, two shards; a long handshake timeout so the
@@ -804,14 +817,7 @@ fn connections_over_the_per_shard_limit_are_closed_at_accept() {
 
     // Closing them frees the slots: new connections are served again.
     drop(streams);
-    common::wait_until("slots freed", Duration::from_secs(10), || {
-        let reply = exchange(
-            &server,
-            b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            Duration::from_secs(5),
-        );
-        reply.bytes.starts_with(b"HTTP/1.1 200")
-    });
+    wait_for_a_free_slot(&server, "slots freed");
     // Two held at once always fit (at most two land on one shard).
     common::wait_until("two held connections", Duration::from_secs(10), || {
         let mut held: Vec<TcpStream> =
@@ -824,13 +830,6 @@ fn connections_over_the_per_shard_limit_are_closed_at_accept() {
     });
     // The held connections just closed: wait until the server has seen it
     // (a request landing on a still-full shard is refused at accept).
-    common::wait_until("held slots freed", Duration::from_secs(10), || {
-        let reply = exchange(
-            &server,
-            b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            Duration::from_secs(5),
-        );
-        reply.bytes.starts_with(b"HTTP/1.1 200")
-    });
+    wait_for_a_free_slot(&server, "held slots freed");
     server.assert_serving();
 }

@@ -47,11 +47,7 @@ pub async fn persist(
     destination: Uuid,
     items: &[Queued],
 ) -> Result<(), StoreError> {
-    let result = match ctx.writer.wait_for_room().await {
-        Ok(()) => queue_and_wait(ctx, destination, items).await,
-        Err(error) => Err(error),
-    };
-    let tails = match result {
+    let tails = match queue_and_wait(ctx, destination, items).await {
         Ok(tails) => tails,
         Err(error) => {
             ShardMetrics::inc(&ctx.stats().store_write_failures_total);
@@ -83,14 +79,15 @@ pub async fn persist(
     Ok(())
 }
 
-/// Assigns keys, queues the write (the writer must have room) and appends
-/// each item to its device's session tail; waits until the write is
-/// durable. Returns, per item, the mailbox whose tail holds it.
+/// Waits for room in the writer's queue, then (in the same poll) assigns
+/// keys, queues the write and appends each item to its device's session
+/// tail; waits until the write is durable. Returns, per item, the mailbox whose tail holds it.
 async fn queue_and_wait(
     ctx: &Rc<ShardCtx>,
     destination: Uuid,
     items: &[Queued],
 ) -> Result<Vec<Option<Rc<Mailbox>>>, StoreError> {
+    ctx.writer.wait_for_room().await?;
     let key_ms = ctx.stamps.next_server_ms(ctx.clock.now_ms());
     let failures_before = ctx.writer.failed_batches();
     let mut ops = Vec::with_capacity(items.len());

@@ -143,7 +143,7 @@ impl Outbox {
                 let progress_before = writer_progress(ctx);
                 let Some((page, more)) = self.read_page(ctx, free) else { return true };
                 if !more {
-                    tail.on_store_caught_up(progress_before.0, progress_before.1);
+                    tail.on_store_caught_up(progress_before);
                 }
                 let last_key = page.last().map(|message| message.key.clone());
                 if !self.deliver(ctx, page, send) {

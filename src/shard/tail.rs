@@ -74,9 +74,10 @@ impl Tail {
     }
 
     /// A store read that began when jobs up to `done_through_before` were
-    /// done (and `failures_before` batches had failed) reached the end of
-    /// the queue: serve from the tail if nothing older can be left.
-    fn on_store_caught_up(&mut self, done_through_before: u64, failures_before: u64) {
+    /// done (and `failures_before` batches had failed: the writer's progress
+    /// then) reached the end of the queue: serve from the tail if nothing
+    /// older can be left.
+    fn on_store_caught_up(&mut self, (done_through_before, failures_before): (u64, u64)) {
         if failures_before == self.failures_seen && done_through_before + 1 >= self.first_job {
             self.serving = true;
         }
@@ -154,9 +155,9 @@ impl TailSlot {
     }
 
     /// See [`Tail::on_store_caught_up`].
-    pub fn on_store_caught_up(&self, done_through_before: u64, failures_before: u64) {
+    pub fn on_store_caught_up(&self, progress_before: (u64, u64)) {
         if let Some(tail) = self.0.borrow_mut().as_mut() {
-            tail.on_store_caught_up(done_through_before, failures_before);
+            tail.on_store_caught_up(progress_before);
         }
     }
 
