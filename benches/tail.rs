@@ -1,5 +1,5 @@
 //! Delivering a freshly stored envelope: from the session's in-memory tail
-//! (append when stored, take when durable) against reading it back from
+//! (append when staged, take to deliver) against reading it back from
 //! RocksDB after the cursor (what every live delivery did before the tail),
 //! in the same run. The store holds 10,000 queued envelopes of other
 //! devices and the device's own recent ones, as a busy shard's memtable
@@ -7,8 +7,8 @@
 //! put itself (the writer thread's work) is set-up, not timed; the tail's
 //! time includes the copy of the envelope it keeps.
 //!
-//! Also the writer hand-off: one write job through the shard's writer
-//! thread (ring, batch, completion wake) against the same `write_opt` made
+//! Also the writer hand-off: one write through the shard's writer (open
+//! batch, commit loop, ring, writer thread, completion wake) against the same `write_opt` made
 //! on the calling thread, unsynced, so the difference is the hand-off.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -16,10 +16,12 @@ use rocksdb::{WriteBatch, WriteOptions};
 use switchboard::config::Durability;
 use switchboard::metrics::new_metrics;
 use switchboard::shard::tail::TailSlot;
+use switchboard::store::batch::OpRef;
+use switchboard::store::commit::Writer;
 use switchboard::store::messages::{
     encode_value, message_key, read_page, StoredKind, StoredMessage,
 };
-use switchboard::store::writer::{Family, Op, Writer};
+use switchboard::store::writer::{Family, Op, WriterThread};
 use switchboard::store::{messages_family, Store};
 use uuid::Uuid;
 
@@ -74,15 +76,16 @@ fn tail(c: &mut Criterion) {
     });
     let slot = TailSlot::default();
     let job = std::cell::Cell::new(1u64);
-    slot.append(job.get(), 0, store_next());
+    let at = |batch| OpRef { batch, index: 0 };
+    slot.append(at(job.get()), 0, store_next());
     slot.on_store_caught_up((job.get(), 0));
     group.bench_function("tail", |b| {
         b.iter_batched(
             store_next,
             |message| {
                 job.set(job.get() + 1);
-                slot.append(job.get(), 0, message.clone());
-                slot.take_ready((job.get(), 0), None, 16).unwrap()
+                slot.append(at(job.get()), 0, message.clone());
+                slot.take_ready(0, None, 16).unwrap()
             },
             BatchSize::SmallInput,
         )
@@ -119,13 +122,20 @@ fn writer_handoff(c: &mut Criterion) {
     });
     let mut runtime =
         monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer().build().unwrap();
-    let writer = runtime.block_on(async {
-        Writer::spawn(store.clone(), 0, Durability::None, (1024, 100), new_metrics(1)).unwrap()
-    });
+    let thread = WriterThread::spawn(store.clone(), 0, Durability::None, new_metrics(1)).unwrap();
+    let writer = Writer::new(thread, 100);
     group.bench_function("through_writer_thread", |b| {
         b.iter(|| {
             seq += 1;
-            runtime.block_on(writer.write(ops(seq))).unwrap();
+            // The commit loop runs beside the write; it idles once the write completes.
+            runtime
+                .block_on(async {
+                    monoio::select! {
+                        written = writer.write(ops(seq)) => written,
+                        _ = writer.run() => unreachable!("the commit loop runs for ever"),
+                    }
+                })
+                .unwrap();
         })
     });
     group.finish();

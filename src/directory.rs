@@ -14,8 +14,9 @@
 //!
 //! Owns: [`Directory`], the shard's index component. Imports: `store` only.
 
+use crate::store::commit::Writer;
 use crate::store::directory::{IdentifierHash, HASH_BYTES};
-use crate::store::writer::{Family, Op, Writer};
+use crate::store::writer::{Family, Op};
 use crate::store::StoreError;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;

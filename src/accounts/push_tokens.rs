@@ -10,7 +10,7 @@
 
 use crate::accounts::{record_op, Accounts, AuthedDevice, TokenRefused};
 use crate::store::accounts::{DeviceRecord, PushProvider, PushToken};
-use crate::store::writer::Writer;
+use crate::store::commit::Writer;
 
 /// A change to a device's push token.
 #[derive(Debug, Clone, PartialEq, Eq)]

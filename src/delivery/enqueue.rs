@@ -2,11 +2,14 @@
 //! live-only items to connected devices: the two ends every kind of traffic
 //! shares (envelopes, receipts, stories; online-only envelopes, typing).
 //!
-//! Invariants: [`persist`] writes all of its items in one batch, with keys
-//! that grow with the writer's job numbers, and tells sessions (and, for
-//! devices away, the push schedule) only after the batch is durable (so a
-//! session reading after its cursor never misses or reorders one); [`offer_live`] never stores or
-//! queues beyond a session's bounded mailbox (a full one drops, counted).
+//! Invariants: [`persist`] stages all of its items in one batch, with keys
+//! that grow with the batch numbers; a serving session tail gets them at
+//! once, and the store's readers (sessions without a serving tail, the
+//! push schedule) hear of them only after the batch is durable (so a
+//! session reading after its cursor never misses or reorders one); an item
+//! elided by an early acknowledgement is neither counted nor pushed;
+//! [`offer_live`] never stores or queues beyond a session's bounded
+//! mailbox (a full one drops, counted).
 
 use crate::accounts::AuthedDevice;
 use crate::delivery::retention;
@@ -14,6 +17,8 @@ use crate::metrics::ShardMetrics;
 use crate::shard::mailbox::{Mailbox, SessionEvent};
 use crate::shard::tail::Appended;
 use crate::shard::ShardCtx;
+use crate::store::batch::OpRef;
+use crate::store::commit::Pending;
 use crate::store::messages::{encode_value, message_key, StoredKind, StoredMessage};
 use crate::store::writer::{Family, Op};
 use crate::store::StoreError;
@@ -35,20 +40,27 @@ pub struct Queued {
     pub urgent: bool,
 }
 
-/// Stores `items` for `destination`'s devices, durably per the mode, then
-/// counts them against the queue cap and wakes the devices' sessions.
+/// Stores `items` for `destination`'s devices, durably per the mode (or
+/// not at all, for an item its device acknowledged before its batch was
+/// written), then counts the stored ones against the queue cap and tells
+/// the devices' sessions (and, for devices away, the push schedule).
 ///
-/// Keys are assigned in the same poll that queues the writer job (after
-/// waiting for room), so keys grow with job numbers on the shard: the
-/// order the store makes items durable is key order. A connected device's
-/// item also goes into its session's in-memory tail.
+/// Keys are assigned in the same poll that stages the write (after waiting
+/// for room), so keys grow with batch numbers on the shard: the order the
+/// store makes items durable is key order. A connected device's item also
+/// goes into its session's in-memory tail, and a serving tail delivers it
+/// at once, before the write (DESIGN.md section 4).
 pub async fn persist(
     ctx: &Rc<ShardCtx>,
     destination: Uuid,
     items: &[Queued],
 ) -> Result<(), StoreError> {
-    let tails = match queue_and_wait(ctx, destination, items).await {
-        Ok(tails) => tails,
+    let staged = match stage(ctx, destination, items).await {
+        Ok((pending, tails)) => pending.done().await.map(|elided| (elided, tails)),
+        Err(error) => Err(error),
+    };
+    let (elided, tails) = match staged {
+        Ok(staged) => staged,
         Err(error) => {
             ShardMetrics::inc(&ctx.stats().store_write_failures_total);
             if let Some(summary) = ctx.write_error_warning.note(ctx.clock.now_ms(), 1) {
@@ -61,32 +73,40 @@ pub async fn persist(
             return Err(error);
         }
     };
-    ShardMetrics::add(&ctx.stats().messages_stored_total, items.len() as u64);
-    for (item, tail) in items.iter().zip(tails) {
+    ShardMetrics::add(&ctx.stats().messages_stored_total, (items.len() - elided.len()) as u64);
+    let mut stored = Vec::with_capacity(items.len());
+    for (index, (item, tail)) in items.iter().zip(tails).enumerate() {
+        if elided.binary_search(&(index as u32)).is_ok() {
+            continue;
+        }
         let device = AuthedDevice { account: destination, device_id: item.device_id };
         retention::count_stored(ctx, device).await;
         if let Some(session) = ctx.sessions.borrow().get(&device) {
             match tail {
-                Some(mailbox) if Rc::ptr_eq(&mailbox, &session.mailbox) => mailbox.notify_tail(),
+                // A serving tail has delivered it (or will): the store has nothing new.
+                Some(mailbox) if Rc::ptr_eq(&mailbox, &session.mailbox) => {
+                    if !mailbox.tail().is_serving() {
+                        mailbox.notify_tail();
+                    }
+                }
                 _ => session.mailbox.notify_stored(),
             }
         }
+        stored.push((device, item.urgent));
     }
-    let stored = items.iter().map(|item| {
-        (AuthedDevice { account: destination, device_id: item.device_id }, item.urgent)
-    });
-    crate::delivery::push::on_stored(ctx, stored);
+    crate::delivery::push::on_stored(ctx, stored.into_iter());
     Ok(())
 }
 
-/// Waits for room in the writer's queue, then (in the same poll) assigns
-/// keys, queues the write and appends each item to its device's session
-/// tail; waits until the write is durable. Returns, per item, the mailbox whose tail holds it.
-async fn queue_and_wait(
+/// Waits for room in the open batch, then (in the same poll) assigns keys,
+/// stages the puts and appends each item to its device's session tail
+/// (waking a serving tail's session). Returns the staged write and, per
+/// item, the mailbox whose tail holds it.
+async fn stage(
     ctx: &Rc<ShardCtx>,
     destination: Uuid,
     items: &[Queued],
-) -> Result<Vec<Option<Rc<Mailbox>>>, StoreError> {
+) -> Result<(Pending, Vec<Option<Rc<Mailbox>>>), StoreError> {
     ctx.writer.wait_for_room().await?;
     let key_ms = ctx.stamps.next_server_ms(ctx.clock.now_ms());
     let failures_before = ctx.writer.failed_batches();
@@ -104,22 +124,29 @@ async fn queue_and_wait(
         messages.push(message);
         ops.push(Op::Put { family: Family::Messages, key, value });
     }
-    let pushed = ctx.writer.push(ops, true)?;
+    let pending = ctx.writer.stage(ops, true);
+    let first = pending.first;
     let tails: Vec<Option<Rc<Mailbox>>> = {
         let sessions = ctx.sessions.borrow();
         items
             .iter()
             .zip(messages)
-            .map(|(item, message)| {
+            .enumerate()
+            .map(|(index, (item, message))| {
                 let device = AuthedDevice { account: destination, device_id: item.device_id };
                 let mailbox = &sessions.get(&device)?.mailbox;
-                let appended = mailbox.tail().append(pushed.job, failures_before, message);
-                (appended == Appended::InTail).then(|| mailbox.clone())
+                let at = OpRef { index: first.index + index as u32, ..first };
+                if mailbox.tail().append(at, failures_before, message) == Appended::NotInTail {
+                    return None;
+                }
+                if mailbox.tail().is_serving() {
+                    mailbox.notify_tail();
+                }
+                Some(mailbox.clone())
             })
             .collect()
     };
-    pushed.done().await?;
-    Ok(tails)
+    Ok((pending, tails))
 }
 
 /// Offers `json` at `path` to each of `devices` of `destination` that is

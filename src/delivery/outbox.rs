@@ -13,12 +13,14 @@
 //! [`QueueCursor`]); only a 200 to a stored envelope's request deletes it,
 //! and the deletes of one loop turn are one write; the delete need not be
 //! synced (if a crash loses it, the envelope is delivered again:
-//! at-least-once). The delivery receipts the acknowledgements of one loop
-//! turn owe are handed back together, so a burst of acks makes one receipt
-//! per sender, not one per envelope. Live traffic comes from the session's
-//! in-memory [`tail`](crate::shard::tail) once a store read has caught
-//! up with everything older; the store is read again whenever the tail
-//! cannot vouch for what follows the cursor.
+//! at-least-once). An envelope acknowledged while its put is still in the
+//! shard's open write batch is elided instead (neither put nor delete is
+//! written, counted in `switchboard_messages_elided_total`). The delivery
+//! receipts the acknowledgements of one loop turn owe are handed back
+//! together. Live traffic comes from the session's in-memory
+//! [`tail`](crate::shard::tail) once a store read has caught up with
+//! everything older, before its batch is written; the store is read again
+//! whenever the tail cannot vouch for what follows the cursor.
 
 use crate::accounts::AuthedDevice;
 use crate::clock::thread_cpu_us;
@@ -29,6 +31,7 @@ use crate::protocol::envelope::with_delivered_timestamp;
 use crate::shard::mailbox::QueueNews;
 use crate::shard::tail::TailSlot;
 use crate::shard::ShardCtx;
+use crate::store::batch::OpRef;
 use crate::store::messages::{parse_key, read_page, ReceiptTo, StoredKind, StoredMessage};
 use crate::store::writer::{Family, Op};
 use std::rc::Rc;
@@ -63,10 +66,9 @@ fn delivered_body(path: &'static str, json: &[u8], now_ms: u64) -> Vec<u8> {
     }
 }
 
-/// `(done_through, failed_batches)` of the shard's writer, in that order.
+/// `(done_through, failed_batches)` of the shard's writer.
 fn writer_progress(ctx: &ShardCtx) -> (u64, u64) {
-    let done_through = ctx.writer.done_through();
-    (done_through, ctx.writer.failed_batches())
+    (ctx.writer.done_through(), ctx.writer.failed_batches())
 }
 
 /// What an open server request was for.
@@ -80,6 +82,9 @@ enum Pending {
         key: Vec<u8>,
         /// The sender owed a delivery receipt once it is acknowledged.
         receipt_to: Option<ReceiptTo>,
+        /// Where its put was staged, when it came from the tail (it may
+        /// still be in the open batch, to be elided).
+        staged: Option<OpRef>,
     },
     /// An online-only envelope: nothing to delete.
     Ephemeral,
@@ -146,6 +151,7 @@ impl Outbox {
                     tail.on_store_caught_up(progress_before);
                 }
                 let last_key = page.last().map(|message| message.key.clone());
+                let page = page.into_iter().map(|message| (message, None));
                 if !self.deliver(ctx, page, send) {
                     return false;
                 }
@@ -159,7 +165,8 @@ impl Outbox {
                 }
                 continue;
             }
-            let page = match tail.take_ready(writer_progress(ctx), self.cursor.cursor(), free) {
+            let failures = ctx.writer.failed_batches();
+            let page = match tail.take_ready(failures, self.cursor.cursor(), free) {
                 Ok(page) => page,
                 Err(invalid) => {
                     tracing::debug!(?invalid, "queue tail dropped: reading the store");
@@ -167,8 +174,9 @@ impl Outbox {
                     continue;
                 }
             };
-            let Some(last_key) = page.last().map(|message| message.key.clone()) else { break };
+            let Some(last_key) = page.last().map(|(message, _)| message.key.clone()) else { break };
             ShardMetrics::add(&ctx.stats().messages_delivered_from_tail_total, page.len() as u64);
+            let page = page.into_iter().map(|(message, at)| (message, Some(at)));
             if !self.deliver(ctx, page, send) {
                 return false;
             }
@@ -177,16 +185,17 @@ impl Outbox {
         true
     }
 
-    /// Opens a request for each of `page`'s items and sends it; false once
-    /// the connection can take no more.
+    /// Opens a request for each of `page`'s items (with where its put is
+    /// staged, if it may still be unwritten) and sends it; false once the
+    /// connection can take no more.
     fn deliver(
         &mut self,
         ctx: &ShardCtx,
-        page: Vec<StoredMessage>,
+        page: impl Iterator<Item = (StoredMessage, Option<OpRef>)>,
         send: &mut impl FnMut(Outgoing) -> bool,
     ) -> bool {
         let now_ms = ctx.clock.now_ms();
-        for message in page {
+        for (message, staged) in page {
             let path = path_of(message.kind);
             let body = delivered_body(path, &message.json, now_ms);
             if let Some((_, _, stored_ms, _)) = parse_key(&message.key) {
@@ -197,7 +206,7 @@ impl Outbox {
                 StoredKind::IdentifiedEnvelope(to) => Some(to),
                 _ => None,
             };
-            let pending = Pending::Stored { key: message.key, receipt_to };
+            let pending = Pending::Stored { key: message.key, receipt_to, staged };
             let id = self.window.open(pending, now_ms).expect("a page fits the free slots");
             if !send(Outgoing { id, path, body: Some(body) }) {
                 return false;
@@ -244,11 +253,20 @@ impl Outbox {
         Some(Outgoing { id, path, body: Some(delivered_body(path, json, now_ms)) })
     }
 
-    /// The client answered request `id` with `status`.
-    pub fn on_response(&mut self, id: u64, status: u16) {
+    /// The client answered request `id` with `status`. An acknowledged
+    /// item still in the open batch is elided; any other is deleted with
+    /// the turn's other acknowledgements.
+    pub fn on_response(&mut self, ctx: &ShardCtx, id: u64, status: u16) {
         match self.window.complete(id) {
-            Some(Inflight { kind: Pending::Stored { key, receipt_to }, .. }) if status == 200 => {
-                self.acked.push(key);
+            Some(Inflight { kind: Pending::Stored { key, receipt_to, staged }, .. })
+                if status == 200 =>
+            {
+                if staged.is_some_and(|at| ctx.writer.elide(at, &key)) {
+                    ShardMetrics::inc(&ctx.stats().messages_elided_total);
+                    ShardMetrics::inc(&ctx.stats().messages_acked_total);
+                } else {
+                    self.acked.push(key);
+                }
                 self.receipts_due.extend(receipt_to);
             }
             Some(inflight) => {

@@ -131,8 +131,11 @@ shard_metrics! {
     /// Of those, envelopes served from the session's in-memory queue tail
     /// instead of being read back from RocksDB.
     messages_delivered_from_tail_total: "counter",
-    /// Envelopes acknowledged by their device and deleted.
+    /// Items acknowledged by their device and deleted, or elided (below).
     messages_acked_total: "counter",
+    /// Of those, items acknowledged while their put was still in the
+    /// shard's open write batch: neither the put nor a delete was written.
+    messages_elided_total: "counter",
     /// Envelopes deleted because a device's queue went over its cap.
     messages_trimmed_total: "counter",
     /// Envelopes deleted by the retention sweep.

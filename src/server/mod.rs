@@ -143,11 +143,10 @@ pub fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running>
     let mut threads = Vec::with_capacity(shard_count);
     let shards = mesh.into_iter().zip(listeners).zip(push_links).enumerate();
     for (id, (((outboxes, inboxes), listener), push_link)) in shards {
-        let writer = crate::store::writer::Writer::spawn(
+        let writer = crate::store::writer::WriterThread::spawn(
             store.clone(),
             id,
             config.durability,
-            (config.limits.ring_slots, config.limits.ring_full_wait_ms),
             metrics.clone(),
         )?;
         let setup = ShardSetup {

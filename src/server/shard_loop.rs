@@ -25,7 +25,7 @@ use crate::shard::msg::ShardMsg;
 use crate::shard::queue_lens::QueueLens;
 use crate::shard::ring::{Inboxes, Outboxes};
 use crate::shard::ShardCtx;
-use crate::store::writer::Writer;
+use crate::store::writer::WriterThread;
 use crate::store::{self, Store};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -63,7 +63,7 @@ pub struct ShardSetup {
     /// The shard's writer thread, started by the (unpinned) main thread: a
     /// thread inherits its creator's CPU affinity, so a writer started by a
     /// pinned shard would be confined to the shard's core.
-    pub writer: Writer,
+    pub writer: WriterThread,
     /// The shard's end of the push worker's rings.
     pub push_link: crate::push::link::PushLink,
 }
@@ -181,6 +181,8 @@ fn load(setup: ShardSetup) -> (Rc<ShardCtx>, Inboxes, std::net::TcpListener, Arc
 
 async fn serve(setup: ShardSetup) {
     let (ctx, inboxes, listener, draining) = load(setup);
+    let committer = ctx.clone();
+    monoio::spawn(async move { committer.writer.run().await });
     monoio::spawn(pump(ctx.clone(), inboxes));
     monoio::spawn(crate::delivery::retention::sweep_loop(ctx.clone()));
     monoio::spawn(crate::server::lag::probe_loop(ctx.clone()));

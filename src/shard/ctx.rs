@@ -30,7 +30,8 @@ use crate::shard::provisioning::ProvisioningRegistry;
 use crate::shard::queue_lens::QueueLens;
 use crate::shard::sessions::SessionRegistry;
 use crate::shard::warnings::RepeatedWarning;
-use crate::store::writer::Writer;
+use crate::store::commit::Writer;
+use crate::store::writer::WriterThread;
 use crate::store::Store;
 use crate::tls::ServerTls;
 use std::cell::{Cell, RefCell};
@@ -83,7 +84,8 @@ pub struct ShardCtx {
     pub accept_error_warning: RepeatedWarning,
     /// This shard's end of the ring mesh.
     pub mesh: Mesh,
-    /// The shard's writer thread.
+    /// The shard's writer: the open batch and the commit loop feeding the
+    /// writer thread.
     pub writer: Writer,
     /// The database (this shard reads only its own families).
     pub store: Store,
@@ -118,7 +120,7 @@ pub struct ShardParts {
     /// The shard's end of the mesh.
     pub mesh: Mesh,
     /// The writer thread.
-    pub writer: Writer,
+    pub writer: WriterThread,
     /// The opened store.
     pub store: Store,
     /// Metrics of all shards.
@@ -131,6 +133,7 @@ impl ShardCtx {
         let timers = SessionTimers::new(timer_tick_ms(&parts.config.limits));
         let limiters = Limiters::new(&parts.config.rate_limits);
         let push = ShardPush::new(&parts.config.push, parts.push_link);
+        let writer = Writer::new(parts.writer, parts.config.limits.ring_full_wait_ms);
         Self {
             id: parts.id,
             shard_count: parts.shard_count,
@@ -150,7 +153,7 @@ impl ShardCtx {
             write_error_warning: RepeatedWarning::new(WARNING_INTERVAL_MS),
             accept_error_warning: RepeatedWarning::new(WARNING_INTERVAL_MS),
             mesh: parts.mesh,
-            writer: parts.writer,
+            writer,
             store: parts.store,
             metrics: parts.metrics,
             read_scratch: RefCell::new(vec![0; READ_SCRATCH_BYTES]),

@@ -11,7 +11,7 @@
 //!   `client_requests_inflight_max`; one `Replaced`);
 //! - "new envelopes stored" is a flag, not an event: it is never refused and
 //!   never queued twice, and it wakes the session like an event does;
-//! - "items in the session's tail are durable" is another such flag; the
+//! - "items were added to the session's tail" is another such flag; the
 //!   tail itself ([`TailSlot`]) lives here so that the owner shard's
 //!   persists can append to it, and is dropped on close;
 //! - "a deadline passed" is a flag too, set by the shard's timer wheel
@@ -30,7 +30,7 @@ use std::task::{Context, Poll, Waker};
 pub struct QueueNews {
     /// Items were stored that the session's tail does not hold.
     pub stored: bool,
-    /// Items in the session's tail are durable now.
+    /// Items were added to the session's tail (or are durable now).
     pub tail: bool,
 }
 
@@ -53,7 +53,7 @@ pub enum SessionEvent {
         /// Its JSON.
         json: Vec<u8>,
     },
-    /// New envelopes are stored for this device (or are durable in the
+    /// New envelopes are stored for this device (or were added to the
     /// session's tail): read the queue.
     Stored,
     /// The session's deadline passed (ping, idle timeout, request timeouts).
@@ -146,7 +146,7 @@ impl Mailbox {
         }
     }
 
-    /// Tells the session items in its tail are durable. Never refused.
+    /// Tells the session its tail has news (items added, or durable). Never refused.
     pub fn notify_tail(&self) {
         if !self.closed.get() {
             self.tail_news.set(true);
@@ -306,7 +306,7 @@ mod tests {
             kind: StoredKind::Envelope,
             json: b"{}".to_vec(),
         };
-        mailbox.tail().append(1, 0, message);
+        mailbox.tail().append(crate::store::batch::OpRef { batch: 1, index: 0 }, 0, message);
         mailbox.tail().on_store_caught_up((0, 0));
         assert!(mailbox.tail().is_serving());
         mailbox.close();

@@ -5,16 +5,18 @@
 //! The store stays the truth; the tail is a cache of what was just written
 //! to it, and the outbox serves from it only when that cannot skip, reorder
 //! or invent an item:
-//! - every item queued for the device from job `first_job` on (writer jobs
-//!   are numbered in queue order, and keys grow with them) is appended, in
-//!   key order, until the tail overflows (then it is dropped whole, and the
-//!   next item starts a new one);
+//! - every item staged for the device from batch `first_batch` on (write
+//!   batches are numbered in order, and keys grow with them) is appended,
+//!   in key order, until the tail overflows (then it is dropped whole, and
+//!   the next item starts a new one);
 //! - the outbox starts serving from the tail only after a store read that
-//!   began once every job before `first_job` was done reached the end of
-//!   the queue: nothing older than the tail is left unread;
-//! - an entry is served only once its job is done (`job <= done_through`),
-//!   and only from the head: an entry still being written holds back the
-//!   ones after it;
+//!   began once every batch before `first_batch` was done reached the end
+//!   of the queue: nothing older than the tail is left unread;
+//! - an entry is served as soon as it is staged, before its batch is
+//!   written (DESIGN.md section 4: delivery does not wait for the fsync; a
+//!   device may see an item whose send then fails, and the sender retries:
+//!   at-least-once), from the head, with its place in the batch so that an
+//!   acknowledgement arriving before the write can elide it;
 //! - a failed batch after the tail began (the writer's failure count moved)
 //!   invalidates the tail: its entries may never have been stored, so the
 //!   outbox drops it and reads the store.
@@ -22,6 +24,7 @@
 //! Bounded: at most [`TAIL_ENTRIES_MAX`] entries and [`TAIL_BYTES_MAX`]
 //! bytes. Pure state: no I/O, no clock.
 
+use crate::store::batch::OpRef;
 use crate::store::messages::StoredMessage;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -31,10 +34,10 @@ pub const TAIL_ENTRIES_MAX: usize = 64;
 /// Most bytes (keys and JSON) one tail holds.
 pub const TAIL_BYTES_MAX: usize = 64 * 1024;
 
-/// One item, and the writer job that stores it.
+/// One item, and where its put is staged.
 #[derive(Debug)]
 struct Entry {
-    job: u64,
+    at: OpRef,
     message: StoredMessage,
 }
 
@@ -43,9 +46,9 @@ struct Entry {
 pub struct Tail {
     entries: VecDeque<Entry>,
     bytes: usize,
-    /// Every item queued for the device by this job or a later one is here
-    /// (until served).
-    first_job: u64,
+    /// Every item staged for the device in this batch or a later one is
+    /// here (until served).
+    first_batch: u64,
     /// The writer's failed-batch count when the tail began.
     failures_seen: u64,
     /// The outbox has caught up with everything older: it serves from here.
@@ -64,8 +67,8 @@ fn entry_bytes(message: &StoredMessage) -> usize {
 }
 
 impl Tail {
-    fn new(first_job: u64, failures_seen: u64) -> Self {
-        Self { entries: VecDeque::new(), bytes: 0, first_job, failures_seen, serving: false }
+    fn new(first_batch: u64, failures_seen: u64) -> Self {
+        Self { entries: VecDeque::new(), bytes: 0, first_batch, failures_seen, serving: false }
     }
 
     /// True once the outbox serves from the tail.
@@ -78,36 +81,31 @@ impl Tail {
     /// then) reached the end of the queue: serve from the tail if nothing
     /// older can be left.
     fn on_store_caught_up(&mut self, (done_through_before, failures_before): (u64, u64)) {
-        if failures_before == self.failures_seen && done_through_before + 1 >= self.first_job {
+        if failures_before == self.failures_seen && done_through_before + 1 >= self.first_batch {
             self.serving = true;
         }
     }
 
-    /// Up to `limit` entries whose jobs are done (`done_through`), from the
-    /// head, skipping those at or before `after` (already read from the
-    /// store). `failures` is the writer's failed-batch count, loaded after
-    /// `done_through`.
+    /// Up to `limit` entries from the head, each with its place in its
+    /// batch, skipping those at or before `after` (already read from the
+    /// store). `failures` is the writer's failed-batch count now.
     fn take_ready(
         &mut self,
-        (done_through, failures): (u64, u64),
+        failures: u64,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<StoredMessage>, TailInvalid> {
+    ) -> Result<Vec<(StoredMessage, OpRef)>, TailInvalid> {
         if failures != self.failures_seen {
             return Err(TailInvalid::WriteFailed);
         }
         let mut ready = Vec::new();
         while ready.len() < limit {
-            let Some(head) = self.entries.front() else { break };
-            if head.job > done_through {
-                break;
-            }
-            let entry = self.entries.pop_front().expect("a head");
+            let Some(entry) = self.entries.pop_front() else { break };
             self.bytes -= entry_bytes(&entry.message);
             if after.is_some_and(|after| entry.message.key.as_slice() <= after) {
                 continue;
             }
-            ready.push(entry.message);
+            ready.push((entry.message, entry.at));
         }
         Ok(ready)
     }
@@ -128,13 +126,13 @@ pub enum Appended {
 }
 
 impl TailSlot {
-    /// Appends `message`, stored by writer job `job`; `failures_before` is
-    /// the writer's failed-batch count loaded before the job was queued.
-    /// Starts a tail at `job` when there is none; drops the tail when the
-    /// entry would overflow it.
-    pub fn append(&self, job: u64, failures_before: u64, message: StoredMessage) -> Appended {
+    /// Appends `message`, whose put is staged at `at`; `failures_before` is
+    /// the writer's failed-batch count when it was staged. Starts a tail at
+    /// its batch when there is none; drops the tail when the entry would
+    /// overflow it.
+    pub fn append(&self, at: OpRef, failures_before: u64, message: StoredMessage) -> Appended {
         let mut slot = self.0.borrow_mut();
-        let tail = slot.get_or_insert_with(|| Box::new(Tail::new(job, failures_before)));
+        let tail = slot.get_or_insert_with(|| Box::new(Tail::new(at.batch, failures_before)));
         let bytes = entry_bytes(&message);
         if tail.entries.len() >= TAIL_ENTRIES_MAX || tail.bytes + bytes > TAIL_BYTES_MAX {
             *slot = None;
@@ -142,10 +140,10 @@ impl TailSlot {
         }
         debug_assert!(
             tail.entries.back().is_none_or(|last| last.message.key < message.key),
-            "keys grow with jobs"
+            "keys grow with batches"
         );
         tail.bytes += bytes;
-        tail.entries.push_back(Entry { job, message });
+        tail.entries.push_back(Entry { at, message });
         Appended::InTail
     }
 
@@ -165,13 +163,13 @@ impl TailSlot {
     /// tail is dropped.
     pub fn take_ready(
         &self,
-        progress: (u64, u64),
+        failures: u64,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<StoredMessage>, TailInvalid> {
+    ) -> Result<Vec<(StoredMessage, OpRef)>, TailInvalid> {
         let mut slot = self.0.borrow_mut();
         let Some(tail) = slot.as_mut().filter(|tail| tail.serving) else { return Ok(Vec::new()) };
-        let taken = tail.take_ready(progress, after, limit);
+        let taken = tail.take_ready(failures, after, limit);
         if taken.is_err() {
             *slot = None;
         }

@@ -11,6 +11,10 @@
 //! - [`accounts`]: the account record codec and loading a shard's accounts.
 //! - [`messages`]: per-device message queues: keys, values, bounded reads.
 //! - [`directory`]: the contact-discovery index entries a shard owns.
+//! - [`batch`]: the shard's open write batch: staged writes, their waits,
+//!   and the elision of puts acknowledged before they were written.
+//! - [`commit`]: the shard's writer: staging, and the commit loop that hands
+//!   one batch at a time to the writer thread.
 //! - [`writer`]: the per-shard writer thread that applies (and, per the
 //!   durability mode, syncs) batches off the io_uring event loop.
 
@@ -18,6 +22,8 @@
 //! durability mode) at most; never shard state or anything above.
 
 pub mod accounts;
+pub mod batch;
+pub mod commit;
 pub mod directory;
 pub mod messages;
 pub mod writer;

@@ -336,7 +336,7 @@ impl Session {
         match decoded {
             Ok(Frame::Request(request)) => self.on_client_request(request),
             Ok(Frame::Response(response)) => {
-                self.outbox.on_response(response.id, response.status);
+                self.outbox.on_response(&self.ctx, response.id, response.status);
                 End::Open
             }
             Err(FrameError::Unreadable(reason)) => self.fail(1007, reason),

@@ -11,40 +11,46 @@ fn message(n: u8, json_len: usize) -> StoredMessage {
     }
 }
 
-fn keys(messages: &[StoredMessage]) -> Vec<u8> {
-    messages.iter().map(|message| message.key[0]).collect()
+fn at(batch: u64) -> OpRef {
+    OpRef { batch, index: 0 }
 }
 
-/// A slot holding entries 1..=n stored by jobs 10+1..=10+n, not serving.
+fn keys(taken: &[(StoredMessage, OpRef)]) -> Vec<u8> {
+    taken.iter().map(|(message, _)| message.key[0]).collect()
+}
+
+/// A slot holding entries 1..=n staged in batches 10+1..=10+n, not serving.
 fn slot_with(n: u8) -> TailSlot {
     let slot = TailSlot::default();
     for key in 1..=n {
-        assert_eq!(slot.append(10 + u64::from(key), 0, message(key, 8)), Appended::InTail);
+        assert_eq!(slot.append(at(10 + u64::from(key)), 0, message(key, 8)), Appended::InTail);
     }
     slot
 }
 
 #[test]
-fn serves_nothing_until_a_store_read_caught_up_after_older_jobs() {
+fn serves_nothing_until_a_store_read_caught_up_after_older_batches() {
     let slot = slot_with(2);
     assert!(!slot.is_serving());
-    assert_eq!(slot.take_ready((100, 0), None, 16).unwrap(), vec![], "not serving yet");
-    // A read that began before job 10 (older than the tail) was done proves nothing.
+    assert!(slot.take_ready(0, None, 16).unwrap().is_empty(), "not serving yet");
+    // A read that began before batch 10 (older than the tail) was done proves nothing.
     slot.on_store_caught_up((9, 0));
     assert!(!slot.is_serving());
     slot.on_store_caught_up((10, 0));
     assert!(slot.is_serving());
-    assert_eq!(keys(&slot.take_ready((12, 0), None, 16).unwrap()), vec![1, 2]);
+    let taken = slot.take_ready(0, None, 16).unwrap();
+    assert_eq!(keys(&taken), vec![1, 2]);
+    assert_eq!(taken[1].1, at(12), "each entry carries its place in its batch");
 }
 
 #[test]
-fn an_entry_still_being_written_holds_back_the_ones_after_it() {
+fn entries_are_served_before_their_batch_is_written_in_order_up_to_the_limit() {
     let slot = slot_with(3);
     slot.on_store_caught_up((10, 0));
-    assert_eq!(keys(&slot.take_ready((11, 0), None, 16).unwrap()), vec![1]);
-    assert_eq!(slot.take_ready((11, 0), None, 16).unwrap(), vec![], "job 12 not done");
-    assert_eq!(keys(&slot.take_ready((13, 0), None, 1).unwrap()), vec![2], "at most limit");
-    assert_eq!(keys(&slot.take_ready((13, 0), None, 16).unwrap()), vec![3]);
+    // Batches 11..=13 are still being written: delivery does not wait for them.
+    assert_eq!(keys(&slot.take_ready(0, None, 1).unwrap()), vec![1], "at most limit");
+    assert_eq!(keys(&slot.take_ready(0, None, 16).unwrap()), vec![2, 3]);
+    assert!(slot.take_ready(0, None, 16).unwrap().is_empty());
 }
 
 #[test]
@@ -52,33 +58,33 @@ fn entries_already_read_from_the_store_are_skipped() {
     let slot = slot_with(3);
     slot.on_store_caught_up((13, 0));
     let after = vec![2u8; 36];
-    assert_eq!(keys(&slot.take_ready((13, 0), Some(&after), 16).unwrap()), vec![3]);
+    assert_eq!(keys(&slot.take_ready(0, Some(&after), 16).unwrap()), vec![3]);
 }
 
 #[test]
 fn an_overflow_drops_the_tail_and_the_next_item_starts_a_new_one() {
     let slot = TailSlot::default();
-    for job in 1..=TAIL_ENTRIES_MAX as u64 {
-        assert_eq!(slot.append(job, 0, message(job as u8, 8)), Appended::InTail);
+    for batch in 1..=TAIL_ENTRIES_MAX as u64 {
+        assert_eq!(slot.append(at(batch), 0, message(batch as u8, 8)), Appended::InTail);
     }
     slot.on_store_caught_up((0, 0));
     assert!(slot.is_serving());
     let over = TAIL_ENTRIES_MAX as u64 + 1;
-    assert_eq!(slot.append(over, 0, message(200, 8)), Appended::NotInTail);
+    assert_eq!(slot.append(at(over), 0, message(200, 8)), Appended::NotInTail);
     assert!(!slot.is_serving(), "dropped whole");
-    assert_eq!(slot.append(over + 1, 0, message(201, 8)), Appended::InTail);
-    // The new tail starts at job over + 1: job `over` must be done first.
+    assert_eq!(slot.append(at(over + 1), 0, message(201, 8)), Appended::InTail);
+    // The new tail starts at batch over + 1: batch `over` must be done first.
     slot.on_store_caught_up((over - 1, 0));
     assert!(!slot.is_serving());
     slot.on_store_caught_up((over, 0));
-    assert_eq!(keys(&slot.take_ready((over + 1, 0), None, 16).unwrap()), vec![201]);
+    assert_eq!(keys(&slot.take_ready(0, None, 16).unwrap()), vec![201]);
 }
 
 #[test]
 fn the_byte_bound_drops_the_tail_too() {
     let slot = TailSlot::default();
-    assert_eq!(slot.append(1, 0, message(1, TAIL_BYTES_MAX / 2)), Appended::InTail);
-    assert_eq!(slot.append(2, 0, message(2, TAIL_BYTES_MAX / 2)), Appended::NotInTail);
+    assert_eq!(slot.append(at(1), 0, message(1, TAIL_BYTES_MAX / 2)), Appended::InTail);
+    assert_eq!(slot.append(at(2), 0, message(2, TAIL_BYTES_MAX / 2)), Appended::NotInTail);
     assert!(slot.0.borrow().is_none());
 }
 
@@ -86,9 +92,9 @@ fn the_byte_bound_drops_the_tail_too() {
 fn a_failed_batch_invalidates_the_tail() {
     let slot = slot_with(2);
     slot.on_store_caught_up((10, 0));
-    assert_eq!(slot.take_ready((12, 1), None, 16), Err(TailInvalid::WriteFailed));
+    assert_eq!(slot.take_ready(1, None, 16), Err(TailInvalid::WriteFailed));
     assert!(slot.0.borrow().is_none(), "dropped");
-    assert_eq!(slot.take_ready((12, 1), None, 16).unwrap(), vec![]);
+    assert!(slot.take_ready(1, None, 16).unwrap().is_empty());
 }
 
 #[test]
@@ -104,5 +110,5 @@ fn a_cleared_slot_holds_nothing() {
     slot.on_store_caught_up((12, 0));
     slot.clear();
     assert!(!slot.is_serving());
-    assert_eq!(slot.take_ready((12, 0), None, 16).unwrap(), vec![]);
+    assert!(slot.take_ready(0, None, 16).unwrap().is_empty());
 }
