@@ -23,6 +23,7 @@ use crate::protocol::payloads::Registration;
 use crate::push::verification::VerifyRefused;
 use crate::shard::mesh::CallError;
 use crate::shard::msg::{Call, Outcome};
+use crate::shard::receipt_window::Added;
 use crate::shard::ShardCtx;
 use crate::store::messages::ReceiptTo;
 use std::rc::Rc;
@@ -214,27 +215,46 @@ pub async fn provision(
     }
 }
 
-/// Sends the `DELIVERY` receipts `due` owes (acknowledgements by `acker`):
-/// one per sender account, stored for each of its devices, in a task of
-/// their own (an acknowledgement never waits for them). A receipt the
-/// sender's owner refuses (its storage, a full ring) is dropped and counted:
-/// the envelope itself was delivered.
+/// Owes `acker`'s senders the delivery receipts `due`: they join the
+/// shard's receipt window, which is sent `receipt_window_ms` after it
+/// opened (at once when it is full), one receipt per (device, sender) pair.
 pub fn send_delivery_receipts(ctx: &Rc<ShardCtx>, acker: AuthedDevice, due: Vec<ReceiptTo>) {
     if due.is_empty() {
         return;
     }
-    let receipts = crate::delivery::receipts::group(due, ctx.config.limits.receipt_timestamps_max);
-    let ctx = ctx.clone();
-    monoio::spawn(async move {
-        for (sender, receipt) in receipts {
-            let sent = fan_out(&ctx, sender, acker, FanoutItem::Receipt(receipt)).await;
-            let counter = match sent {
-                Ok(Ok(())) | Ok(Err(FanoutRefused::UnknownAccount)) => {
-                    &ctx.stats().delivery_receipts_total
+    match ctx.receipt_window.add(acker, due) {
+        Added::Joined => {}
+        Added::Full => flush_delivery_receipts(ctx),
+        Added::Opened => {
+            let ctx = ctx.clone();
+            monoio::spawn(async move {
+                let window_ms = ctx.config.receipt_window_ms;
+                if window_ms > 0 {
+                    monoio::time::sleep(std::time::Duration::from_millis(window_ms)).await;
                 }
-                Ok(Err(_)) | Err(_) => &ctx.stats().delivery_receipts_failed_total,
-            };
-            ShardMetrics::inc(counter);
+                flush_delivery_receipts(&ctx);
+            });
         }
-    });
+    }
+}
+
+/// Sends what the receipt window holds, each receipt in its own task (each
+/// waits for its own durable write on the sender's owner).
+fn flush_delivery_receipts(ctx: &Rc<ShardCtx>) {
+    let timestamps_max = ctx.config.limits.receipt_timestamps_max;
+    for (acker, sender, timestamps) in ctx.receipt_window.take() {
+        for receipt in crate::delivery::receipts::delivery_receipts(&timestamps, timestamps_max) {
+            let ctx = ctx.clone();
+            monoio::spawn(async move {
+                let sent = fan_out(&ctx, sender, acker, FanoutItem::Receipt(receipt)).await;
+                let counter = match sent {
+                    Ok(Ok(())) | Ok(Err(FanoutRefused::UnknownAccount)) => {
+                        &ctx.stats().delivery_receipts_total
+                    }
+                    Ok(Err(_)) | Err(_) => &ctx.stats().delivery_receipts_failed_total,
+                };
+                ShardMetrics::inc(counter);
+            });
+        }
+    }
 }

@@ -177,7 +177,7 @@ fn config_prints_the_defaults_as_valid_toml() {
 
 #[test]
 fn config_file_errors_name_the_field_or_the_file() {
-    let cases: [(&str, &str, &[&str]); 7] = [
+    let cases: [(&str, &str, &[&str]); 9] = [
         ("unknown field", "listne = \"127.0.0.1:1\"\n", &["listne"]),
         ("wrong type", "[limits]\nframe_bytes_max = \"big\"\n", &["frame_bytes_max"]),
         ("zero ring slots", "[limits]\nring_slots = 0\n", &["limits.ring_slots"]),
@@ -189,6 +189,8 @@ fn config_file_errors_name_the_field_or_the_file() {
         ("unknown limit", "[limits]\nframe_bytes_maxx = 1\n", &["frame_bytes_maxx"]),
         ("ring size not a power of two", "io_uring_entries = 1000\n", &["io_uring_entries"]),
         ("unknown io driver", "io_driver = \"kqueue\"\n", &["io_driver"]),
+        ("receipt window too long", "receipt_window_ms = 10001\n", &["receipt_window_ms"]),
+        ("negative receipt window", "receipt_window_ms = -5\n", &["receipt_window_ms"]),
     ];
     for (what, toml, needles) in cases {
         let (outcome, _path, _temp) = serve_with_config(toml);

@@ -115,6 +115,10 @@ pub struct Config {
     pub message_retention_ms: u64,
     /// How often each shard sweeps its queues for expired envelopes.
     pub retention_sweep_interval_ms: u64,
+    /// How long a shard gathers the delivery receipts its acknowledgements
+    /// owe before sending them: one stored receipt per (device, sender)
+    /// per window. 0 sends them on the shard's next turn.
+    pub receipt_window_ms: u64,
     /// After SIGTERM or SIGINT, the longest the server waits for its
     /// WebSockets to close before it exits anyway.
     pub drain_timeout_ms: u64,
@@ -144,6 +148,7 @@ impl Default for Config {
             io_uring_sqpoll_idle_ms: 0,
             message_retention_ms: 30 * 24 * 3600 * 1000,
             retention_sweep_interval_ms: 3600 * 1000,
+            receipt_window_ms: 5,
             drain_timeout_ms: 10_000,
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
@@ -154,6 +159,9 @@ impl Default for Config {
 
 /// The admin listener's address unless configured.
 pub const ADMIN_LISTEN_DEFAULT: &str = "127.0.0.1:9090";
+
+/// Longest receipt window: a receipt held longer tells its sender late.
+pub const RECEIPT_WINDOW_MS_MAX: u64 = 10_000;
 
 /// Most shards one process may run; the ring mesh is N x N.
 pub const SHARDS_MAX: usize = 256;
@@ -219,6 +227,12 @@ impl Config {
             return invalid(
                 "io_uring_entries",
                 &format!("must be a power of two from 256 to {IO_URING_ENTRIES_MAX}"),
+            );
+        }
+        if self.receipt_window_ms > RECEIPT_WINDOW_MS_MAX {
+            return invalid(
+                "receipt_window_ms",
+                &format!("must be at most {RECEIPT_WINDOW_MS_MAX} (0 = the shard's next turn)"),
             );
         }
         if self.io_uring_sqpoll_idle_ms > 60_000 {

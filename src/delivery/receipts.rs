@@ -1,34 +1,23 @@
 //! The server's own delivery receipts: when a device acknowledges envelopes
-//! from identified senders, each sender's account is sent one `DELIVERY`
+//! from identified senders, each sender's account is sent a `DELIVERY`
 //! receipt listing the acknowledged envelopes' timestamps (as Signal sends
-//! its server delivery receipt on ack).
+//! its server delivery receipt on ack). The shard gathers what its
+//! acknowledgements owe over a short window
+//! ([`crate::shard::receipt_window`]); this module turns one device's debt
+//! to one sender into receipts.
 //!
-//! Invariants: one receipt per sender account per batch of acknowledgements
-//! (split only at `receipt_timestamps_max`), senders in the order their
-//! first envelope was acknowledged, timestamps in acknowledgement order.
+//! Invariants: every timestamp goes into exactly one receipt, in
+//! acknowledgement order; a receipt holds at most `timestamps_max` of them
+//! (a longer run is split).
 
 use crate::protocol::items::Receipt;
-use crate::store::messages::ReceiptTo;
-use uuid::Uuid;
 
-/// The receipts `due` makes: `(sender account, receipt)`, each receipt with
-/// at most `timestamps_max` timestamps.
-pub fn group(due: Vec<ReceiptTo>, timestamps_max: usize) -> Vec<(Uuid, Receipt)> {
-    let mut by_sender: Vec<(Uuid, Vec<u64>)> = Vec::new();
-    for to in due {
-        match by_sender.iter_mut().find(|(account, _)| *account == to.account) {
-            Some((_, timestamps)) => timestamps.push(to.timestamp),
-            None => by_sender.push((to.account, vec![to.timestamp])),
-        }
-    }
-    by_sender
-        .into_iter()
-        .flat_map(|(account, timestamps)| {
-            timestamps
-                .chunks(timestamps_max.max(1))
-                .map(|chunk| (account, Receipt { kind: "DELIVERY", timestamps: chunk.to_vec() }))
-                .collect::<Vec<_>>()
-        })
+/// The `DELIVERY` receipts for `timestamps`, each with at most
+/// `timestamps_max` of them.
+pub fn delivery_receipts(timestamps: &[u64], timestamps_max: usize) -> Vec<Receipt> {
+    timestamps
+        .chunks(timestamps_max.max(1))
+        .map(|chunk| Receipt { kind: "DELIVERY", timestamps: chunk.to_vec() })
         .collect()
 }
 
@@ -36,25 +25,19 @@ pub fn group(due: Vec<ReceiptTo>, timestamps_max: usize) -> Vec<(Uuid, Receipt)>
 mod tests {
     use super::*;
 
-    fn to(account: u128, timestamp: u64) -> ReceiptTo {
-        ReceiptTo { account: Uuid::from_u128(account), timestamp }
+    #[test]
+    fn one_receipt_with_every_timestamp_in_order() {
+        let receipts = delivery_receipts(&[10, 11, 12], 100);
+        assert_eq!(receipts, vec![Receipt { kind: "DELIVERY", timestamps: vec![10, 11, 12] }]);
+        assert!(delivery_receipts(&[], 100).is_empty());
     }
 
     #[test]
-    fn one_receipt_per_sender_in_ack_order() {
-        let receipts = group(vec![to(1, 10), to(2, 20), to(1, 11), to(1, 12)], 100);
-        assert_eq!(receipts.len(), 2);
-        assert_eq!(receipts[0].0, Uuid::from_u128(1));
-        assert_eq!(receipts[0].1, Receipt { kind: "DELIVERY", timestamps: vec![10, 11, 12] });
-        assert_eq!(receipts[1].1.timestamps, vec![20]);
-        assert!(group(Vec::new(), 100).is_empty());
-    }
-
-    #[test]
-    fn a_long_burst_splits_at_the_timestamp_bound() {
-        let due = (0..5).map(|n| to(1, n)).collect();
-        let receipts = group(due, 2);
-        let lens: Vec<usize> = receipts.iter().map(|(_, r)| r.timestamps.len()).collect();
+    fn a_long_run_splits_at_the_timestamp_bound() {
+        let receipts = delivery_receipts(&[0, 1, 2, 3, 4], 2);
+        let lens: Vec<usize> = receipts.iter().map(|r| r.timestamps.len()).collect();
         assert_eq!(lens, vec![2, 2, 1]);
+        let all: Vec<u64> = receipts.into_iter().flat_map(|r| r.timestamps).collect();
+        assert_eq!(all, vec![0, 1, 2, 3, 4]);
     }
 }

@@ -28,6 +28,7 @@ use crate::shard::mailbox::SessionTimers;
 use crate::shard::mesh::Mesh;
 use crate::shard::provisioning::ProvisioningRegistry;
 use crate::shard::queue_lens::QueueLens;
+use crate::shard::receipt_window::ReceiptWindow;
 use crate::shard::sessions::SessionRegistry;
 use crate::shard::warnings::RepeatedWarning;
 use crate::store::commit::Writer;
@@ -41,6 +42,10 @@ use uuid::Uuid;
 
 /// Least time between two log lines of one repeated warning on a shard.
 pub const WARNING_INTERVAL_MS: u64 = 10_000;
+
+/// Most timestamps [`ShardCtx::receipt_window`] holds before it is flushed
+/// early.
+pub const RECEIPT_WINDOW_TIMESTAMPS_MAX: usize = 64 * 1024;
 
 /// Size of [`ShardCtx::read_scratch`]: bytes one socket read can take.
 pub const READ_SCRATCH_BYTES: usize = 64 * 1024;
@@ -71,6 +76,8 @@ pub struct ShardCtx {
     pub timers: SessionTimers,
     /// Stored envelopes per device.
     pub queue_lens: QueueLens,
+    /// Delivery receipts owed by this shard's acknowledgements, not yet sent.
+    pub receipt_window: ReceiptWindow,
     /// Provisioning sockets waiting on this shard.
     pub provisioning: ProvisioningRegistry,
     /// Server timestamps and sequence numbers for new envelopes.
@@ -147,6 +154,7 @@ impl ShardCtx {
             sessions: RefCell::new(SessionRegistry::default()),
             timers,
             queue_lens: parts.queue_lens,
+            receipt_window: ReceiptWindow::new(RECEIPT_WINDOW_TIMESTAMPS_MAX),
             provisioning: ProvisioningRegistry::default(),
             stamps: EnvelopeStamps::default(),
             queue_trim_warning: RepeatedWarning::new(WARNING_INTERVAL_MS),

@@ -14,6 +14,7 @@
 //! - [`tail`]: a session's in-memory queue tail (what was just stored).
 //! - [`sessions`]: which connection is live for each device.
 //! - [`queue_lens`]: stored envelopes per device.
+//! - [`receipt_window`]: delivery receipts owed, gathered over a short window.
 //! - [`provisioning`]: provisioning sockets waiting for their message.
 //! - [`warnings`]: folding a repeated warning into one line per interval.
 //! - [`ctx`]: [`ShardCtx`], the components above put together.
@@ -30,6 +31,7 @@ pub mod msg;
 pub mod owner;
 pub mod provisioning;
 pub mod queue_lens;
+pub mod receipt_window;
 pub mod ring;
 pub mod sessions;
 pub mod tail;
