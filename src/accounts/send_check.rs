@@ -94,7 +94,7 @@ mod tests {
                 kind: 1,
                 device_id,
                 registration_id,
-                content: vec![1],
+                content: "AQ==".into(),
             })
             .collect();
         Send { messages, online: false, urgent: true, timestamp: 1 }

@@ -16,7 +16,6 @@
 use crate::accounts::{AuthedDevice, SendRefused};
 use crate::delivery::enqueue::{offer_live, persist, Queued};
 use crate::delivery::outbox::MESSAGE_PATH;
-use crate::protocol::base64;
 use crate::protocol::envelope::{new_server_guid, Envelope, Send, SEALED_SENDER_TYPE};
 use crate::shard::ShardCtx;
 use crate::store::messages::{ReceiptTo, StoredKind};
@@ -62,7 +61,7 @@ fn build(
                 source_device: source.map(|s| s.device_id),
                 timestamp: send.timestamp,
                 server_timestamp: server_ms,
-                content: base64::encode(&message.content),
+                content: message.content.clone(),
                 server_guid: guid.to_string(),
                 destination_uuid: destination.to_string(),
                 urgent: send.urgent,

@@ -27,6 +27,20 @@ pub fn decode(text: &[u8]) -> Result<Vec<u8>, Base64Error> {
     }
 }
 
+/// Checks that `text` is standard Base64 (padded or not) without decoding
+/// it, and returns it padded: content the server passes on as received.
+pub fn checked_padded(mut text: String) -> Result<String, Base64Error> {
+    if text.len() % 4 == 0 {
+        base64_simd::STANDARD.check(text.as_bytes()).map_err(|_| Base64Error)?;
+        return Ok(text);
+    }
+    base64_simd::STANDARD_NO_PAD.check(text.as_bytes()).map_err(|_| Base64Error)?;
+    while text.len() % 4 != 0 {
+        text.push('=');
+    }
+    Ok(text)
+}
+
 /// The decoded length of `encoded_len` Base64 characters, rounded up; lets a
 /// caller refuse an over-long body before decoding it.
 pub fn decoded_len_max(encoded_len: usize) -> usize {
@@ -48,6 +62,22 @@ mod tests {
     #[test]
     fn accepts_unpadded() {
         assert_eq!(decode(b"YWI").unwrap(), b"ab");
+    }
+
+    #[test]
+    fn checking_agrees_with_decoding_and_pads() {
+        assert_eq!(checked_padded("YWI".into()).unwrap(), "YWI=");
+        assert_eq!(checked_padded("YWJj".into()).unwrap(), "YWJj");
+        assert_eq!(checked_padded(String::new()).unwrap(), "");
+        for bad in ["*&^%", "YW=I", "Y", "YWJj\n", "YQ==YQ=="] {
+            assert_eq!(checked_padded(bad.into()), Err(Base64Error), "{bad:?}");
+            assert_eq!(decode(bad.as_bytes()), Err(Base64Error), "{bad:?}");
+        }
+        for len in 0..40 {
+            let bytes: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(91)).collect();
+            let unpadded = base64_simd::STANDARD_NO_PAD.encode_to_string(&bytes);
+            assert_eq!(checked_padded(unpadded).unwrap(), encode(&bytes));
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!
 //! Invariants: [`SendRequest::validate`] accepts only types 1, 3, 6, 7,
 //! device ids 1..=127, each device at most once, and Base64 content; the
-//! content is opaque and never inspected beyond decoding it.
+//! content is opaque and never inspected beyond checking it is Base64.
 
 use crate::protocol::base64;
 use crate::protocol::payloads::PayloadError;
@@ -64,8 +64,9 @@ pub struct OutgoingMessage {
     pub device_id: u32,
     /// Registration id the sender expects.
     pub registration_id: u32,
-    /// Decoded content.
-    pub content: Vec<u8>,
+    /// Content as the sender sent it: checked Base64, padded (the server
+    /// never decodes it: it is stored and delivered in this form).
+    pub content: String,
 }
 
 /// A validated send request.
@@ -105,7 +106,7 @@ impl SendRequest {
             }
             let registration_id = u32::try_from(message.destination_registration_id)
                 .map_err(|_| PayloadError("destinationRegistrationId out of range".into()))?;
-            let content = base64::decode(message.content.as_bytes())
+            let content = base64::checked_padded(message.content)
                 .map_err(|_| PayloadError("content is not Base64".into()))?;
             messages.push(OutgoingMessage { kind, device_id, registration_id, content });
         }
@@ -210,7 +211,7 @@ mod tests {
             r#"{"messages":[{"type":1,"destinationDeviceId":1,"destinationRegistrationId":5,"content":"aGk="}],"online":false,"urgent":true,"timestamp":99}"#,
         )
         .unwrap();
-        assert_eq!(send.messages[0].content, b"hi");
+        assert_eq!(send.messages[0].content, "aGk=");
         assert_eq!(send.timestamp, 99);
     }
 
