@@ -5,6 +5,7 @@
 //!   DESIGN.md section 3, both directions.
 //! - [`envelope`]: the send request body and the `Envelope` JSON.
 //! - [`payloads`]: JSON bodies of the REST routes (registration, devices, errors).
+//! - [`json_in`]: simd-json's parse buffers, reused per thread (per shard).
 //! - [`items`]: typing indicators, receipts and stories, in and out.
 //! - [`discovery`]: contact discovery requests (identifiers, hashes) and answers.
 //! - [`push`]: push-token bodies and the push payloads (APNs, FCM).
@@ -20,6 +21,7 @@ pub mod discovery;
 pub mod envelope;
 pub mod frame;
 pub mod items;
+pub mod json_in;
 pub mod json_out;
 pub mod payloads;
 pub mod push;

@@ -19,7 +19,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &mut [u8]) -> Result<T, PayloadErro
     if body.is_empty() {
         return Err(PayloadError("request body is empty; JSON expected".into()));
     }
-    simd_json::serde::from_slice(body)
+    crate::protocol::json_in::from_slice(body)
         .map_err(|error| PayloadError(format!("invalid JSON: {error}")))
 }
 
