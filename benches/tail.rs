@@ -78,7 +78,7 @@ fn tail(c: &mut Criterion) {
     let job = std::cell::Cell::new(1u64);
     let at = |batch| OpRef { batch, index: 0 };
     slot.append(at(job.get()), 0, store_next());
-    slot.on_store_caught_up((job.get(), 0));
+    slot.on_store_caught_up((job.get(), 0), job.get() + 1, 0);
     group.bench_function("tail", |b| {
         b.iter_batched(
             store_next,
@@ -123,7 +123,7 @@ fn writer_handoff(c: &mut Criterion) {
     let mut runtime =
         monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer().build().unwrap();
     let thread = WriterThread::spawn(store.clone(), 0, Durability::None, new_metrics(1)).unwrap();
-    let writer = Writer::new(thread, 100);
+    let writer = Writer::new(thread, 100, std::time::Duration::ZERO);
     group.bench_function("through_writer_thread", |b| {
         b.iter(|| {
             seq += 1;

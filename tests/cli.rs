@@ -177,7 +177,7 @@ fn config_prints_the_defaults_as_valid_toml() {
 
 #[test]
 fn config_file_errors_name_the_field_or_the_file() {
-    let cases: [(&str, &str, &[&str]); 9] = [
+    let cases: [(&str, &str, &[&str]); 10] = [
         ("unknown field", "listne = \"127.0.0.1:1\"\n", &["listne"]),
         ("wrong type", "[limits]\nframe_bytes_max = \"big\"\n", &["frame_bytes_max"]),
         ("zero ring slots", "[limits]\nring_slots = 0\n", &["limits.ring_slots"]),
@@ -190,6 +190,7 @@ fn config_file_errors_name_the_field_or_the_file() {
         ("ring size not a power of two", "io_uring_entries = 1000\n", &["io_uring_entries"]),
         ("unknown io driver", "io_driver = \"kqueue\"\n", &["io_driver"]),
         ("receipt window too long", "receipt_window_ms = 10001\n", &["receipt_window_ms"]),
+        ("persist delay too long", "persist_delay_ms = 10001\n", &["persist_delay_ms"]),
         ("negative receipt window", "receipt_window_ms = -5\n", &["receipt_window_ms"]),
     ];
     for (what, toml, needles) in cases {

@@ -115,6 +115,13 @@ pub struct Config {
     pub message_retention_ms: u64,
     /// How often each shard sweeps its queues for expired envelopes.
     pub retention_sweep_interval_ms: u64,
+    /// How long a write batch holding items already on their way to
+    /// connected devices may wait for their acknowledgements before it is
+    /// written (an item acknowledged meanwhile is never written; Signal's
+    /// `persistDelay`). Adds at most this much to a sender's 200 when the
+    /// device does not acknowledge in time. 0 writes as soon as the writer
+    /// is free.
+    pub persist_delay_ms: u64,
     /// How long a shard gathers the delivery receipts its acknowledgements
     /// owe before sending them: one stored receipt per (device, sender)
     /// per window. 0 sends them on the shard's next turn.
@@ -149,6 +156,7 @@ impl Default for Config {
             message_retention_ms: 30 * 24 * 3600 * 1000,
             retention_sweep_interval_ms: 3600 * 1000,
             receipt_window_ms: 5,
+            persist_delay_ms: 2,
             drain_timeout_ms: 10_000,
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
@@ -159,6 +167,10 @@ impl Default for Config {
 
 /// The admin listener's address unless configured.
 pub const ADMIN_LISTEN_DEFAULT: &str = "127.0.0.1:9090";
+
+/// Longest hold of a write batch for acknowledgements: each held
+/// millisecond is one more on a sender's 200 when the device is slow.
+pub const PERSIST_DELAY_MS_MAX: u64 = 10_000;
 
 /// Longest receipt window: a receipt held longer tells its sender late.
 pub const RECEIPT_WINDOW_MS_MAX: u64 = 10_000;
@@ -227,6 +239,12 @@ impl Config {
             return invalid(
                 "io_uring_entries",
                 &format!("must be a power of two from 256 to {IO_URING_ENTRIES_MAX}"),
+            );
+        }
+        if self.persist_delay_ms > PERSIST_DELAY_MS_MAX {
+            return invalid(
+                "persist_delay_ms",
+                &format!("must be at most {PERSIST_DELAY_MS_MAX} (0 = write at once)"),
             );
         }
         if self.receipt_window_ms > RECEIPT_WINDOW_MS_MAX {
@@ -322,70 +340,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_valid_and_round_trip() {
-        let config = Config::default();
-        config.validate().expect("defaults validate");
-        let text = config.to_toml();
-        assert_eq!(Config::from_toml(&text).expect("round trip"), config);
-    }
-
-    #[test]
-    fn unknown_field_is_refused_by_name() {
-        let error = Config::from_toml("listne = \"127.0.0.1:1\"").unwrap_err();
-        assert!(error.contains("listne"), "{error}");
-    }
-
-    #[test]
-    fn wrong_type_names_the_field() {
-        let error = Config::from_toml("[limits]\nframe_bytes_max = \"big\"").unwrap_err();
-        assert!(error.contains("frame_bytes_max"), "{error}");
-    }
-
-    #[test]
-    fn zero_limit_names_the_field() {
-        let mut config = Config::default();
-        config.limits.ring_slots = 0;
-        let error = config.validate().unwrap_err().to_string();
-        assert!(error.contains("limits.ring_slots"), "{error}");
-    }
-
-    #[test]
-    fn ping_must_be_shorter_than_idle() {
-        let mut config = Config::default();
-        config.limits.ping_interval_ms = config.limits.idle_timeout_ms;
-        let error = config.validate().unwrap_err().to_string();
-        assert!(error.contains("ping_interval_ms"), "{error}");
-    }
-
-    #[test]
-    fn io_settings_are_checked_and_parsed() {
-        for entries in [0, 100, 255, 1000, 65_536] {
-            let config = Config { io_uring_entries: entries, ..Config::default() };
-            let error = config.validate().unwrap_err().to_string();
-            assert!(error.contains("`io_uring_entries`"), "{entries}: {error}");
-        }
-        let config = Config { io_uring_sqpoll_idle_ms: 60_001, ..Config::default() };
-        assert!(config.validate().unwrap_err().to_string().contains("`io_uring_sqpoll_idle_ms`"));
-        let config = Config::from_toml("io_driver = \"epoll\"\nio_uring_entries = 256").unwrap();
-        assert_eq!(config.io_driver, IoDriver::Epoll);
-        assert!(config.validate().is_ok());
-        assert!(Config::from_toml("io_driver = \"kqueue\"").unwrap_err().contains("io_driver"));
-        assert!("uring".parse::<IoDriver>().unwrap_err().contains("auto, io_uring, epoll"));
-    }
-
-    #[test]
-    fn too_many_shards_is_refused() {
-        let config = Config { shards: SHARDS_MAX + 1, ..Config::default() };
-        assert!(config.validate().unwrap_err().to_string().contains("`shards`"));
-    }
-
-    #[test]
-    fn durability_parses() {
-        assert_eq!("group".parse::<Durability>(), Ok(Durability::Group));
-        assert!("fast".parse::<Durability>().is_err());
-    }
-}
+mod tests;

@@ -94,7 +94,7 @@ pub async fn persist(
         }
         stored.push((device, item.urgent));
     }
-    crate::delivery::push::on_stored(ctx, stored.into_iter());
+    crate::delivery::push::on_stored(ctx, stored);
     Ok(())
 }
 
@@ -140,6 +140,8 @@ async fn stage(
                     return None;
                 }
                 if mailbox.tail().is_serving() {
+                    // Delivered now: its acknowledgement may beat the write.
+                    ctx.writer.mark_elidable(at);
                     mailbox.notify_tail();
                 }
                 Some(mailbox.clone())

@@ -148,7 +148,12 @@ impl Outbox {
                 let progress_before = writer_progress(ctx);
                 let Some((page, more)) = self.read_page(ctx, free) else { return true };
                 if !more {
-                    tail.on_store_caught_up(progress_before);
+                    let open_batch = ctx.writer.open_batch();
+                    tail.on_store_caught_up(
+                        progress_before,
+                        open_batch,
+                        ctx.writer.failed_batches(),
+                    );
                 }
                 let last_key = page.last().map(|message| message.key.clone());
                 let page = page.into_iter().map(|message| (message, None));
@@ -293,7 +298,8 @@ impl Outbox {
     /// delivery receipts those acknowledgements owe their senders.
     pub fn delete_acked(&mut self, ctx: &Rc<ShardCtx>) -> Vec<ReceiptTo> {
         if self.acked.is_empty() {
-            return Vec::new();
+            // Elided acknowledgements owe receipts too.
+            return std::mem::take(&mut self.receipts_due);
         }
         let keys = std::mem::take(&mut self.acked);
         let count = keys.len() as u32;

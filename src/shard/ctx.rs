@@ -140,7 +140,9 @@ impl ShardCtx {
         let timers = SessionTimers::new(timer_tick_ms(&parts.config.limits));
         let limiters = Limiters::new(&parts.config.rate_limits);
         let push = ShardPush::new(&parts.config.push, parts.push_link);
-        let writer = Writer::new(parts.writer, parts.config.limits.ring_full_wait_ms);
+        let persist_delay = std::time::Duration::from_millis(parts.config.persist_delay_ms);
+        let writer =
+            Writer::new(parts.writer, parts.config.limits.ring_full_wait_ms, persist_delay);
         Self {
             id: parts.id,
             shard_count: parts.shard_count,

@@ -307,7 +307,7 @@ mod tests {
             json: b"{}".to_vec(),
         };
         mailbox.tail().append(crate::store::batch::OpRef { batch: 1, index: 0 }, 0, message);
-        mailbox.tail().on_store_caught_up((0, 0));
+        mailbox.tail().on_store_caught_up((0, 0), 1, 0);
         assert!(mailbox.tail().is_serving());
         mailbox.close();
         assert!(!mailbox.tail().is_serving());

@@ -19,7 +19,13 @@
 //!   acknowledgement arriving before the write can elide it;
 //! - a failed batch after the tail began (the writer's failure count moved)
 //!   invalidates the tail: its entries may never have been stored, so the
-//!   outbox drops it and reads the store.
+//!   outbox drops it and reads the store;
+//! - with no tail, a store read that reached the end of the queue starts an
+//!   empty serving tail at the open batch when every item ever staged for
+//!   the device while the session was registered (the slot records the
+//!   latest batch, and starts at the open batch when the session
+//!   registers) was in a batch done before the read began: then the read
+//!   saw everything older, and the next item is served from memory at once.
 //!
 //! Bounded: at most [`TAIL_ENTRIES_MAX`] entries and [`TAIL_BYTES_MAX`]
 //! bytes. Pure state: no I/O, no clock.
@@ -111,10 +117,14 @@ impl Tail {
     }
 }
 
-/// A session's tail, if it has one (none until an item arrives, and again
-/// after an overflow or a failed write).
+/// A session's tail, if it has one (none until an item arrives or a store
+/// read vouches for an empty one, and again after an overflow or a failed
+/// write), and the latest batch any item for the device was staged in.
 #[derive(Debug, Default)]
-pub struct TailSlot(RefCell<Option<Box<Tail>>>);
+pub struct TailSlot {
+    tail: RefCell<Option<Box<Tail>>>,
+    staged_through: std::cell::Cell<u64>,
+}
 
 /// Whom a stored item's news goes to once its job is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +141,8 @@ impl TailSlot {
     /// its batch when there is none; drops the tail when the entry would
     /// overflow it.
     pub fn append(&self, at: OpRef, failures_before: u64, message: StoredMessage) -> Appended {
-        let mut slot = self.0.borrow_mut();
+        self.note_staged(at.batch);
+        let mut slot = self.tail.borrow_mut();
         let tail = slot.get_or_insert_with(|| Box::new(Tail::new(at.batch, failures_before)));
         let bytes = entry_bytes(&message);
         if tail.entries.len() >= TAIL_ENTRIES_MAX || tail.bytes + bytes > TAIL_BYTES_MAX {
@@ -147,15 +158,35 @@ impl TailSlot {
         Appended::InTail
     }
 
-    /// True when the outbox serves from the tail.
-    pub fn is_serving(&self) -> bool {
-        self.0.borrow().as_ref().is_some_and(|tail| tail.is_serving())
+    /// Records that an item for the device may be staged in `batch` or an
+    /// earlier one (the session calls this with the open batch when it
+    /// registers; [`Self::append`] for each item).
+    pub fn note_staged(&self, batch: u64) {
+        self.staged_through.set(self.staged_through.get().max(batch));
     }
 
-    /// See [`Tail::on_store_caught_up`].
-    pub fn on_store_caught_up(&self, progress_before: (u64, u64)) {
-        if let Some(tail) = self.0.borrow_mut().as_mut() {
-            tail.on_store_caught_up(progress_before);
+    /// True when the outbox serves from the tail.
+    pub fn is_serving(&self) -> bool {
+        self.tail.borrow().as_ref().is_some_and(|tail| tail.is_serving())
+    }
+
+    /// A store read that began at writer progress `progress_before`
+    /// reached the end of the queue: see [`Tail::on_store_caught_up`];
+    /// with no tail, starts an empty serving one at `open_batch` (the
+    /// writer's `failures` now) when nothing staged for the device since
+    /// can be missing from the read.
+    pub fn on_store_caught_up(&self, progress_before: (u64, u64), open_batch: u64, failures: u64) {
+        let mut slot = self.tail.borrow_mut();
+        match slot.as_mut() {
+            Some(tail) => tail.on_store_caught_up(progress_before),
+            None => {
+                let (done_through_before, failures_before) = progress_before;
+                if self.staged_through.get() <= done_through_before && failures_before == failures {
+                    let mut tail = Tail::new(open_batch, failures);
+                    tail.serving = true;
+                    *slot = Some(Box::new(tail));
+                }
+            }
         }
     }
 
@@ -167,7 +198,7 @@ impl TailSlot {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(StoredMessage, OpRef)>, TailInvalid> {
-        let mut slot = self.0.borrow_mut();
+        let mut slot = self.tail.borrow_mut();
         let Some(tail) = slot.as_mut().filter(|tail| tail.serving) else { return Ok(Vec::new()) };
         let taken = tail.take_ready(failures, after, limit);
         if taken.is_err() {
@@ -178,7 +209,7 @@ impl TailSlot {
 
     /// Drops the tail (the session is closing).
     pub fn clear(&self) {
-        *self.0.borrow_mut() = None;
+        *self.tail.borrow_mut() = None;
     }
 }
 

@@ -11,7 +11,11 @@
 //! device acknowledges it leaves the batch ([`OpenBatch::elide`]), and no
 //! delete is ever made for it: an item acknowledged before it was written
 //! is never written. A waiter whose every put was elided completes at once
-//! (its items are acknowledged, which is as good as durable).
+//! (its items are acknowledged, which is as good as durable). A put already
+//! on its way to a connected device is marked elidable
+//! ([`OpenBatch::mark_elidable`]): the batch knows how many such puts are
+//! still in it and since when the first was staged, so the commit loop can
+//! give their acknowledgements a moment before writing them.
 //!
 //! Invariants: ops keep the order they were staged in (and ops of one
 //! stage are contiguous); only a `Put` can be elided, only while its batch
@@ -113,6 +117,12 @@ pub struct OpenBatch {
     number: u64,
     /// `None`: elided.
     ops: Vec<Option<Op>>,
+    /// Indices of the ops marked elidable (ascending: marks follow staging).
+    elidable: Vec<u32>,
+    /// Marked ops not yet elided.
+    elidable_live: usize,
+    /// When the first op was marked (the caller's microsecond clock).
+    first_elidable_us: Option<u64>,
     stages: Vec<Stage>,
     live_ops: usize,
     bytes: usize,
@@ -165,7 +175,17 @@ fn op_bytes(op: &Op) -> usize {
 impl OpenBatch {
     /// An empty batch numbered `number`.
     pub fn new(number: u64) -> Self {
-        Self { number, ops: Vec::new(), stages: Vec::new(), live_ops: 0, bytes: 0, durable: false }
+        Self {
+            number,
+            ops: Vec::new(),
+            elidable: Vec::new(),
+            elidable_live: 0,
+            first_elidable_us: None,
+            stages: Vec::new(),
+            live_ops: 0,
+            bytes: 0,
+            durable: false,
+        }
     }
 
     /// This batch's number.
@@ -203,6 +223,34 @@ impl OpenBatch {
         Staged { first, waiter }
     }
 
+    /// True when a live op's key starts with `prefix`.
+    pub fn holds_prefix(&self, prefix: &[u8]) -> bool {
+        self.ops.iter().flatten().any(|op| match op {
+            Op::Put { key, .. } | Op::Delete { key, .. } => key.starts_with(prefix),
+        })
+    }
+
+    /// Marks the put at `at` as on its way to a connected device (its
+    /// acknowledgement may come before the batch is written); `now_us` is
+    /// the caller's clock.
+    pub fn mark_elidable(&mut self, at: OpRef, now_us: u64) {
+        if at.batch != self.number || !matches!(self.ops.get(at.index as usize), Some(Some(_))) {
+            return;
+        }
+        debug_assert!(
+            self.elidable.last().is_none_or(|&last| last < at.index),
+            "marked once, in order"
+        );
+        self.elidable.push(at.index);
+        self.elidable_live += 1;
+        self.first_elidable_us.get_or_insert(now_us);
+    }
+
+    /// Marked puts still in the batch, and when the first was marked.
+    pub fn elidable(&self) -> (usize, Option<u64>) {
+        (self.elidable_live, self.first_elidable_us)
+    }
+
     /// Takes the put at `at` out of the batch if it is still here and
     /// writes `key`; true when it did (no delete is then due for it).
     pub fn elide(&mut self, at: OpRef, key: &[u8]) -> bool {
@@ -218,6 +266,9 @@ impl OpenBatch {
             return false;
         }
         let op = slot.take().expect("checked above");
+        if self.elidable.binary_search(&at.index).is_ok() {
+            self.elidable_live -= 1;
+        }
         self.live_ops -= 1;
         self.bytes -= op_bytes(&op);
         let stage_at = self.stages.partition_point(|stage| stage.ops_end <= index);

@@ -13,6 +13,14 @@
 //! [`Writer::failed_batches`] counts failures. Both change only together,
 //! in the commit loop on the shard's thread, failures first.
 //!
+//! Holding for acknowledgements (Signal's `persistDelay`, bounded): when the
+//! open batch holds puts already on their way to connected devices, the
+//! commit loop waits until every one of them is acknowledged (elided) or
+//! until `persist_delay` has passed since the first was staged, whichever
+//! comes first, before it seals the batch. At low load that turns a put, a
+//! sync and a delete per message into nothing; under load the batch being
+//! written has taken longer than the delay already, so nothing waits.
+//!
 //! Invariants: a stage's wait ends `Ok` only when each of its ops is written
 //! per the mode or elided; staging never blocks (callers wait for room first:
 //! the open batch is bounded by [`BATCH_OPS_MAX`](crate::store::batch::BATCH_OPS_MAX)
@@ -25,7 +33,7 @@ use futures_channel::oneshot;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The shard's writer: its open batch, the commit loop's state and the
 /// writer thread it feeds. Shard-local (`!Send`).
@@ -37,6 +45,10 @@ pub struct Writer {
     done_through: Cell<u64>,
     failed_batches: Cell<u64>,
     full_wait_ms: u64,
+    /// Longest wait for acknowledgements before sealing (zero: none).
+    persist_delay: Duration,
+    /// The zero of the microsecond clock marks are stamped with.
+    epoch: Instant,
 }
 
 /// A staged write's place and its completion.
@@ -56,9 +68,13 @@ impl Pending {
 
 impl Writer {
     /// The shard's writer over `thread`; a full open batch waits up to
-    /// `full_wait_ms` for room before [`StoreError::WriterBusy`].
-    pub fn new(thread: WriterThread, full_wait_ms: u64) -> Self {
+    /// `full_wait_ms` for room before [`StoreError::WriterBusy`]; a batch
+    /// with puts on their way to devices is held up to `persist_delay` for
+    /// their acknowledgements.
+    pub fn new(thread: WriterThread, full_wait_ms: u64, persist_delay: Duration) -> Self {
         Self {
+            persist_delay,
+            epoch: Instant::now(),
             thread: RefCell::new(thread),
             open: RefCell::new(OpenBatch::new(1)),
             committer: Cell::new(None),
@@ -72,6 +88,16 @@ impl Writer {
     /// failed: see [`Self::failed_batches`]).
     pub fn done_through(&self) -> u64 {
         self.done_through.get()
+    }
+
+    /// The number of the batch being filled (the next one to be written).
+    pub fn open_batch(&self) -> u64 {
+        self.open.borrow().number()
+    }
+
+    /// True when the open batch holds a write of a key starting with `prefix`.
+    pub fn open_batch_holds(&self, prefix: &[u8]) -> bool {
+        self.open.borrow().holds_prefix(prefix)
     }
 
     /// Batches that failed so far.
@@ -117,10 +143,52 @@ impl Writer {
         Pending { first, waiter }
     }
 
+    /// Marks the put at `at` as on its way to a connected device: the
+    /// commit loop may hold the batch a moment for its acknowledgement.
+    pub fn mark_elidable(&self, at: OpRef) {
+        let now_us = self.epoch.elapsed().as_micros() as u64;
+        self.open.borrow_mut().mark_elidable(at, now_us);
+    }
+
     /// Takes the put of `key` at `at` out of the open batch if it is still
     /// there; true when it did (then no delete is due for it).
     pub fn elide(&self, at: OpRef, key: &[u8]) -> bool {
-        self.open.borrow_mut().elide(at, key)
+        let mut open = self.open.borrow_mut();
+        let elided = open.elide(at, key);
+        if elided && open.elidable().0 == 0 {
+            // The commit loop may be holding the batch for this one.
+            if let Some(committer) = self.committer.take() {
+                committer.wake();
+            }
+        }
+        elided
+    }
+
+    /// Waits while the open batch holds marked puts, for at most
+    /// `persist_delay` after the first was marked, and while it has room.
+    async fn hold_for_acknowledgements(&self) {
+        loop {
+            let (live, first_us) = self.open.borrow().elidable();
+            let Some(first_us) = first_us.filter(|_| live > 0) else { return };
+            if !self.open.borrow().has_room(1, 0) {
+                return;
+            }
+            let due = self.epoch + Duration::from_micros(first_us) + self.persist_delay;
+            let Some(left) = due.checked_duration_since(Instant::now()) else { return };
+            // Woken by an elision that leaves no marked put, or a new stage.
+            let mut first_turn = true;
+            let until_woken = std::future::poll_fn(|cx| {
+                if std::mem::take(&mut first_turn) {
+                    self.committer.set(Some(cx.waker().clone()));
+                    return Poll::Pending;
+                }
+                Poll::Ready(())
+            });
+            monoio::select! {
+                _ = monoio::time::sleep(left) => return,
+                _ = until_woken => {}
+            }
+        }
     }
 
     /// The commit loop: for the life of the shard, seals the open batch
@@ -136,6 +204,9 @@ impl Writer {
                 Poll::Ready(())
             })
             .await;
+            if !self.persist_delay.is_zero() {
+                self.hold_for_acknowledgements().await;
+            }
             let Sealed { number, ops, stage_ends, durable, waiters } =
                 self.open.borrow_mut().seal();
             let result = if ops.is_empty() {
@@ -143,7 +214,8 @@ impl Writer {
             } else {
                 let (done, outcome) = oneshot::channel();
                 let job = BatchJob { ops, stage_ends, durable, done };
-                match self.thread.borrow_mut().send(job) {
+                let sent = self.thread.borrow_mut().send(job);
+                match sent {
                     Ok(()) => outcome.await.unwrap_or_else(|_| Err("writer stopped".into())),
                     Err(error) => Err(error.to_string()),
                 }

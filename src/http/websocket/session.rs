@@ -105,6 +105,12 @@ pub async fn run(
     _guard: ConnectionGuard,
 ) {
     let mailbox = Rc::new(Mailbox::new(OFFERED_EVENTS_MAX));
+    // Items staged for the device before this session registers are in the
+    // batch being written or older, or in the open batch if it holds any.
+    let prefix = crate::store::messages::device_prefix(&device.account, device.device_id);
+    let open_batch = ctx.writer.open_batch();
+    let staged = if ctx.writer.open_batch_holds(&prefix) { open_batch } else { open_batch - 1 };
+    mailbox.tail().note_staged(staged);
     let (conn_id, replaced) = ctx.sessions.borrow_mut().register(device, mailbox.clone());
     if let Some(old) = replaced {
         ShardMetrics::inc(&ctx.stats().websockets_replaced_total);

@@ -111,3 +111,35 @@ fn an_empty_stage_completes_at_once_and_room_is_bounded() {
     assert!(!batch.has_room(BATCH_OPS_MAX, 0));
     assert!(!batch.has_room(1, BATCH_BYTES_MAX));
 }
+
+#[test]
+fn marked_puts_are_counted_until_elided_with_the_time_of_the_first_mark() {
+    let mut batch = OpenBatch::new(4);
+    assert_eq!(batch.elidable(), (0, None));
+    let offline = batch.stage(vec![put(1)], true);
+    let live = batch.stage(vec![put(2), put(3)], true);
+    let third = OpRef { index: live.first.index + 1, ..live.first };
+    batch.mark_elidable(live.first, 100);
+    batch.mark_elidable(third, 250);
+    batch.mark_elidable(OpRef { batch: 3, index: 0 }, 300);
+    assert_eq!(batch.elidable(), (2, Some(100)), "another batch's op is not marked");
+    assert!(batch.elide(third, &[3; 4]));
+    assert_eq!(batch.elidable(), (1, Some(100)));
+    assert!(batch.elide(offline.first, &[1; 4]), "an unmarked put may still be elided");
+    assert_eq!(batch.elidable(), (1, Some(100)), "without touching the count");
+    assert!(batch.elide(live.first, &[2; 4]));
+    assert_eq!(batch.elidable().0, 0);
+    let _ = batch.seal();
+    assert_eq!(batch.elidable(), (0, None), "a new batch starts with no marks");
+}
+
+#[test]
+fn the_open_batch_tells_whether_it_holds_a_key_prefix() {
+    let mut batch = OpenBatch::new(1);
+    assert!(!batch.holds_prefix(&[1, 1]));
+    let staged = batch.stage(vec![put(1), delete(2)], false);
+    assert!(batch.holds_prefix(&[1, 1]) && batch.holds_prefix(&[2]));
+    assert!(!batch.holds_prefix(&[3]));
+    assert!(batch.elide(staged.first, &[1; 4]));
+    assert!(!batch.holds_prefix(&[1]), "an elided put is gone");
+}
