@@ -97,6 +97,12 @@ impl Server {
     }
 
     pub fn start_with(options: ServerOptions) -> Self {
+        Self::start_with_env(options, &[])
+    }
+
+    /// Like [`Self::start_with`], with `env` added to the server process's
+    /// environment (e.g. `LD_PRELOAD` for a shim that watches its syscalls).
+    pub fn start_with_env(options: ServerOptions, env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let (temp, data_dir) = match options.data_dir {
             Some(dir) => (None, dir),
             None => {
@@ -141,6 +147,7 @@ impl Server {
             })
             .args(&options.extra_args)
             .env("SWITCHBOARD_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(match &options.log_path {
                 Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
