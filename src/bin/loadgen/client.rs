@@ -229,11 +229,12 @@ impl WsConn {
     }
 }
 
-/// What a look at a connection's input found.
+/// What a look at a connection's input found: a WebSocket message's bytes,
+/// or another protocol's message (NATS's, in [`crate::nats`]).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Incoming {
-    /// A text or binary message's bytes.
-    Message(Vec<u8>),
+pub enum Incoming<M = Vec<u8>> {
+    /// A whole message (a text or binary message's bytes on a WebSocket).
+    Message(M),
     /// No whole message yet.
     Nothing,
     /// The server closed the connection.

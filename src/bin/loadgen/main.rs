@@ -29,6 +29,7 @@ mod nats;
 mod push;
 mod report;
 mod schedule;
+mod sender;
 mod storm;
 
 use clap::{Parser, Subcommand};
@@ -157,7 +158,8 @@ enum Scenario {
     },
 }
 
-/// The shape of a messaging load, shared by `messaging` and `mqtt`.
+/// The shape of a messaging load, shared by `messaging`, `mqtt` and `nats`
+/// (the same closed or open loop against each: see `sender.rs`).
 #[derive(clap::Args)]
 struct LoadShape {
     /// Sender/recipient pairs.
@@ -169,7 +171,7 @@ struct LoadShape {
     /// Seconds of sending.
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
-    /// Content bytes per message (at least 8: the send timestamp).
+    /// Content bytes per message (at least 16: the two send stamps).
     #[arg(long, default_value_t = 64)]
     content_bytes: usize,
     /// Open loop at this many messages/s in total; closed loop when absent.

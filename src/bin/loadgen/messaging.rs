@@ -5,20 +5,19 @@
 //! send->deliver latency distribution (HDR histogram).
 //!
 //! Closed loop (no `rate`) or open loop (`rate` msgs/s in total): see
-//! [`crate::schedule`]. The counters and the result are in
-//! [`crate::measure`].
+//! [`crate::schedule`]; the sending loop is [`crate::sender`]'s. The
+//! counters and the result are in [`crate::measure`].
 
 use crate::accounts::{register_many, Credentials, REGISTRATION_ID};
-use crate::client::{source_address, Incoming, WsConn};
+use crate::client::{source_address, WsConn};
 use crate::measure::{pairs_of_thread, Counters, MessagingArgs, MessagingResult, RunShared};
-use crate::schedule::{
-    init_stamp_base, intended_send_time, pair_schedule, ready_or_due, stamped_payload,
-};
+use crate::schedule::{init_stamp_base, stamped_payload};
+use crate::sender::{send_loop, Wire};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 use switchboard::protocol::base64;
 use switchboard::protocol::frame::{self, Frame, WsRequest, WsResponse};
 
@@ -86,12 +85,15 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
                     ready.fetch_add(1, Ordering::Relaxed);
                     let (c1, c2, s) = (counters.clone(), counters.clone(), start_at.clone());
                     tasks.push(monoio::spawn(receive_loop(receiver, c1)));
-                    let destination = recipient.uuid.clone();
+                    let wire = SignalWire {
+                        path: format!("/v1/messages/{}", recipient.uuid),
+                        content_bytes,
+                        online: c2.online,
+                    };
                     tasks.push(monoio::spawn(send_loop(
                         sending,
-                        destination,
+                        wire,
                         window,
-                        content_bytes,
                         per_pair_rate,
                         c2,
                         s,
@@ -131,154 +133,47 @@ async fn connect_pair(
     Some((receiver, sending))
 }
 
-/// One sender: its connection, schedule and window, kept between the
-/// turns of [`send_loop`].
-struct Sender {
-    conn: WsConn,
+/// The Signal side of a sender: framed `PUT /v1/messages/{recipient}`
+/// requests, answered by responses; the server's own requests to it (none
+/// expected) are acknowledged.
+struct SignalWire {
     /// `/v1/messages/{recipient}`.
     path: String,
     content_bytes: usize,
-    /// When send 0 is due, and in an open loop the interval between sends.
-    start: Instant,
-    interval: Option<Duration>,
-    /// Sends awaiting their response at most (at least 1).
-    window: usize,
-    /// Sends written so far: the next one's number on the schedule.
-    sent: u64,
-    /// Sends written and not yet answered, at most `window`.
-    inflight: usize,
-    /// The request id of the next send.
-    next_id: u64,
-    /// Every frame that arrived has been taken, so only the socket's
-    /// readiness can announce the next; false after a blocking read, which
-    /// may leave frames buffered (in tungstenite, or decrypted by TLS)
-    /// that no readiness would announce.
-    drained: bool,
-    counters: Arc<Counters>,
+    /// Sends are online-only (relay, nothing stored).
+    online: bool,
 }
 
-/// Sends to `destination` until the run stops, keeping up to `window` sends
-/// awaiting their response, and counts each response.
-///
-/// In an open loop a send goes out when it is due whatever is in flight:
-/// the sender waits for a reply *or* its next due time, whichever comes
-/// first, and never blocks on a read while a send could go out. It reads
-/// until a reply only when nothing can be sent before one comes (a closed
-/// loop, or a full window: then the send is late, and its stamps say so).
-async fn send_loop(
-    conn: WsConn,
-    destination: String,
-    window: usize,
-    content_bytes: usize,
-    rate: Option<f64>,
-    counters: Arc<Counters>,
-    start_at: Arc<OnceLock<Instant>>,
-) {
-    let (start, interval) = pair_schedule(&start_at, rate).await;
-    let mut sender = Sender {
-        conn,
-        path: format!("/v1/messages/{destination}"),
-        content_bytes,
-        start,
-        interval,
-        // A window of 0 would never send.
-        window: window.max(1),
-        sent: 0,
-        inflight: 0,
-        next_id: 1,
-        drained: false,
-        counters,
-    };
-    while !sender.counters.stop.load(Ordering::Relaxed) {
-        if sender.turn().await.is_err() {
-            return;
-        }
-    }
-}
+impl Wire for SignalWire {
+    type Link = WsConn;
 
-impl Sender {
-    /// Writes every send due that the window has room for, then waits for
-    /// a reply or the next due time and takes what came.
-    async fn turn(&mut self) -> io::Result<()> {
-        self.queue_due(Instant::now())?;
-        self.conn.flush().await?;
-        let Some(due) = self.next_due() else {
-            self.drained = false;
-            let text = self.conn.next_text().await?;
-            return self.on_frame(text.ok_or(io::ErrorKind::UnexpectedEof)?);
-        };
-        // Frames a blocking read left buffered announce no readiness.
-        if !self.drained && self.take_arrived()? > 0 {
-            return Ok(());
-        }
-        if ready_or_due(due, self.conn.readable()).await.transpose()?.is_some() {
-            self.take_arrived()?;
-        }
-        Ok(())
+    /// Send number `number` is request id `number + 1` (0 is no id) with
+    /// client timestamp `number`.
+    fn queue_send(&mut self, conn: &mut WsConn, number: u64, intended: Instant) -> io::Result<()> {
+        let content = base64::encode(&stamped_payload(intended, self.content_bytes));
+        conn.queue_text(send_request(number + 1, &self.path, &content, self.online, number))
     }
 
-    /// Queues every send due at `now` while the window has room.
-    fn queue_due(&mut self, now: Instant) -> io::Result<()> {
-        while self.inflight < self.window {
-            let Some(intended) = intended_send_time(self.start, self.interval, self.sent, now)
-            else {
-                break;
-            };
-            let content = base64::encode(&stamped_payload(intended, self.content_bytes));
-            let online = self.counters.online;
-            let request = send_request(self.next_id, &self.path, &content, online, self.sent);
-            self.conn.queue_text(request)?;
-            self.next_id += 1;
-            self.sent += 1;
-            self.inflight += 1;
-        }
-        debug_assert!(self.inflight <= self.window);
-        Ok(())
-    }
-
-    /// When the next send is due, if it can go out then: in an open loop
-    /// with room in the window. `None` when only a reply can let it go.
-    fn next_due(&self) -> Option<Instant> {
-        let interval = self.interval?;
-        (self.inflight < self.window).then(|| self.start + interval * self.sent as u32)
-    }
-
-    /// Takes every frame that has arrived, without waiting: how many.
-    fn take_arrived(&mut self) -> io::Result<usize> {
-        let mut taken = 0;
-        loop {
-            match self.conn.try_next_text()? {
-                Incoming::Message(text) => self.on_frame(text)?,
-                Incoming::Nothing => {
-                    self.drained = true;
-                    return Ok(taken);
-                }
-                Incoming::Closed => return Err(io::ErrorKind::UnexpectedEof.into()),
-            }
-            taken += 1;
-        }
-    }
-
-    /// Counts a response to a send, or acknowledges a request from the
-    /// server (sent with the next flush).
-    fn on_frame(&mut self, mut text: Vec<u8>) -> io::Result<()> {
+    fn on_message(
+        &mut self,
+        conn: &mut WsConn,
+        mut text: Vec<u8>,
+        counters: &Counters,
+    ) -> io::Result<usize> {
         match frame::decode(&mut text, 1 << 20).map_err(io::Error::other)? {
             Frame::Response(response) => {
-                // A response to no send in flight would be a server bug.
-                self.inflight = self.inflight.checked_sub(1).ok_or_else(|| {
-                    io::Error::other(format!("response {} to no send", response.id))
-                })?;
                 let counter = match response.status {
-                    200 => &self.counters.sent_ok,
-                    _ => &self.counters.send_errors,
+                    200 => &counters.sent_ok,
+                    _ => &counters.send_errors,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
+                Ok(1)
             }
             Frame::Request(request) => {
-                let _ = self.conn.queue_text(ok_response(request.id));
+                let _ = conn.queue_text(ok_response(request.id));
+                Ok(0)
             }
         }
-        Ok(())
     }
 }
 

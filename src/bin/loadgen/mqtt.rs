@@ -5,17 +5,24 @@
 //! publishes awaiting PUBACK, and recipients PUBACK every delivery. A send
 //! counts when the broker PUBACKs it; latency is publish to delivery, from
 //! the same clock and content stamp as `messaging`.
+//!
+//! Closed or open loop (`--rate`, `--busy-poll`) as in `messaging`: the
+//! senders run [`crate::sender`]'s loop, so an open loop's schedule, send
+//! stamps and waits are the same against the broker as against switchboard.
 
 use crate::client::WsConn;
 use crate::measure::{pairs_of_thread, Counters, MessagingArgs, MessagingResult, RunShared};
-use crate::schedule::{
-    intended_send_time, micros_since_base, pair_schedule, stamped_payload, wait_for_next_send,
-};
+use crate::schedule::{micros_since_base, stamped_payload};
+use crate::sender::{send_loop, Wire};
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The type nibble of a PUBACK.
+const PUBACK: u8 = 4;
 
 /// Encodes an MQTT remaining length.
 fn remaining_length(mut len: usize, out: &mut Vec<u8>) {
@@ -158,18 +165,19 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
                         counters.send_errors.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
-                    let Ok((sender, _)) = mqtt_connect(server, &format!("s{run_id}x{pair}")).await
+                    let Ok((sender, buffer)) =
+                        mqtt_connect(server, &format!("s{run_id}x{pair}")).await
                     else {
                         counters.send_errors.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
                     ready.fetch_add(1, Ordering::Relaxed);
                     tasks.push(monoio::spawn(receive_loop(receiver, leftover, counters.clone())));
+                    let wire = Publisher { topic, content_bytes, next_id: 1, buffer };
                     tasks.push(monoio::spawn(send_loop(
                         sender,
-                        topic,
+                        wire,
                         window,
-                        content_bytes,
                         per_pair_rate,
                         counters.clone(),
                         start_at.clone(),
@@ -192,46 +200,51 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
     Ok(shared.collect(&args))
 }
 
-async fn send_loop(
-    mut conn: WsConn,
+/// The MQTT side of a sender: QoS 1 PUBLISHes to the pair's topic, each
+/// answered by the broker's PUBACK.
+struct Publisher {
     topic: String,
-    window: usize,
     content_bytes: usize,
-    rate: Option<f64>,
-    counters: Arc<Counters>,
-    start_at: Arc<OnceLock<Instant>>,
-) {
-    let (start, interval) = pair_schedule(&start_at, rate).await;
-    let (mut sent, mut inflight, mut next_id) = (0u64, 0usize, 1u16);
-    let mut buffer = Vec::new();
-    while !counters.stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        while inflight < window {
-            let Some(intended) = intended_send_time(start, interval, sent, now) else { break };
-            let payload = stamped_payload(intended, content_bytes);
-            if conn.queue_binary(publish_packet(&topic, next_id, &payload)).is_err() {
-                return;
-            }
-            next_id = next_id.checked_add(1).unwrap_or(1);
-            sent += 1;
-            inflight += 1;
-        }
-        if conn.flush().await.is_err() {
-            return;
-        }
-        if inflight == 0 {
-            wait_for_next_send(start, interval, sent).await;
-            continue;
-        }
-        let Ok(Some(bytes)) = conn.next_text().await else { return };
-        buffer.extend_from_slice(&bytes);
-        for (kind, _, _) in parse_packets(&mut buffer) {
-            if kind == 4 {
-                inflight -= 1;
-                counters.sent_ok.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+    /// The packet id of the next PUBLISH.
+    next_id: u16,
+    /// Bytes of a packet split across WebSocket messages (after CONNACK,
+    /// whatever came with it).
+    buffer: Vec<u8>,
+}
+
+impl Wire for Publisher {
+    type Link = WsConn;
+
+    fn queue_send(&mut self, conn: &mut WsConn, _number: u64, intended: Instant) -> io::Result<()> {
+        let payload = stamped_payload(intended, self.content_bytes);
+        conn.queue_binary(publish_packet(&self.topic, self.next_id, &payload))?;
+        self.next_id = next_packet_id(self.next_id);
+        Ok(())
     }
+
+    fn on_message(
+        &mut self,
+        _conn: &mut WsConn,
+        bytes: Vec<u8>,
+        counters: &Counters,
+    ) -> io::Result<usize> {
+        self.buffer.extend_from_slice(&bytes);
+        let pubacks = count_pubacks(parse_packets(&mut self.buffer));
+        counters.sent_ok.fetch_add(pubacks as u64, Ordering::Relaxed);
+        Ok(pubacks)
+    }
+}
+
+/// The packet id after `id`: 1 to 65,535 in turn (0 is not a packet id).
+/// The window is far below 65,535, so no two PUBLISHes in flight share one.
+fn next_packet_id(id: u16) -> u16 {
+    id.checked_add(1).unwrap_or(1)
+}
+
+/// The PUBACKs among a sender's packets: the broker's answers to its
+/// PUBLISHes (anything else, e.g. a PINGRESP, answers no send).
+fn count_pubacks(packets: Vec<Packet>) -> usize {
+    packets.iter().filter(|(kind, _, _)| *kind == PUBACK).count()
 }
 
 async fn receive_loop(mut conn: WsConn, mut buffer: Vec<u8>, counters: Arc<Counters>) {
@@ -266,6 +279,24 @@ mod tests {
         assert_eq!(publish_parts(&packets[0].2), Some((7, &[1u8, 2, 3][..])));
         assert_eq!(packets[1].0, 4);
         assert_eq!(buffer, vec![0x30, 200]);
+    }
+
+    #[test]
+    fn a_sender_books_each_puback_and_nothing_else() {
+        let mut buffer = puback_packet(1);
+        buffer.extend([0xd0, 0x00]); // PINGRESP: answers no send
+        buffer.extend(puback_packet(2));
+        buffer.extend([0x40, 0x02, 0x00]); // a third PUBACK, split
+        assert_eq!(count_pubacks(parse_packets(&mut buffer)), 2);
+        buffer.push(3);
+        assert_eq!(count_pubacks(parse_packets(&mut buffer)), 1, "completed by the next bytes");
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn packet_ids_run_from_1_to_65535_and_skip_0() {
+        assert_eq!(next_packet_id(1), 2);
+        assert_eq!(next_packet_id(u16::MAX), 1);
     }
 
     #[test]

@@ -4,20 +4,25 @@
 //! publishes that count when JetStream's PubAck arrives. Recipients ack every
 //! delivery. Latency is publish to delivery, from the same stamp as
 //! `messaging`.
+//!
+//! Closed or open loop (`--rate`, `--busy-poll`) as in `messaging`: the
+//! senders run [`crate::sender`]'s loop.
 
+use crate::client::Incoming;
 use crate::conn::connect_tcp;
 use crate::measure::{pairs_of_thread, Counters, MessagingArgs, MessagingResult, RunShared};
-use crate::schedule::{
-    intended_send_time, micros_since_base, pair_schedule, stamped_payload, wait_for_next_send,
-};
+use crate::schedule::{micros_since_base, stamped_payload};
+use crate::sender::{send_loop, Link, Wire};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
+use switchboard::http::websocket::socket::{recv, Received};
 
 /// One delivered NATS message.
 struct Msg {
@@ -103,38 +108,29 @@ impl NatsConn {
         }
     }
 
-    /// The next MSG (or HMSG, headers dropped); answers PINGs on the way.
+    /// The next MSG (or HMSG, headers dropped), waiting for it; answers
+    /// PINGs on the way (the PONG goes out with the next flush or read).
     async fn next_msg(&mut self) -> io::Result<Msg> {
         loop {
-            let line = self.line().await?;
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let (subject, reply, header_len, total_len) = match words.as_slice() {
-                ["MSG", subject, _sid, len] => (*subject, None, 0, len.parse::<usize>()),
-                ["MSG", subject, _sid, reply, len] => (*subject, Some(*reply), 0, len.parse()),
-                ["HMSG", subject, _sid, hlen, len] => {
-                    (*subject, None, hlen.parse::<usize>().unwrap_or(0), len.parse())
-                }
-                ["HMSG", subject, _sid, reply, hlen, len] => {
-                    (*subject, Some(*reply), hlen.parse::<usize>().unwrap_or(0), len.parse())
-                }
-                ["PING"] => {
-                    self.output.extend_from_slice(b"PONG\r\n");
-                    continue;
-                }
-                [first, ..] if first.starts_with("-ERR") => {
-                    return Err(io::Error::other(line.clone()))
-                }
-                _ => continue,
-            };
-            let total_len =
-                total_len.map_err(|_| io::Error::other(format!("bad length in {line}")))?;
-            let (subject, reply) = (subject.to_string(), reply.map(str::to_string));
-            while self.input.len() < total_len + 2 {
-                self.fill().await?;
+            if let Some(msg) = take_message(&mut self.input, &mut self.output)? {
+                return Ok(msg);
             }
-            let payload = self.input[header_len.min(total_len)..total_len].to_vec();
-            self.input.drain(..total_len + 2);
-            return Ok(Msg { subject, reply, payload });
+            self.fill().await?;
+        }
+    }
+
+    /// The next MSG if a whole one has arrived, without waiting.
+    fn try_next_msg(&mut self) -> io::Result<Incoming<Msg>> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if let Some(msg) = take_message(&mut self.input, &mut self.output)? {
+                return Ok(Incoming::Message(msg));
+            }
+            match recv(self.stream.as_raw_fd(), &mut chunk) {
+                Received::Bytes(read) => self.input.extend_from_slice(&chunk[..read]),
+                Received::WouldBlock => return Ok(Incoming::Nothing),
+                Received::Closed => return Ok(Incoming::Closed),
+            }
         }
     }
 
@@ -147,6 +143,67 @@ impl NatsConn {
                 return Ok(msg.payload);
             }
         }
+    }
+}
+
+impl Link for NatsConn {
+    type Message = Msg;
+
+    async fn flush(&mut self) -> io::Result<()> {
+        NatsConn::flush(self).await
+    }
+
+    async fn next_message(&mut self) -> io::Result<Option<Msg>> {
+        self.next_msg().await.map(Some)
+    }
+
+    fn try_next_message(&mut self) -> io::Result<Incoming<Msg>> {
+        self.try_next_msg()
+    }
+
+    async fn readable(&self) -> io::Result<()> {
+        self.stream.readable(false).await
+    }
+}
+
+/// Takes the next MSG or HMSG (headers dropped) off the front of `input`,
+/// answering PINGs into `output` and skipping other lines (`+OK`, `PONG`,
+/// `INFO`): `None` until a whole message has arrived (its line stays in
+/// `input` until its payload is there too). An `-ERR` is an error.
+fn take_message(input: &mut Vec<u8>, output: &mut Vec<u8>) -> io::Result<Option<Msg>> {
+    loop {
+        let Some(end) = input.windows(2).position(|w| w == b"\r\n") else { return Ok(None) };
+        let line = String::from_utf8_lossy(&input[..end]).to_string();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (subject, reply, header_len, total_len) = match words.as_slice() {
+            ["MSG", subject, _sid, len] => (*subject, None, 0, len.parse::<usize>()),
+            ["MSG", subject, _sid, reply, len] => (*subject, Some(*reply), 0, len.parse()),
+            ["HMSG", subject, _sid, hlen, len] => {
+                (*subject, None, hlen.parse::<usize>().unwrap_or(0), len.parse())
+            }
+            ["HMSG", subject, _sid, reply, hlen, len] => {
+                (*subject, Some(*reply), hlen.parse::<usize>().unwrap_or(0), len.parse())
+            }
+            [first, ..] if first.starts_with("-ERR") => return Err(io::Error::other(line.clone())),
+            other => {
+                if other == ["PING"] {
+                    output.extend_from_slice(b"PONG\r\n");
+                }
+                input.drain(..end + 2);
+                continue;
+            }
+        };
+        let total_len = total_len.map_err(|_| io::Error::other(format!("bad length in {line}")))?;
+        // The payload follows the line and ends with its own CRLF.
+        let payload_at = end + 2;
+        if input.len() < payload_at + total_len + 2 {
+            return Ok(None);
+        }
+        let payload =
+            input[payload_at + header_len.min(total_len)..payload_at + total_len].to_vec();
+        let msg = Msg { subject: subject.to_string(), reply: reply.map(str::to_string), payload };
+        input.drain(..payload_at + total_len + 2);
+        return Ok(Some(msg));
     }
 }
 
@@ -214,21 +271,19 @@ pub fn run(args: MessagingArgs) -> io::Result<MessagingResult> {
                     }
                     ready.fetch_add(1, Ordering::Relaxed);
                     tasks.push(monoio::spawn(receive_loop(receiver, counters.clone())));
-                    let subject = format!("lg{run_id}.{pair}");
-                    let (counters, start_at) = (counters.clone(), start_at.clone());
-                    tasks.push(monoio::spawn(async move {
-                        let _ = send_loop(
-                            sender,
-                            subject,
-                            inbox,
-                            window,
-                            content_bytes,
-                            per_pair_rate,
-                            counters,
-                            start_at,
-                        )
-                        .await;
-                    }));
+                    let wire = JetStreamPublisher {
+                        subject: format!("lg{run_id}.{pair}"),
+                        inbox,
+                        content_bytes,
+                    };
+                    tasks.push(monoio::spawn(send_loop(
+                        sender,
+                        wire,
+                        window,
+                        per_pair_rate,
+                        counters.clone(),
+                        start_at.clone(),
+                    )));
                 }
                 for task in tasks {
                     task.await;
@@ -239,44 +294,46 @@ pub fn run(args: MessagingArgs) -> io::Result<MessagingResult> {
     Ok(shared.collect(&args))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn send_loop(
-    mut conn: NatsConn,
+/// The JetStream side of a sender: a PUB to the pair's subject with a reply
+/// subject of the sender's inbox, answered there by JetStream's PubAck once
+/// the message is stored.
+struct JetStreamPublisher {
     subject: String,
+    /// `_INBOX.{run}.s{pair}`: send number n's PubAck comes to `{inbox}.n`.
     inbox: String,
-    window: usize,
     content_bytes: usize,
-    rate: Option<f64>,
-    counters: Arc<Counters>,
-    start_at: Arc<OnceLock<Instant>>,
-) -> io::Result<()> {
-    let (start, interval) = pair_schedule(&start_at, rate).await;
-    let (mut sent, mut inflight) = (0u64, 0usize);
-    while !counters.stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        while inflight < window {
-            let Some(intended) = intended_send_time(start, interval, sent, now) else { break };
-            let reply = format!("{inbox}.{sent}");
-            conn.publish(&subject, Some(&reply), &stamped_payload(intended, content_bytes));
-            sent += 1;
-            inflight += 1;
-        }
-        conn.flush().await?;
-        if inflight == 0 {
-            wait_for_next_send(start, interval, sent).await;
-            continue;
-        }
-        let msg = conn.next_msg().await?;
-        if msg.subject.starts_with(&inbox) {
-            inflight -= 1;
-            if msg.payload.windows(7).any(|w| w == b"\"error\"") {
-                counters.send_errors.fetch_add(1, Ordering::Relaxed);
-            } else {
-                counters.sent_ok.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+}
+
+impl Wire for JetStreamPublisher {
+    type Link = NatsConn;
+
+    fn queue_send(
+        &mut self,
+        conn: &mut NatsConn,
+        number: u64,
+        intended: Instant,
+    ) -> io::Result<()> {
+        let reply = format!("{}.{number}", self.inbox);
+        conn.publish(&self.subject, Some(&reply), &stamped_payload(intended, self.content_bytes));
+        Ok(())
     }
-    Ok(())
+
+    fn on_message(
+        &mut self,
+        _conn: &mut NatsConn,
+        msg: Msg,
+        counters: &Counters,
+    ) -> io::Result<usize> {
+        if !msg.subject.starts_with(&self.inbox) {
+            return Ok(0);
+        }
+        let counter = match msg.payload.windows(7).any(|w| w == b"\"error\"") {
+            true => &counters.send_errors,
+            false => &counters.sent_ok,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(1)
+    }
 }
 
 async fn receive_loop(mut conn: NatsConn, counters: Arc<Counters>) {
@@ -286,5 +343,34 @@ async fn receive_loop(mut conn: NatsConn, counters: Arc<Counters>) {
         }
         counters.record_delivery(&msg.payload);
         // Acks go out with the next read (fill flushes), batched.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_taken_whole_and_pings_answered_on_the_way() {
+        let mut input = b"+OK\r\nPING\r\nMSG dlv.1 1 _INBOX.a.1 3\r\nab".to_vec();
+        let mut output = Vec::new();
+        assert!(take_message(&mut input, &mut output).unwrap().is_none(), "payload incomplete");
+        assert_eq!(output, b"PONG\r\n");
+        assert!(input.starts_with(b"MSG"), "the line waits with its payload");
+        input.extend_from_slice(b"c\r\nHMSG s 2 12 15\r\nNATS/1.0\r\n\r\nxyz\r\n");
+        let msg = take_message(&mut input, &mut output).unwrap().expect("a message");
+        assert_eq!((msg.subject.as_str(), msg.reply.as_deref()), ("dlv.1", Some("_INBOX.a.1")));
+        assert_eq!(msg.payload, b"abc");
+        let msg = take_message(&mut input, &mut output).unwrap().expect("a message");
+        assert_eq!((msg.subject.as_str(), msg.reply), ("s", None));
+        assert_eq!(msg.payload, b"xyz", "headers dropped");
+        assert!(input.is_empty());
+        assert_eq!(output, b"PONG\r\n", "one PING, one PONG");
+    }
+
+    #[test]
+    fn an_err_line_is_an_error() {
+        let mut input = b"-ERR 'Maximum Payload Violation'\r\n".to_vec();
+        assert!(take_message(&mut input, &mut Vec::new()).is_err());
     }
 }

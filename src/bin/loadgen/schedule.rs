@@ -75,7 +75,7 @@ pub async fn pair_schedule(
     rate: Option<f64>,
 ) -> (Instant, Option<Duration>) {
     let start = match rate {
-        Some(_) => run_start(start_at).await,
+        Some(_) => run_start(start_at, BUSY_POLL.load(Ordering::Relaxed)).await,
         None => *start_at.get_or_init(Instant::now),
     };
     schedule_from(start, rate)
@@ -83,14 +83,24 @@ pub async fn pair_schedule(
 
 /// Waits until [`crate::measure::collect`] starts the run's timed window,
 /// and returns its start.
-async fn run_start(start_at: &OnceLock<Instant>) -> Instant {
+///
+/// Busy polling (`busy_poll`), a sender waits for the start by yielding,
+/// as it waits for its sends: once one sender of the thread yields, the
+/// thread never parks, so a sender still asleep on a timer here would never
+/// wake and would miss the whole run. That happened when the pairs
+/// connected last started their 1 ms sleeps out of step with the others:
+/// runs against NATS sent from 3 to 64 of their 64 pairs.
+async fn run_start(start_at: &OnceLock<Instant>, busy_poll: bool) -> Instant {
     loop {
         if let Some(start) = start_at.get() {
             return *start;
         }
-        // No sender yields before the start, so the thread parks and the
-        // timer fires.
-        monoio::time::sleep(Duration::from_millis(1)).await;
+        if busy_poll {
+            yield_now().await;
+        } else {
+            // No sender yields, so the thread parks and the timer fires.
+            monoio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 }
 
@@ -140,13 +150,6 @@ pub fn next_wait(due: Instant, now: Instant, busy_poll: bool) -> Wait {
     }
 }
 
-/// In an open loop, waits until send number `sent` is due (see
-/// [`next_wait`]); returns at once in a closed loop.
-pub async fn wait_for_next_send(start: Instant, interval: Option<Duration>, sent: u64) {
-    let Some(interval) = interval else { return };
-    ready_or_due(start + interval * sent as u32, std::future::pending::<()>()).await;
-}
-
 /// Waits until `ready` resolves or a send falls due at `due`, whichever
 /// comes first: `Some(output)` when `ready` did, `None` when the send is
 /// due. A sender waits this way for a reply or its next send,
@@ -182,6 +185,64 @@ async fn until_ready_or_due<F: Future>(
     }
 }
 
+/// One sender's place on its schedule and its window: which send is next,
+/// when it is due, and how many await their reply. Pure (the clock is
+/// passed in), so every scenario's sender keeps the same books.
+#[derive(Debug)]
+pub struct SendWindow {
+    /// When send 0 is due, and in an open loop the interval between sends.
+    start: Instant,
+    interval: Option<Duration>,
+    /// Sends awaiting their reply at most (at least 1: a window of 0 would
+    /// never send).
+    window: usize,
+    /// Sends written so far: the next one's number on the schedule.
+    sent: u64,
+    /// Sends written and not yet answered, at most `window`.
+    inflight: usize,
+}
+
+impl SendWindow {
+    /// A window of `window` sends on the schedule `(start, interval)` of
+    /// [`pair_schedule`].
+    pub fn new(start: Instant, interval: Option<Duration>, window: usize) -> Self {
+        Self { start, interval, window: window.max(1), sent: 0, inflight: 0 }
+    }
+
+    /// The next send, if it may go out at `now` (it is due and the window
+    /// has room): its number on the schedule and when it was due. It is
+    /// counted as written and awaiting its reply.
+    pub fn take_due(&mut self, now: Instant) -> Option<(u64, Instant)> {
+        if self.inflight >= self.window {
+            return None;
+        }
+        let intended = intended_send_time(self.start, self.interval, self.sent, now)?;
+        let number = self.sent;
+        self.sent += 1;
+        self.inflight += 1;
+        debug_assert!(self.inflight <= self.window);
+        Some((number, intended))
+    }
+
+    /// When the next send is due, if it can go out then: in an open loop
+    /// with room in the window. `None` when only a reply can let it go (a
+    /// closed loop, or a full window: then the send is late, and its
+    /// stamps say so).
+    pub fn next_due(&self) -> Option<Instant> {
+        let interval = self.interval?;
+        (self.inflight < self.window).then(|| self.start + interval * self.sent as u32)
+    }
+
+    /// Books the reply to one send in flight; false when none was in
+    /// flight (a reply to nothing: a peer's bug, or the load generator's).
+    #[must_use]
+    pub fn on_reply(&mut self) -> bool {
+        let Some(inflight) = self.inflight.checked_sub(1) else { return false };
+        self.inflight = inflight;
+        true
+    }
+}
+
 /// A payload of `content_bytes` (at least 16) starting with two stamps:
 /// when the send was due (`intended`) and now, when it is being written.
 pub fn stamped_payload(intended: Instant, content_bytes: usize) -> Vec<u8> {
@@ -194,6 +255,9 @@ pub fn stamped_payload(intended: Instant, content_bytes: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::sync::Arc;
 
     #[test]
     fn a_send_waits_until_due_by_yielding_or_sleeping_the_exact_remainder() {
@@ -228,6 +292,77 @@ mod tests {
                 assert_eq!(until_ready_or_due(far, later, busy_poll).await, Some(8));
             });
         }
+    }
+
+    #[test]
+    fn an_open_loop_window_sends_on_schedule_and_never_waits_for_a_reply_while_a_send_is_due() {
+        let start = Instant::now();
+        let ms = Duration::from_millis(1);
+        let mut window = SendWindow::new(start, Some(ms), 3);
+        assert_eq!(window.next_due(), Some(start));
+        // 2.5 ms in: sends 0, 1 and 2 are due, each with its own due time.
+        let now = start + ms * 5 / 2;
+        assert_eq!(window.take_due(now), Some((0, start)));
+        assert_eq!(window.take_due(now), Some((1, start + ms)));
+        assert_eq!(window.take_due(now), Some((2, start + ms * 2)));
+        // The window is full: send 3 waits for a reply, whatever its time.
+        assert_eq!(window.take_due(start + ms * 9), None);
+        assert_eq!(window.next_due(), None, "only a reply can let it go");
+        assert!(window.on_reply());
+        // Room again: send 3 is due at 3 ms, not when the reply came.
+        assert_eq!(window.next_due(), Some(start + ms * 3));
+        assert_eq!(window.take_due(now), None, "not due yet");
+        assert_eq!(window.take_due(start + ms * 9), Some((3, start + ms * 3)), "late, stamped due");
+    }
+
+    #[test]
+    fn a_closed_loop_window_fills_at_once_and_refills_per_reply() {
+        let now = Instant::now();
+        let mut window = SendWindow::new(now, None, 2);
+        assert_eq!(window.next_due(), None, "a closed loop only waits for replies");
+        assert_eq!(window.take_due(now), Some((0, now)));
+        assert_eq!(window.take_due(now), Some((1, now)));
+        assert_eq!(window.take_due(now), None);
+        assert!(window.on_reply());
+        assert_eq!(window.take_due(now), Some((2, now)));
+    }
+
+    #[test]
+    fn a_reply_to_no_send_is_refused_and_a_zero_window_still_sends() {
+        let now = Instant::now();
+        let mut window = SendWindow::new(now, None, 0);
+        assert!(!window.on_reply(), "nothing in flight");
+        assert_eq!(window.take_due(now), Some((0, now)), "a window of 0 acts as 1");
+        assert_eq!(window.take_due(now), None);
+        assert!(window.on_reply());
+        assert!(!window.on_reply());
+    }
+
+    #[test]
+    fn a_busy_polling_sender_sees_the_start_while_another_sender_yields() {
+        let start_at = Arc::new(OnceLock::new());
+        let setter = start_at.clone();
+        let set_later = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            setter.set(Instant::now()).expect("set once");
+        });
+        crate::block_on(async move {
+            let waiting = Rc::new(Cell::new(true));
+            let still_waiting = waiting.clone();
+            // A sender already busy polling: the thread never parks while it
+            // yields, so no timer fires before it stops (after 2 s at most).
+            let spinner = monoio::spawn(async move {
+                let spun = Instant::now();
+                while still_waiting.get() && spun.elapsed() < Duration::from_secs(2) {
+                    yield_now().await;
+                }
+                still_waiting.get()
+            });
+            run_start(&start_at, true).await;
+            waiting.set(false);
+            assert!(!spinner.await, "the start was seen only after the other sender stopped");
+        });
+        set_later.join().expect("setter");
     }
 
     #[test]
