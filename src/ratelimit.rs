@@ -91,7 +91,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     pub fn new(limit: RateLimit, keys_max: usize) -> Self {
         let permits = u64::from(limit.permits);
         let interval_us =
-            if permits == 0 { 0 } else { (limit.period_ms.saturating_mul(1000) / permits).max(1) };
+            limit.period_ms.saturating_mul(1000).checked_div(permits).map_or(0, |us| us.max(1));
         Self {
             interval_us,
             period_us: interval_us.saturating_mul(permits),

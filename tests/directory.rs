@@ -274,7 +274,9 @@ fn credentials_are_required_and_wrong_verbs_are_405() {
     let query = lookup_body(&hashes(&["+15550001111"]));
     let query = query.as_slice();
     let empty: &[u8] = &[];
-    let cases: Vec<(&str, &str, Option<&Account>, &[u8], u16)> = vec![
+    // (method, path, caller, body, expected status)
+    type Case<'a> = (&'a str, &'a str, Option<&'a Account>, &'a [u8], u16);
+    let cases: Vec<Case> = vec![
         ("PUT", DISCOVERABLE, None, claim, 401),
         ("PUT", DISCOVERABLE, Some(&wrong), claim, 401),
         ("DELETE", DISCOVERABLE, None, empty, 401),

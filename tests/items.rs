@@ -171,7 +171,9 @@ fn hostile_bodies_and_paths_are_refused_with_their_status_and_the_server_serves_
     let typing = format!("/v1/typing/{}", recipient.uuid);
     let receipts = format!("/v1/receipts/{}", recipient.uuid);
     let too_many: Vec<u64> = (0..101).collect();
-    let cases: Vec<(&str, String, Option<&Account>, Vec<u8>, u16)> = vec![
+    // (method, path, caller, body, expected status)
+    type Case<'a> = (&'a str, String, Option<&'a Account>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
         ("PUT", typing.clone(), None, br#"{"action":"STARTED","timestamp":1}"#.to_vec(), 401),
         ("PUT", typing.clone(), Some(&sender), b"{not json".to_vec(), 400),
         ("PUT", typing.clone(), Some(&sender), b"".to_vec(), 400),

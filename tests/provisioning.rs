@@ -147,7 +147,9 @@ fn hostile_provisioning_requests_are_refused_and_the_server_serves_on() {
     let address = Uuid::new_v4();
     let path = format!("/v1/provisioning/{address}");
     let big = base64::encode(&vec![7u8; 13_000]);
-    let cases: Vec<(&str, String, Option<&Account>, Vec<u8>, u16)> = vec![
+    // (method, path, caller, body, expected status)
+    type Case<'a> = (&'a str, String, Option<&'a Account>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
         ("PUT", path.clone(), None, br#"{"body":"AA=="}"#.to_vec(), 401),
         ("PUT", path.clone(), Some(&primary), b"not json".to_vec(), 400),
         ("PUT", path.clone(), Some(&primary), br#"{"body":"!!!"}"#.to_vec(), 400),

@@ -12,7 +12,7 @@
 //! - [`websocket`]: the upgrade handshake and the authenticated session.
 //! - [`transport`] and [`wire`]: an accepted connection (socket plus plain
 //!   or TLS byte path), the TLS handshake, readiness-driven reads and writes.
-
+//!
 //! Owns: the transport (HTTP/1.1, the WebSocket connection and session
 //! loop) and routing; domain outcomes become status codes here, in
 //! [`refusal`], and nowhere else. Imports: every layer below (`calls`,

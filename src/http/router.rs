@@ -135,7 +135,8 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, HttpError> {
 /// The `PUT` routes that end in a UUID (404 for a bad UUID).
 fn resolve_to_account(trimmed: &str, path: &str) -> Result<(Route, &'static str), HttpError> {
     let not_found = || HttpError::not_found(format!("no route for {path}"));
-    let routes: [(&str, fn(Uuid) -> Route); 3] = [
+    type MakeRoute = fn(Uuid) -> Route;
+    let routes: [(&str, MakeRoute); 3] = [
         ("/v1/typing/", Route::Typing),
         ("/v1/receipts/", Route::Receipt),
         ("/v1/provisioning/", Route::Provision),

@@ -17,7 +17,7 @@
 //!   one batch at a time to the writer thread.
 //! - [`writer`]: the per-shard writer thread that applies (and, per the
 //!   durability mode, syncs) batches off the io_uring event loop.
-
+//!
 //! Owns: the on-disk schema and durability. Imports: `config` (the
 //! durability mode) at most; never shard state or anything above.
 
