@@ -14,8 +14,8 @@
 //! (its items are acknowledged, which is as good as durable). A put already
 //! on its way to a connected device is marked elidable
 //! ([`OpenBatch::mark_elidable`]): the batch knows how many such puts are
-//! still in it and since when the first was staged, so the commit loop can
-//! give their acknowledgements a moment before writing them.
+//! still in it, so the commit loop can give their acknowledgements a moment
+//! before writing them.
 //!
 //! Invariants: ops keep the order they were staged in (and ops of one
 //! stage are contiguous); only a `Put` can be elided, only while its batch
@@ -121,8 +121,6 @@ pub struct OpenBatch {
     elidable: Vec<u32>,
     /// Marked ops not yet elided.
     elidable_live: usize,
-    /// When the first op was marked (the caller's microsecond clock).
-    first_elidable_us: Option<u64>,
     stages: Vec<Stage>,
     live_ops: usize,
     bytes: usize,
@@ -180,7 +178,6 @@ impl OpenBatch {
             ops: Vec::new(),
             elidable: Vec::new(),
             elidable_live: 0,
-            first_elidable_us: None,
             stages: Vec::new(),
             live_ops: 0,
             bytes: 0,
@@ -231,9 +228,8 @@ impl OpenBatch {
     }
 
     /// Marks the put at `at` as on its way to a connected device (its
-    /// acknowledgement may come before the batch is written); `now_us` is
-    /// the caller's clock.
-    pub fn mark_elidable(&mut self, at: OpRef, now_us: u64) {
+    /// acknowledgement may come before the batch is written).
+    pub fn mark_elidable(&mut self, at: OpRef) {
         if at.batch != self.number || !matches!(self.ops.get(at.index as usize), Some(Some(_))) {
             return;
         }
@@ -243,12 +239,11 @@ impl OpenBatch {
         );
         self.elidable.push(at.index);
         self.elidable_live += 1;
-        self.first_elidable_us.get_or_insert(now_us);
     }
 
-    /// Marked puts still in the batch, and when the first was marked.
-    pub fn elidable(&self) -> (usize, Option<u64>) {
-        (self.elidable_live, self.first_elidable_us)
+    /// Marked puts still in the batch.
+    pub fn elidable(&self) -> usize {
+        self.elidable_live
     }
 
     /// Takes the put at `at` out of the batch if it is still here and

@@ -14,12 +14,15 @@
 //! in the commit loop on the shard's thread, failures first.
 //!
 //! Holding for acknowledgements (Signal's `persistDelay`, bounded): when the
-//! open batch holds puts already on their way to connected devices, the
-//! commit loop waits until every one of them is acknowledged (elided) or
-//! until `persist_delay` has passed since the first was staged, whichever
+//! writer is free and the open batch holds puts already on their way to
+//! connected devices, the commit loop waits until every one of them is
+//! acknowledged (elided) or until `persist_delay` has passed, whichever
 //! comes first, before it seals the batch. At low load that turns a put, a
-//! sync and a delete per message into nothing; under load the batch being
-//! written has taken longer than the delay already, so nothing waits.
+//! sync and a delete per message into nothing (the acknowledgement comes
+//! within a fraction of a millisecond); under load each batch cycle grows
+//! by at most the delay, and the puts staged late in a cycle get that
+//! long for their acknowledgements (measured: more elided, less CPU per
+//! message, see tuning/performance.md).
 //!
 //! Invariants: a stage's wait ends `Ok` only when each of its ops is written
 //! per the mode or elided; staging never blocks (callers wait for room first:
@@ -47,8 +50,6 @@ pub struct Writer {
     full_wait_ms: u64,
     /// Longest wait for acknowledgements before sealing (zero: none).
     persist_delay: Duration,
-    /// The zero of the microsecond clock marks are stamped with.
-    epoch: Instant,
 }
 
 /// A staged write's place and its completion.
@@ -74,7 +75,6 @@ impl Writer {
     pub fn new(thread: WriterThread, full_wait_ms: u64, persist_delay: Duration) -> Self {
         Self {
             persist_delay,
-            epoch: Instant::now(),
             thread: RefCell::new(thread),
             open: RefCell::new(OpenBatch::new(1)),
             committer: Cell::new(None),
@@ -146,8 +146,7 @@ impl Writer {
     /// Marks the put at `at` as on its way to a connected device: the
     /// commit loop may hold the batch a moment for its acknowledgement.
     pub fn mark_elidable(&self, at: OpRef) {
-        let now_us = self.epoch.elapsed().as_micros() as u64;
-        self.open.borrow_mut().mark_elidable(at, now_us);
+        self.open.borrow_mut().mark_elidable(at);
     }
 
     /// Takes the put of `key` at `at` out of the open batch if it is still
@@ -155,7 +154,7 @@ impl Writer {
     pub fn elide(&self, at: OpRef, key: &[u8]) -> bool {
         let mut open = self.open.borrow_mut();
         let elided = open.elide(at, key);
-        if elided && open.elidable().0 == 0 {
+        if elided && open.elidable() == 0 {
             // The commit loop may be holding the batch for this one.
             if let Some(committer) = self.committer.take() {
                 committer.wake();
@@ -165,15 +164,14 @@ impl Writer {
     }
 
     /// Waits while the open batch holds marked puts, for at most
-    /// `persist_delay` after the first was marked, and while it has room.
+    /// `persist_delay` from now, and while it has room.
     async fn hold_for_acknowledgements(&self) {
+        let due = Instant::now() + self.persist_delay;
         loop {
-            let (live, first_us) = self.open.borrow().elidable();
-            let Some(first_us) = first_us.filter(|_| live > 0) else { return };
-            if !self.open.borrow().has_room(1, 0) {
+            let live = self.open.borrow().elidable();
+            if live == 0 || !self.open.borrow().has_room(1, 0) {
                 return;
             }
-            let due = self.epoch + Duration::from_micros(first_us) + self.persist_delay;
             let Some(left) = due.checked_duration_since(Instant::now()) else { return };
             // Woken by an elision that leaves no marked put, or a new stage.
             let mut first_turn = true;

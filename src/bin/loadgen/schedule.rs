@@ -63,21 +63,19 @@ pub fn intended_send_time(
 /// as independent clients would; with a common start every pair sent at the
 /// same instant, and the measured latency was mostly those bursts queueing.
 ///
-/// An open-loop pair waits for the run's start, which
-/// [`crate::measure::collect`] sets once every pair is connected: when the
-/// first connected sender started the clock, pairs connected later began
-/// with the sends due meanwhile overdue and wrote them in a burst, late by
-/// up to the connection time (a p99 lateness of ~1 s with TLS). A
-/// closed-loop pair still starts the clock (if no pair has) and sends at
-/// once, so closed-loop results stay comparable with earlier runs'.
+/// Every pair waits for the run's start, which [`crate::measure::collect`]
+/// sets once every pair is connected. Open loop: when the first connected
+/// sender started the clock, pairs connected later began with the sends
+/// due meanwhile overdue and wrote them in a burst, late by up to the
+/// connection time (a p99 lateness of ~1 s with TLS). Closed loop: the
+/// timed window then held the connection time too, with fewer pairs
+/// sending, which understated a peer that connects slowly (Mosquitto took
+/// about 0.4 s per pair here, so a 2 s run lasted 6 s).
 pub async fn pair_schedule(
     start_at: &OnceLock<Instant>,
     rate: Option<f64>,
 ) -> (Instant, Option<Duration>) {
-    let start = match rate {
-        Some(_) => run_start(start_at, BUSY_POLL.load(Ordering::Relaxed)).await,
-        None => *start_at.get_or_init(Instant::now),
-    };
+    let start = run_start(start_at, BUSY_POLL.load(Ordering::Relaxed)).await;
     schedule_from(start, rate)
 }
 

@@ -113,24 +113,26 @@ fn an_empty_stage_completes_at_once_and_room_is_bounded() {
 }
 
 #[test]
-fn marked_puts_are_counted_until_elided_with_the_time_of_the_first_mark() {
+fn marked_puts_are_counted_until_elided() {
     let mut batch = OpenBatch::new(4);
-    assert_eq!(batch.elidable(), (0, None));
+    assert_eq!(batch.elidable(), 0);
     let offline = batch.stage(vec![put(1)], true);
     let live = batch.stage(vec![put(2), put(3)], true);
     let third = OpRef { index: live.first.index + 1, ..live.first };
-    batch.mark_elidable(live.first, 100);
-    batch.mark_elidable(third, 250);
-    batch.mark_elidable(OpRef { batch: 3, index: 0 }, 300);
-    assert_eq!(batch.elidable(), (2, Some(100)), "another batch's op is not marked");
+    batch.mark_elidable(live.first);
+    batch.mark_elidable(third);
+    batch.mark_elidable(OpRef { batch: 3, index: 0 });
+    assert_eq!(batch.elidable(), 2, "another batch's op is not marked");
     assert!(batch.elide(third, &[3; 4]));
-    assert_eq!(batch.elidable(), (1, Some(100)));
+    assert_eq!(batch.elidable(), 1);
     assert!(batch.elide(offline.first, &[1; 4]), "an unmarked put may still be elided");
-    assert_eq!(batch.elidable(), (1, Some(100)), "without touching the count");
+    assert_eq!(batch.elidable(), 1, "without touching the count");
     assert!(batch.elide(live.first, &[2; 4]));
-    assert_eq!(batch.elidable().0, 0);
+    assert_eq!(batch.elidable(), 0);
+    batch.mark_elidable(offline.first);
+    assert_eq!(batch.elidable(), 0, "an elided op cannot be marked");
     let _ = batch.seal();
-    assert_eq!(batch.elidable(), (0, None), "a new batch starts with no marks");
+    assert_eq!(batch.elidable(), 0, "a new batch starts with no marks");
 }
 
 #[test]
