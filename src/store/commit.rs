@@ -36,7 +36,7 @@ use futures_channel::oneshot;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The shard's writer: its open batch, the commit loop's state and the
 /// writer thread it feeds. Shard-local (`!Send`).
@@ -50,6 +50,8 @@ pub struct Writer {
     full_wait_ms: u64,
     /// Longest wait for acknowledgements before sealing (zero: none).
     persist_delay: Duration,
+    /// True while the commit loop holds the open batch for acknowledgements.
+    holding: Cell<bool>,
 }
 
 /// A staged write's place and its completion.
@@ -75,6 +77,7 @@ impl Writer {
     pub fn new(thread: WriterThread, full_wait_ms: u64, persist_delay: Duration) -> Self {
         Self {
             persist_delay,
+            holding: Cell::new(false),
             thread: RefCell::new(thread),
             open: RefCell::new(OpenBatch::new(1)),
             committer: Cell::new(None),
@@ -136,9 +139,14 @@ impl Writer {
     /// before it completes; otherwise it rides along with the next synced
     /// batch, if any).
     pub fn stage(&self, ops: Vec<Op>, durable: bool) -> Pending {
-        let Staged { first, waiter } = self.open.borrow_mut().stage(ops, durable);
-        if let Some(committer) = self.committer.take() {
-            committer.wake();
+        let mut open = self.open.borrow_mut();
+        let Staged { first, waiter } = open.stage(ops, durable);
+        // A hold ends early only when the batch fills; waiting for a first
+        // stage, any stage will do.
+        if !self.holding.get() || !open.has_room(1, 0) {
+            if let Some(committer) = self.committer.take() {
+                committer.wake();
+            }
         }
         Pending { first, waiter }
     }
@@ -166,27 +174,21 @@ impl Writer {
     /// Waits while the open batch holds marked puts, for at most
     /// `persist_delay` from now, and while it has room.
     async fn hold_for_acknowledgements(&self) {
-        let due = Instant::now() + self.persist_delay;
-        loop {
-            let live = self.open.borrow().elidable();
-            if live == 0 || !self.open.borrow().has_room(1, 0) {
-                return;
+        // Woken only by the last marked put's elision, or a full batch.
+        let held = std::future::poll_fn(|cx| {
+            let open = self.open.borrow();
+            if open.elidable() == 0 || !open.has_room(1, 0) {
+                return Poll::Ready(());
             }
-            let Some(left) = due.checked_duration_since(Instant::now()) else { return };
-            // Woken by an elision that leaves no marked put, or a new stage.
-            let mut first_turn = true;
-            let until_woken = std::future::poll_fn(|cx| {
-                if std::mem::take(&mut first_turn) {
-                    self.committer.set(Some(cx.waker().clone()));
-                    return Poll::Pending;
-                }
-                Poll::Ready(())
-            });
-            monoio::select! {
-                _ = monoio::time::sleep(left) => return,
-                _ = until_woken => {}
-            }
+            self.committer.set(Some(cx.waker().clone()));
+            Poll::Pending
+        });
+        self.holding.set(true);
+        monoio::select! {
+            _ = monoio::time::sleep(self.persist_delay) => {}
+            _ = held => {}
         }
+        self.holding.set(false);
     }
 
     /// The commit loop: for the life of the shard, seals the open batch
