@@ -1,7 +1,10 @@
 //! Any bytes as a `PUT /v1/messages` body: parsing and validation never
-//! panic, and an accepted request names each device once with a valid type.
+//! panic, and an accepted request names each device once with a valid type
+//! and content that is padded Base64 (kept as received, never decoded by
+//! the server: it must decode).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+use switchboard::protocol::base64;
 use switchboard::protocol::envelope::{SendRequest, ENVELOPE_TYPES};
 use switchboard::protocol::payloads::parse_json;
 
@@ -13,5 +16,9 @@ fuzz_target!(|data: &[u8]| {
         devices.dedup();
         assert_eq!(devices.len(), send.messages.len());
         assert!(send.messages.iter().all(|m| ENVELOPE_TYPES.contains(&m.kind)));
+        assert!(send
+            .messages
+            .iter()
+            .all(|m| m.content.len() % 4 == 0 && base64::decode(m.content.as_bytes()).is_ok()));
     }
 });
