@@ -70,9 +70,6 @@ pub enum StoreError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The writer thread has stopped (the process is shutting down).
-    #[error("storage writer stopped")]
-    WriterStopped,
     /// The writer's queue is full: back-pressure, answered 503.
     #[error("storage writer busy")]
     WriterBusy,
