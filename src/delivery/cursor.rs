@@ -1,12 +1,15 @@
 //! A session's position in its device's stored queue.
 //!
-//! Delivery is always driven by the store, in key order: the session reads
-//! the next page after its cursor whenever its in-flight window has room and
-//! it has not caught up; news of a stored envelope only marks it as not
-//! caught up. Because envelopes become durable in key order (one FIFO writer
-//! per shard) and are announced only once durable, reading after the cursor
-//! can neither skip nor reorder: backlog and live traffic are one ordered
-//! stream. `queue/empty` is due once, the first time a read reaches the end.
+//! Delivery follows the queue in key order: the session reads the next page
+//! after its cursor whenever its in-flight window has room and it has not
+//! caught up; news of a stored envelope only marks it as not caught up.
+//! Because envelopes become durable in key order (one batch at a time per
+//! shard) and the store's readers hear of them only once durable, reading
+//! after the cursor can neither skip nor reorder. Live items that the
+//! session's tail serves before they are written ([`crate::shard::tail`])
+//! advance the cursor past their keys in the same order, so backlog and
+//! live traffic are one ordered stream. `queue/empty` is due once, the
+//! first time a read reaches the end.
 //!
 //! Pure state: no I/O; the [`Outbox`](crate::delivery::outbox::Outbox) does
 //! the reads.

@@ -82,7 +82,7 @@ impl Tail {
         self.serving
     }
 
-    /// A store read that began when jobs up to `done_through_before` were
+    /// A store read that began when batches up to `done_through_before` were
     /// done (and `failures_before` batches had failed: the writer's progress
     /// then) reached the end of the queue: serve from the tail if nothing
     /// older can be left.
@@ -126,7 +126,7 @@ pub struct TailSlot {
     staged_through: std::cell::Cell<u64>,
 }
 
-/// Whom a stored item's news goes to once its job is done.
+/// Where a staged item went: into the session's tail, or only to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
     /// The item is in the session's tail.
