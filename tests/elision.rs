@@ -22,6 +22,13 @@ fn server_with_persist_delay(delay_ms: u64) -> Server {
     Server::start_with(ServerOptions { config_toml, ..Default::default() })
 }
 
+/// Connects `account` and reads its (empty) backlog up to `queue/empty`.
+fn connect_drained(server: &Server, account: &common::Account) -> Ws {
+    let mut ws = server.connect(account).unwrap();
+    assert!(drain_backlog(&mut ws).is_empty());
+    ws
+}
+
 /// Writes a framed send of `content` to `destination`'s device 1.
 fn send_framed(ws: &mut Ws, id: u64, destination: &uuid::Uuid, content: &[u8]) {
     let request = WsRequest {
@@ -75,10 +82,8 @@ fn an_envelope_acknowledged_before_its_batch_is_written_is_never_stored() {
     let server = server_with_persist_delay(10_000);
     let sender = server.register_on_shard(0, 2);
     let recipient = server.register_on_shard(1, 2);
-    let mut sender_ws = server.connect(&sender).unwrap();
-    assert!(drain_backlog(&mut sender_ws).is_empty());
-    let mut recipient_ws = server.connect(&recipient).unwrap();
-    assert!(drain_backlog(&mut recipient_ws).is_empty());
+    let mut sender_ws = connect_drained(&server, &sender);
+    let mut recipient_ws = connect_drained(&server, &recipient);
 
     send_framed(&mut sender_ws, 1, &recipient.uuid, b"early ack");
     // Delivered while its put waits in the open batch (held up to 10 s).
@@ -112,10 +117,8 @@ fn an_envelope_left_unacknowledged_past_the_delay_is_stored_and_redelivered() {
     let server = server_with_persist_delay(20);
     let sender = server.register_on_shard(0, 2);
     let recipient = server.register_on_shard(0, 2);
-    let mut recipient_ws = server.connect(&recipient).unwrap();
-    assert!(drain_backlog(&mut recipient_ws).is_empty());
-    let mut sender_ws = server.connect(&sender).unwrap();
-    assert!(drain_backlog(&mut sender_ws).is_empty());
+    let mut recipient_ws = connect_drained(&server, &recipient);
+    let mut sender_ws = connect_drained(&server, &sender);
 
     send_framed(&mut sender_ws, 7, &recipient.uuid, b"never acked");
     let (_id, delivered) = next_envelope(&mut recipient_ws);
@@ -137,8 +140,7 @@ fn a_send_to_a_device_away_is_not_held_for_an_acknowledgement() {
     let server = server_with_persist_delay(10_000);
     let sender = server.register_on_shard(0, 2);
     let recipient = server.register_on_shard(1, 2);
-    let mut sender_ws = server.connect(&sender).unwrap();
-    assert!(drain_backlog(&mut sender_ws).is_empty());
+    let mut sender_ws = connect_drained(&server, &sender);
     for id in 1..=3 {
         send_framed(&mut sender_ws, id, &recipient.uuid, format!("away {id}").as_bytes());
         assert_eq!(response_status(&mut sender_ws, id), 200);
