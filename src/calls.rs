@@ -56,7 +56,7 @@ pub async fn apply(ctx: &Rc<ShardCtx>, call: Call) -> Outcome {
             Outcome::FannedOut(fanned)
         }
         Call::Provision { address, body } => {
-            Outcome::Provisioned(crate::provisioning::deliver(ctx, address, body).await)
+            Outcome::Provisioned(crate::provisioning::deliver(ctx, address, body))
         }
         Call::ClaimHash { hash, account } => {
             Outcome::HashClaimed(ctx.directory.claim(&ctx.writer, hash, account).await)

@@ -4,16 +4,15 @@
 //! The address is a fresh UUID the accepting shard owns
 //! ([`new_address`]), so the socket never moves; a primary on another
 //! shard reaches it through the rings (`calls::provision`). [`deliver`]
-//! answers only once the new device accepted the message (its 200), or
-//! refuses when no socket waits there, when the socket goes away first, or
-//! when the device answers anything else.
+//! answers as soon as the message is handed to the waiting socket (as
+//! Signal's server does: the primary's 204 does not wait for the new
+//! device), or refuses when no socket waits there.
 //!
 //! Imports: `accounts` (the refusal type), `shard`.
 
 use crate::accounts::ProvisionRefused;
 use crate::shard::provisioning::Delivery;
 use crate::shard::ShardCtx;
-use futures_channel::oneshot;
 use uuid::Uuid;
 
 /// Largest provisioning message accepted, in decoded bytes (413 over it).
@@ -29,17 +28,11 @@ pub fn new_address(ctx: &ShardCtx) -> Uuid {
     }
 }
 
-/// Hands `body` to the socket waiting at `address` (this shard owns it) and
-/// waits for the new device's answer.
-pub async fn deliver(ctx: &ShardCtx, address: Uuid, body: Vec<u8>) -> Result<(), ProvisionRefused> {
+/// Hands `body` to the socket waiting at `address` (this shard owns it).
+pub fn deliver(ctx: &ShardCtx, address: Uuid, body: Vec<u8>) -> Result<(), ProvisionRefused> {
     debug_assert_eq!(ctx.owner_of(&address), ctx.id);
     let waiting = ctx.provisioning.take(&address).ok_or(ProvisionRefused::NoSuchAddress)?;
-    let (accepted, answer) = oneshot::channel();
-    *waiting.delivery.borrow_mut() = Some(Delivery { body, accepted });
+    *waiting.delivery.borrow_mut() = Some(Delivery { body });
     waiting.mailbox.notify_stored();
-    drop(waiting);
-    match answer.await {
-        Ok(true) => Ok(()),
-        Ok(false) | Err(_) => Err(ProvisionRefused::NoSuchAddress),
-    }
+    Ok(())
 }

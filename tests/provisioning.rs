@@ -71,7 +71,7 @@ fn a_new_device_links_through_the_provisioning_socket_and_then_receives_messages
     assert_eq!(message, json!({"body": base64::encode(code.as_bytes())}));
     schema::assert_matches("ProvisioningMessagePayload", &message);
     assert_eq!(expect_close(&mut new_device), Some(1000));
-    assert_eq!(primary_call.join().unwrap().0, 200);
+    assert_eq!(primary_call.join().unwrap().0, 204, "answered once handed over, as Signal");
     assert_eq!(provision(&server.addr(), &primary, &address, b"again").0, 404, "single use");
 
     // The new device links with the code it was sent, then both devices get mail.
@@ -96,22 +96,20 @@ fn a_new_device_links_through_the_provisioning_socket_and_then_receives_messages
 }
 
 #[test]
-fn unknown_and_refused_addresses_are_404_and_the_primary_is_not_left_waiting() {
+fn unknown_and_gone_addresses_are_404_and_the_primary_never_waits_for_the_device() {
     let server = Server::start();
     let primary = server.register();
     assert_eq!(provision(&server.addr(), &primary, &Uuid::new_v4(), b"x").0, 404);
-    // A device that refuses the message: the primary hears 404, the socket closes.
+    // The primary hears 204 before the new device answers (here: refuses),
+    // as Signal's server answers; the socket then closes.
     let (mut new_device, address) = open_provisioning(&server);
-    let call = {
-        let (server_addr, primary) = (server.addr(), primary.clone());
-        std::thread::spawn(move || provision(&server_addr, &primary, &address, b"m"))
-    };
+    assert_eq!(provision(&server.addr(), &primary, &address, b"m").0, 204);
     match next_frame(&mut new_device) {
         Frame::Request(request) => ack(&mut new_device, request.id, 500),
         Frame::Response(response) => panic!("unexpected {response:?}"),
     }
-    let (status, body) = call.join().unwrap();
-    assert_eq!((status, error_body(&body).0), (404, 404));
+    assert_eq!(expect_close(&mut new_device), Some(1000));
+    assert_eq!(provision(&server.addr(), &primary, &address, b"m").0, 404, "single use");
     // A device that hangs up before answering: the same.
     let (new_device, address) = open_provisioning(&server);
     drop(new_device);
@@ -170,9 +168,12 @@ fn hostile_provisioning_requests_are_refused_and_the_server_serves_on() {
         assert_eq!(status, expected, "{method} {path}");
         assert_eq!(error_body(&response).0, u64::from(expected), "{method} {path}");
     }
-    // The provisioning socket takes no requests (400) and no binary frames (1003).
+    // The provisioning socket answers its keepalive (200), takes no other
+    // requests (400) and, in the JSON framing, no binary frames (1003).
     let (mut ws, _) = open_provisioning(&server);
-    let response = common::ws_call(&mut ws, 5, "GET", "/v1/keepalive", None);
+    let response = common::ws_call(&mut ws, 4, "GET", "/v1/keepalive/provisioning", None);
+    assert_eq!(response.status, 200);
+    let response = common::ws_call(&mut ws, 5, "GET", "/v1/messages", None);
     assert_eq!(response.status, 400);
     ws.send(tungstenite::Message::text("{not json")).unwrap();
     assert_eq!(expect_close(&mut ws), Some(1007));

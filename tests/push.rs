@@ -270,16 +270,27 @@ fn assert_issued_at(iat: &Value, clock: &Clock) {
     assert!(near(manual) || near(system), "iat {iat}: server clock {manual}, system {system}");
 }
 
-/// Asserts `request` is one APNs push to `token`: an alert when `urgent`,
-/// else a background push; signed with the test key; expiring 30 days
-/// after the server clock's now.
-fn assert_apns_push(server: &TestServer, request: &Recorded, token: &str, urgent: bool) {
+/// The delivery headers of an APNs message alert: `apns-push-type`,
+/// `apns-priority`, `apns-collapse-id`.
+const APNS_ALERT: (&str, &str, Option<&str>) = ("alert", "10", Some("incoming-message"));
+/// The delivery headers of every other APNs push (challenges included).
+const APNS_BACKGROUND: (&str, &str, Option<&str>) = ("background", "5", None);
+
+/// Asserts `request` is one APNs request to `token` with `delivery`
+/// (`apns-push-type`, `apns-priority`, `apns-collapse-id`, see
+/// [`APNS_ALERT`]); signed with the test key; expiring 30 days after the
+/// server clock's now.
+fn assert_apns_request(
+    server: &TestServer,
+    request: &Recorded,
+    token: &str,
+    delivery: (&str, &str, Option<&str>),
+) {
     assert_eq!(
         (request.method.as_str(), request.path.clone()),
         ("POST", format!("/3/device/{token}"))
     );
-    let (push_type, priority, collapse_id) =
-        if urgent { ("alert", "10", Some("incoming-message")) } else { ("background", "5", None) };
+    let (push_type, priority, collapse_id) = delivery;
     assert_eq!(request.header("apns-topic"), Some(TOPIC));
     assert_eq!(request.header("apns-push-type"), Some(push_type));
     assert_eq!(request.header("apns-priority"), Some(priority));
@@ -293,6 +304,13 @@ fn assert_apns_push(server: &TestServer, request: &Recorded, token: &str, urgent
     assert_eq!((&header["alg"], &header["kid"]), (&json!("ES256"), &json!(KEY_ID)));
     assert_eq!(claims["iss"], TEAM_ID);
     assert_issued_at(&claims["iat"], &server.clock);
+}
+
+/// Asserts `request` is one APNs new-message push to `token`: an alert
+/// (with the `incoming-message` collapse id) when `urgent`, else a
+/// background push.
+fn assert_apns_push(server: &TestServer, request: &Recorded, token: &str, urgent: bool) {
+    assert_apns_request(server, request, token, if urgent { APNS_ALERT } else { APNS_BACKGROUND });
     let body = request.json();
     let expected = if urgent {
         json!({"aps": {"alert": {"loc-key": "APN_Message"}, "mutable-content": 1},
@@ -321,6 +339,62 @@ fn assert_fcm_push(request: &Recorded, token: &str, urgent: bool, access_token: 
     let inner: Value = serde_json::from_str(data).unwrap();
     let payload = json!({"type": body["message"]["data"]["type"], "data": inner});
     schema::assert_matches("PushNotificationPayload", &payload);
+}
+
+/// A challenge token: 16 random bytes in hex.
+fn assert_challenge_token(challenge: &Value, kind: &str) -> String {
+    let challenge = challenge.as_str().unwrap_or_else(|| panic!("no {kind} token: {challenge}"));
+    assert_eq!(challenge.len(), 32, "{kind} {challenge:?}");
+    assert!(challenge.bytes().all(|byte| byte.is_ascii_hexdigit()), "{kind} {challenge:?}");
+    challenge.to_string()
+}
+
+/// Asserts `request` is one APNs challenge push of `kind` (`challenge` or
+/// `rateLimitChallenge`) to `token` as Signal sends it: a silent background
+/// push at priority 5 without the `incoming-message` collapse id (it must
+/// never replace a message alert), the token at the top level under `kind`,
+/// beside the spec's payload. Returns the token.
+fn assert_apns_challenge(
+    server: &TestServer,
+    request: &Recorded,
+    token: &str,
+    kind: &str,
+) -> String {
+    assert_apns_request(server, request, token, APNS_BACKGROUND);
+    let body = request.json();
+    let challenge = assert_challenge_token(&body[kind], kind);
+    assert_eq!(
+        body,
+        json!({"aps": {"content-available": 1}, kind: challenge,
+               "type": kind, "data": {"urgent": true}})
+    );
+    schema::assert_matches(
+        "PushNotificationPayload",
+        &json!({"type": body["type"], "data": body["data"]}),
+    );
+    challenge
+}
+
+/// Asserts `request` is one FCM challenge push of `kind` to `token`
+/// carrying `access_token`, as Signal sends it: priority HIGH (the user is
+/// waiting), the token as the data field `kind` in place of
+/// `newMessageAlert`, beside the spec's payload. Returns the token.
+fn assert_fcm_challenge(request: &Recorded, token: &str, kind: &str, access_token: &str) -> String {
+    assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", FCM_SEND_PATH));
+    assert_eq!(bearer(request), access_token);
+    let body = request.json();
+    let challenge = assert_challenge_token(&body["message"]["data"][kind], kind);
+    assert_eq!(
+        body,
+        json!({"message": {"token": token,
+            "data": {kind: challenge, "type": kind, "data": r#"{"urgent":true}"#},
+            "android": {"priority": "HIGH", "ttl": "2419200s"}}})
+    );
+    schema::assert_matches(
+        "PushNotificationPayload",
+        &json!({"type": kind, "data": {"urgent": true}}),
+    );
+    challenge
 }
 
 /// Asserts `request` is a JWT-bearer grant signed with the service
@@ -881,15 +955,7 @@ fn a_rate_limited_sender_lifts_its_limit_with_a_push_challenge() {
         request_at(&server.addr, "POST", "/v1/challenge/push", Some(&sender), &[], b"");
     assert_eq!(status, 200);
     let push = providers.apns.wait_for(1, DUE).remove(0);
-    assert_eq!(push.path, format!("/3/device/{token}"));
-    let body = push.json();
-    assert_eq!(body["type"], "rateLimitChallenge");
-    assert_eq!(body["data"]["urgent"], true);
-    schema::assert_matches(
-        "PushNotificationPayload",
-        &json!({"type": body["type"], "data": body["data"]}),
-    );
-    let challenge = body["data"]["challenge"].as_str().expect("a challenge token").to_string();
+    let challenge = assert_apns_challenge(&server, &push, &token, "rateLimitChallenge");
     assert_eq!(answer(&challenge).0, 200);
     assert_eq!(try_send(&server, &sender, &recipient, 4).0, 200, "the limit is lifted");
     assert_eq!(answer(&challenge).0, 428, "a challenge is single use");
@@ -917,7 +983,7 @@ fn challenge_pushes_need_a_push_token_and_credentials() {
         200
     );
     let push = providers.apns.wait_for(1, DUE).remove(0);
-    let challenge = push.json()["data"]["challenge"].as_str().unwrap().to_string();
+    let challenge = assert_apns_challenge(&server, &push, &token, "rateLimitChallenge");
     server.clock.advance_ms(300_000);
     let body = json!({"type": "rateLimitPushChallenge", "challenge": challenge}).to_string();
     let (status, _) =
@@ -956,14 +1022,7 @@ fn a_verification_session_proves_a_device_by_push_and_registers_once() {
         json!({"id": id, "requestedInformation": ["pushChallenge"], "verified": false})
     );
     let push = providers.apns.wait_for(1, DUE).remove(0);
-    assert_eq!(push.path, format!("/3/device/{token}"));
-    let body = push.json();
-    assert_eq!(body["type"], "challenge");
-    schema::assert_matches(
-        "PushNotificationPayload",
-        &json!({"type": body["type"], "data": body["data"]}),
-    );
-    let challenge = body["data"]["challenge"].as_str().unwrap().to_string();
+    let challenge = assert_apns_challenge(&server, &push, &token, "challenge");
     assert_eq!(register_with_session(&server, &id), 403, "not verified yet");
     let patch = |answer: &str| {
         let body = json!({ "pushChallenge": answer }).to_string();
@@ -1010,16 +1069,52 @@ fn verification_sessions_refuse_hostile_input() {
     let (status, state) = open_session(&server, &token, "fcm");
     assert_eq!(status, 200);
     let push = providers.fcm.wait_for(1, DUE).remove(0);
-    let message = &push.json()["message"];
-    assert_eq!(
-        (message["token"].as_str(), message["data"]["type"].as_str()),
-        (Some(token.as_str()), Some("challenge"))
-    );
-    let inner: Value = serde_json::from_str(message["data"]["data"].as_str().unwrap()).unwrap();
-    assert!(inner["challenge"].is_string());
+    let challenge = assert_fcm_challenge(&push, &token, "challenge", "test-access-token-1");
     let path = format!("/v1/verification/session/{}", state["id"].as_str().unwrap());
     assert_eq!(request_at(&server.addr, "PATCH", &path, None, &[], b"[]").0, 400);
     server.clock.advance_ms(300_000);
-    let late = json!({ "pushChallenge": inner["challenge"] }).to_string();
+    let late = json!({ "pushChallenge": challenge }).to_string();
     assert_eq!(request_at(&server.addr, "PATCH", &path, None, &[], late.as_bytes()).0, 428);
+}
+
+/// Issue 20, item 8: a challenge push used to be an APNs alert with the
+/// `incoming-message` collapse id, so it replaced the message alert on the
+/// phone. Now, as in Signal, it is a silent background push on APNs (HIGH
+/// on FCM, its token under Signal's key), and only message alerts collapse.
+#[test]
+fn issue_20_challenge_pushes_are_silent_and_never_replace_a_message_alert() {
+    let providers = Providers::start();
+    let server = start(&providers);
+    let (sender, iphone, android) = (server.register(), server.register(), server.register());
+    let (apns_token, fcm_token) = (apn_token(), fcm_token());
+    server.put_token(&iphone, APN, &apns_token);
+    server.put_token(&android, GCM, &fcm_token);
+    let push_challenge = |device: &Account| {
+        let path = "/v1/challenge/push";
+        assert_eq!(request_at(&server.addr, "POST", path, Some(device), &[], b"").0, 200);
+    };
+    push_challenge(&iphone);
+    let pushes = providers.apns.wait_for(1, DUE);
+    let challenge = assert_apns_challenge(&server, &pushes[0], &apns_token, "rateLimitChallenge");
+    server.send(&sender, &iphone, true, 1);
+    let pushes = providers.apns.wait_for(2, DUE);
+    assert_apns_push(&server, &pushes[1], &apns_token, true);
+    push_challenge(&android);
+    let pushes = providers.fcm.wait_for(1, DUE);
+    let token = "test-access-token-1";
+    let fcm_challenge = assert_fcm_challenge(&pushes[0], &fcm_token, "rateLimitChallenge", token);
+    server.send(&sender, &android, true, 2);
+    let pushes = providers.fcm.wait_for(2, DUE);
+    assert_fcm_push(&pushes[1], &fcm_token, true, token);
+    // Each token answers its device's challenge.
+    for (device, challenge) in [(&iphone, challenge), (&android, fcm_challenge)] {
+        let body = json!({"type": "rateLimitPushChallenge", "challenge": challenge}).to_string();
+        let (status, _) =
+            request_at(&server.addr, "PUT", "/v1/challenge", Some(device), &[], body.as_bytes());
+        assert_eq!(status, 200);
+    }
+    providers.apns.assert_count_after(QUIET, 2);
+    providers.fcm.assert_count_after(Duration::ZERO, 2);
+    server.wait_metric("push_apns_sent_total", 2);
+    server.wait_metric("push_fcm_sent_total", 2);
 }

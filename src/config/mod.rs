@@ -45,6 +45,29 @@ impl std::str::FromStr for Durability {
     }
 }
 
+/// How a device's WebSocket frames its requests and responses (chosen at
+/// the upgrade, fixed for the connection's life).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Framing {
+    /// Text frames of JSON (the spec's framing), envelopes as JSON.
+    Json,
+    /// Binary frames of Signal's protobuf `WebSocketMessage`, envelopes as
+    /// protobuf `Envelope` (what stock Signal clients speak).
+    Protobuf,
+}
+
+impl std::str::FromStr for Framing {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "json" => Ok(Self::Json),
+            "protobuf" => Ok(Self::Protobuf),
+            other => Err(format!("unknown framing '{other}' (json, protobuf)")),
+        }
+    }
+}
+
 /// Which I/O driver the shards run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -126,6 +149,9 @@ pub struct Config {
     /// owe before sending them: one stored receipt per (device, sender)
     /// per window. 0 sends them on the shard's next turn.
     pub receipt_window_ms: u64,
+    /// The framing of a WebSocket whose upgrade names none (no explicit
+    /// choice, no stock Signal client's User-Agent).
+    pub websocket_framing: Framing,
     /// After SIGTERM or SIGINT, the longest the server waits for its
     /// WebSockets to close before it exits anyway.
     pub drain_timeout_ms: u64,
@@ -157,6 +183,7 @@ impl Default for Config {
             retention_sweep_interval_ms: 3600 * 1000,
             receipt_window_ms: 5,
             persist_delay_ms: 2,
+            websocket_framing: Framing::Json,
             drain_timeout_ms: 10_000,
             limits: Limits::default(),
             rate_limits: RateLimits::default(),

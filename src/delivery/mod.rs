@@ -5,6 +5,8 @@
 //! - [`fanout`]: typing indicators (live), receipts and stories (stored) to
 //!   every device of the destination.
 //! - [`enqueue`]: storing items and offering live ones, shared by the above.
+//! - [`form`]: the bodies a device receives, in its connection's form (JSON or
+//!   Signal's protobuf `Envelope`), from the one stored form.
 //! - [`outbox`]: a connection's delivery: pages read from the store, the
 //!   in-flight window, acks and their batched deletes.
 //! - [`cursor`]: the outbox's position in the queue, backlog then live, and
@@ -25,6 +27,7 @@
 pub mod cursor;
 pub mod enqueue;
 pub mod fanout;
+pub mod form;
 pub mod ingest;
 pub mod outbox;
 pub mod push;

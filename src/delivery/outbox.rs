@@ -25,46 +25,24 @@
 use crate::accounts::AuthedDevice;
 use crate::clock::thread_cpu_us;
 use crate::delivery::cursor::QueueCursor;
+use crate::delivery::form::{ephemeral_body, requests_for};
+pub use crate::delivery::form::{
+    DeliveryForm, MESSAGE_PATH, RECEIPT_PATH, STORY_PATH, TYPING_PATH,
+};
 use crate::delivery::window::{Inflight, InflightWindow};
 use crate::metrics::ShardMetrics;
-use crate::protocol::envelope::with_delivered_timestamp;
 use crate::shard::mailbox::QueueNews;
 use crate::shard::tail::TailSlot;
 use crate::shard::ShardCtx;
 use crate::store::batch::OpRef;
 use crate::store::messages::{parse_key, read_page, ReceiptTo, StoredKind, StoredMessage};
 use crate::store::writer::{Family, Op};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-/// Path of a stored or online-only envelope sent to the client.
-pub const MESSAGE_PATH: &str = "/api/v1/message";
-/// Path of a receipt sent to the client.
-pub const RECEIPT_PATH: &str = "/api/v1/receipt";
-/// Path of a story sent to the client.
-pub const STORY_PATH: &str = "/api/v1/story";
-/// Path of a typing indicator sent to the client (live only).
-pub const TYPING_PATH: &str = "/api/v1/typing";
 /// Path of the "backlog drained" request.
 pub const QUEUE_EMPTY_PATH: &str = "/api/v1/queue/empty";
-
-/// Where a device receives a stored item of `kind`.
-fn path_of(kind: StoredKind) -> &'static str {
-    match kind {
-        StoredKind::Envelope | StoredKind::IdentifiedEnvelope(_) => MESSAGE_PATH,
-        StoredKind::Receipt => RECEIPT_PATH,
-        StoredKind::Story => STORY_PATH,
-    }
-}
-
-/// The body a device receives: envelopes get `serverDeliveredTimestamp`.
-fn delivered_body(path: &'static str, json: &[u8], now_ms: u64) -> Vec<u8> {
-    if path == MESSAGE_PATH {
-        with_delivered_timestamp(json, now_ms)
-    } else {
-        json.to_vec()
-    }
-}
 
 /// `(done_through, failed_batches)` of the shard's writer.
 fn writer_progress(ctx: &ShardCtx) -> (u64, u64) {
@@ -85,6 +63,10 @@ enum Pending {
         /// Where its put was staged, when it came from the tail (it may
         /// still be in the open batch, to be elided).
         staged: Option<OpRef>,
+        /// For an item sent as several requests (a delivery receipt to a
+        /// protobuf device, one envelope per timestamp): the parts not yet
+        /// acknowledged, shared by them; the last acknowledgement counts.
+        parts_left: Option<Rc<Cell<usize>>>,
     },
     /// An online-only envelope: nothing to delete.
     Ephemeral,
@@ -97,7 +79,7 @@ pub struct Outgoing {
     pub id: u64,
     /// Path of the `PUT`.
     pub path: &'static str,
-    /// Body bytes (the envelope JSON), if any.
+    /// Body bytes (in the connection's form), if any.
     pub body: Option<Vec<u8>>,
 }
 
@@ -111,18 +93,22 @@ pub struct Outbox {
     acked: Vec<Vec<u8>>,
     /// Delivery receipts owed for those acknowledgements.
     receipts_due: Vec<ReceiptTo>,
+    form: DeliveryForm,
 }
 
 impl Outbox {
-    /// Delivery for `device`'s connection, with at most `window_len_max`
-    /// requests open.
-    pub fn new(device: AuthedDevice, window_len_max: usize) -> Self {
+    /// Delivery for `device`'s connection in `form`, with at most
+    /// `window_len_max` items open (an item sent as several requests opens
+    /// its further parts beyond the window: at most
+    /// `receipt_timestamps_max - 1` more each).
+    pub fn new(device: AuthedDevice, window_len_max: usize, form: DeliveryForm) -> Self {
         Self {
             device,
             cursor: QueueCursor::default(),
             window: InflightWindow::new(window_len_max),
             acked: Vec::new(),
             receipts_due: Vec::new(),
+            form,
         }
     }
 
@@ -201,8 +187,6 @@ impl Outbox {
     ) -> bool {
         let now_ms = ctx.clock.now_ms();
         for (message, staged) in page {
-            let path = path_of(message.kind);
-            let body = delivered_body(path, &message.json, now_ms);
             if let Some((_, _, stored_ms, _)) = parse_key(&message.key) {
                 let waited_us = now_ms.saturating_sub(stored_ms).saturating_mul(1000);
                 ctx.stats().histograms.deliver_seconds.record_us(waited_us);
@@ -211,14 +195,55 @@ impl Outbox {
                 StoredKind::IdentifiedEnvelope(to) => Some(to),
                 _ => None,
             };
-            let pending = Pending::Stored { key: message.key, receipt_to, staged };
-            let id = self.window.open(pending, now_ms).expect("a page fits the free slots");
-            if !send(Outgoing { id, path, body: Some(body) }) {
-                return false;
+            if message.kind == StoredKind::Story && !self.form.stories {
+                // The device does not take stories: acknowledged unseen.
+                self.acknowledge(ctx, message.key, receipt_to, staged);
+                continue;
+            }
+            let requests = match requests_for(self.form, &message, &self.device.account, now_ms) {
+                Ok(requests) => requests,
+                Err(error) => {
+                    tracing::error!(shard = ctx.id, %error, "a stored item is left undelivered");
+                    continue;
+                }
+            };
+            let count = requests.len();
+            let parts_left = (count > 1).then(|| Rc::new(Cell::new(count)));
+            let mut key = Some(message.key);
+            for (index, (path, body)) in requests.into_iter().enumerate() {
+                let key = if index + 1 == count { key.take() } else { key.clone() };
+                let key = key.expect("one key per part");
+                let parts_left = parts_left.clone();
+                let pending = Pending::Stored { key, receipt_to, staged, parts_left };
+                // A page fits the free slots; further parts go beyond them.
+                let opened = self.window.open(pending, now_ms);
+                let id =
+                    opened.unwrap_or_else(|pending| self.window.open_unbounded(pending, now_ms));
+                if !send(Outgoing { id, path, body: Some(body) }) {
+                    return false;
+                }
             }
             ShardMetrics::inc(&ctx.stats().messages_delivered_total);
         }
         true
+    }
+
+    /// Deletes (or elides, while its put is in the open batch) the
+    /// acknowledged item `key`, owing its sender `receipt_to`.
+    fn acknowledge(
+        &mut self,
+        ctx: &ShardCtx,
+        key: Vec<u8>,
+        receipt_to: Option<ReceiptTo>,
+        staged: Option<OpRef>,
+    ) {
+        if staged.is_some_and(|at| ctx.writer.elide(at, &key)) {
+            ShardMetrics::inc(&ctx.stats().messages_elided_total);
+            ShardMetrics::inc(&ctx.stats().messages_acked_total);
+        } else {
+            self.acked.push(key);
+        }
+        self.receipts_due.extend(receipt_to);
     }
 
     /// Reads up to `limit` envelopes after the cursor, timing the read.
@@ -251,32 +276,41 @@ impl Outbox {
         json: &[u8],
     ) -> Option<Outgoing> {
         let now_ms = ctx.clock.now_ms();
+        let body = match ephemeral_body(self.form, path, json, now_ms) {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::error!(shard = ctx.id, %error, "a live item is dropped");
+                return None;
+            }
+        };
         let Ok(id) = self.window.open(Pending::Ephemeral, now_ms) else {
             ShardMetrics::inc(&ctx.stats().ephemeral_dropped_total);
             return None;
         };
-        Some(Outgoing { id, path, body: Some(delivered_body(path, json, now_ms)) })
+        Some(Outgoing { id, path, body: Some(body) })
     }
 
-    /// The client answered request `id` with `status`. An acknowledged
-    /// item still in the open batch is elided; any other is deleted with
-    /// the turn's other acknowledgements.
-    pub fn on_response(&mut self, ctx: &ShardCtx, id: u64, status: u16) {
+    /// The client answered request `id`; `acked` when its status
+    /// acknowledges (the session's framing decides). An acknowledged item
+    /// still in the open batch is elided; any other is deleted with the
+    /// turn's other acknowledgements.
+    pub fn on_response(&mut self, ctx: &ShardCtx, id: u64, acked: bool) {
         match self.window.complete(id) {
-            Some(Inflight { kind: Pending::Stored { key, receipt_to, staged }, .. })
-                if status == 200 =>
-            {
-                if staged.is_some_and(|at| ctx.writer.elide(at, &key)) {
-                    ShardMetrics::inc(&ctx.stats().messages_elided_total);
-                    ShardMetrics::inc(&ctx.stats().messages_acked_total);
-                } else {
-                    self.acked.push(key);
+            Some(Inflight {
+                kind: Pending::Stored { key, receipt_to, staged, parts_left },
+                ..
+            }) if acked => {
+                if let Some(left) = parts_left {
+                    left.set(left.get() - 1);
+                    if left.get() > 0 {
+                        return;
+                    }
                 }
-                self.receipts_due.extend(receipt_to);
+                self.acknowledge(ctx, key, receipt_to, staged);
             }
             Some(inflight) => {
-                if status != 200 {
-                    tracing::debug!(status, kind = ?inflight.kind, "client refused a server request");
+                if !acked {
+                    tracing::debug!(kind = ?inflight.kind, "client refused a server request");
                 }
             }
             None => tracing::debug!(id, "response to no open request"),

@@ -103,11 +103,11 @@ impl Response {
         Self::json_bytes(status, Vec::new())
     }
 
-    /// The response's headers in the WebSocket framing's `"Name: value"` form.
-    pub fn frame_headers(&self) -> Vec<String> {
-        let mut headers = vec![format!("Content-Type: {}", self.content_type)];
+    /// The response's headers for a WebSocket frame, as (name, value).
+    pub fn frame_header_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![("Content-Type", self.content_type.to_string())];
         if let Some(seconds) = self.retry_after_s {
-            headers.push(format!("Retry-After: {seconds}"));
+            headers.push(("Retry-After", seconds.to_string()));
         }
         headers
     }
@@ -195,6 +195,6 @@ mod tests {
         let http = String::from_utf8(response.to_http(false)).unwrap();
         assert!(http.starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
         assert!(http.contains("Retry-After: 7\r\n"));
-        assert!(response.frame_headers().contains(&"Retry-After: 7".to_string()));
+        assert!(response.frame_header_pairs().contains(&("Retry-After", "7".to_string())));
     }
 }

@@ -5,12 +5,14 @@
 //! that field in before the closing brace ([`with_delivered_timestamp`]),
 //! so the hot path never re-parses stored JSON.
 //!
-//! Invariants: [`SendRequest::validate`] accepts only types 1, 3, 6, 7,
+//! Invariants: [`SendRequest::validate`] accepts only types 1, 3, 6, 7
+//! (Signal's 1, 3, 6, 8 with [`TypeNumbering::Signal`], stored as the spec's),
 //! device ids 1..=127, each device at most once, and Base64 content; the
 //! content is opaque and never inspected beyond checking it is Base64.
 
 use crate::protocol::base64;
 use crate::protocol::payloads::PayloadError;
+use crate::protocol::proto::messages::EnvelopeType;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -82,21 +84,71 @@ pub struct Send {
     pub timestamp: u64,
 }
 
+/// Signal's `Envelope.Type` for the spec's JSON type (`None` for a type
+/// the spec does not have).
+pub fn signal_type_of_spec(spec_type: u8) -> Option<EnvelopeType> {
+    match spec_type {
+        1 => Some(EnvelopeType::Ciphertext),
+        3 => Some(EnvelopeType::PrekeyBundle),
+        6 => Some(EnvelopeType::PlaintextContent),
+        7 => Some(EnvelopeType::UnidentifiedSender),
+        _ => None,
+    }
+}
+
+/// The spec's JSON type for a type a Signal client sends (`None` for the
+/// types a client may not send: 2, 4, 5, 7 and anything unknown).
+pub fn spec_type_of_signal(signal_type: i64) -> Option<u8> {
+    match signal_type {
+        1 => Some(1),
+        3 => Some(3),
+        6 => Some(7),
+        8 => Some(6),
+        _ => None,
+    }
+}
+
+/// Which numbering a send request's `type` fields use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeNumbering {
+    /// The spec's JSON numbering: 1, 3, 6 plaintext, 7 sealed sender.
+    Spec,
+    /// Signal's `Envelope.Type` (protobuf connections and stock clients):
+    /// 1, 3, 6 sealed sender, 8 plaintext.
+    Signal,
+}
+
+impl TypeNumbering {
+    /// The spec's type of a request's `type` in this numbering.
+    fn spec_type(self, kind: i64) -> Result<u8, PayloadError> {
+        match self {
+            TypeNumbering::Spec => u8::try_from(kind)
+                .ok()
+                .filter(|kind| ENVELOPE_TYPES.contains(kind))
+                .ok_or_else(|| PayloadError(format!("type {kind} is not one of 1, 3, 6, 7"))),
+            TypeNumbering::Signal => spec_type_of_signal(kind).ok_or_else(|| {
+                PayloadError(format!("type {kind} is not one of Signal's 1, 3, 6, 8"))
+            }),
+        }
+    }
+}
+
 impl SendRequest {
-    /// Checks every field (400 on failure).
+    /// Checks every field, types in the spec's numbering (400 on failure).
     pub fn validate(self) -> Result<Send, PayloadError> {
+        self.validate_as(TypeNumbering::Spec)
+    }
+
+    /// Checks every field, reading `type` in `numbering`; the result holds
+    /// the spec's numbering (the stored form).
+    pub fn validate_as(self, numbering: TypeNumbering) -> Result<Send, PayloadError> {
         if self.messages.is_empty() {
             return Err(PayloadError("messages must not be empty".into()));
         }
         let mut seen = [false; 128];
         let mut messages = Vec::with_capacity(self.messages.len());
         for message in self.messages {
-            let kind = u8::try_from(message.kind)
-                .ok()
-                .filter(|kind| ENVELOPE_TYPES.contains(kind))
-                .ok_or_else(|| {
-                    PayloadError(format!("type {} is not one of 1, 3, 6, 7", message.kind))
-                })?;
+            let kind = numbering.spec_type(message.kind)?;
             let device_id = u32::try_from(message.destination_device_id)
                 .ok()
                 .filter(|id| (1..=127).contains(id))

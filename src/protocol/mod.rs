@@ -9,6 +9,7 @@
 //! - [`items`]: typing indicators, receipts and stories, in and out.
 //! - [`discovery`]: contact discovery requests (identifiers, hashes) and answers.
 //! - [`push`]: push-token bodies and the push payloads (APNs, FCM).
+//! - [`proto`]: Signal's protobuf framing and `Envelope` (binary frames).
 //!
 //! Owns: the wire formats. Imports: nothing of this crate outside `protocol`
 //! (limits are passed in as numbers); never a socket, the store or shard state.
@@ -24,5 +25,6 @@ pub mod items;
 pub mod json_in;
 pub mod json_out;
 pub mod payloads;
+pub mod proto;
 pub mod push;
 pub mod ws_frames;

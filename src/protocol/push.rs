@@ -6,7 +6,7 @@
 //!   `[A-Za-z0-9_:.-]`, the alphabet FCM tokens are made of);
 //! - [`PushPayload`]: the spec's `PushNotificationPayload`
 //!   `{"type", "data": {"urgent"}}` every push carries, and the APNs and FCM
-//!   bodies around it.
+//!   bodies around it (a challenge's token beside it, under Signal's key).
 //!
 //! Invariant: a validated token is non-empty, bounded and of its alphabet,
 //! so it is safe in a URL path (APNs) and a JSON string (FCM).
@@ -120,7 +120,7 @@ impl GcmRegistration {
 }
 
 /// What a push is for (the payload's `type`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum PushKind {
     /// New envelopes: connect and drain.
@@ -131,59 +131,97 @@ pub enum PushKind {
     RateLimitChallenge,
 }
 
-/// The spec's `PushNotificationPayload`.
+impl PushKind {
+    /// Signal's key for this kind: the FCM data field that says what the
+    /// push is for, and for a challenge also the top-level APNs field; a
+    /// challenge's token is its value (Signal-Server's `FcmSender` and
+    /// `APNSender`, which Signal's clients read).
+    pub fn signal_key(self) -> &'static str {
+        match self {
+            PushKind::Notification => "newMessageAlert",
+            PushKind::Challenge => "challenge",
+            PushKind::RateLimitChallenge => "rateLimitChallenge",
+        }
+    }
+}
+
+/// The spec's `PushNotificationPayload`, and the challenge token a
+/// challenge push carries beside it.
+///
+/// Invariant: `challenge` is `Some` exactly for the challenge kinds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PushPayload {
     /// What the push is for.
     #[serde(rename = "type")]
     pub kind: PushKind,
-    /// `{"urgent": bool}`, plus `challenge` for the challenge kinds.
+    /// `{"urgent": bool}`.
     pub data: PushData,
+    /// The challenge token, for the challenge kinds. Not part of the spec's
+    /// payload: it travels under [`PushKind::signal_key`], where Signal's
+    /// clients look for it.
+    #[serde(skip)]
+    pub challenge: Option<String>,
 }
 
 /// A payload's `data`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PushData {
-    /// An urgent push wakes the user (alert); a non-urgent one only the app.
+    /// An urgent push is sent at once with high priority (FCM HIGH); of the
+    /// new-message pushes only an urgent one alerts the user.
     pub urgent: bool,
-    /// The challenge token, for the challenge kinds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub challenge: Option<String>,
 }
 
 impl PushPayload {
-    /// A push carrying a challenge `token` (urgent: the user is waiting).
+    /// A push carrying a challenge `token`: urgent, the user is waiting
+    /// (FCM HIGH), yet a silent background push on APNs (see
+    /// [`PushPayload::is_message_alert`]).
     pub fn challenge(kind: PushKind, token: String) -> Self {
-        Self { kind, data: PushData { urgent: true, challenge: Some(token) } }
+        assert!(kind != PushKind::Notification, "a challenge push is of a challenge kind");
+        Self { kind, data: PushData { urgent: true }, challenge: Some(token) }
     }
 
     /// A new-messages push.
     pub fn notification(urgent: bool) -> Self {
-        Self { kind: PushKind::Notification, data: PushData { urgent, challenge: None } }
+        Self { kind: PushKind::Notification, data: PushData { urgent }, challenge: None }
+    }
+
+    /// True for an urgent new-message push, the one push shown to the user:
+    /// an APNs `alert` at priority 10 with the `incoming-message` collapse id,
+    /// so a later alert replaces it on the phone. Every other push, the
+    /// challenges included, is a background push without a collapse id, so
+    /// it never replaces an alert (Signal-Server's `APNSender`).
+    pub fn is_message_alert(&self) -> bool {
+        self.kind == PushKind::Notification && self.data.urgent
     }
 
     /// The APNs body: Signal's `aps` (an alert with `loc-key` `APN_Message`
-    /// when urgent, `content-available` otherwise) plus `type` and `data`.
+    /// for a message alert, `content-available` otherwise), a challenge's
+    /// token under its kind's key (`challenge` / `rateLimitChallenge`), and
+    /// the spec's payload (`type`, `data`).
     pub fn apns_body(&self) -> Vec<u8> {
-        let aps = if self.data.urgent {
+        let aps = if self.is_message_alert() {
             json!({"alert": {"loc-key": "APN_Message"}, "mutable-content": 1})
         } else {
             json!({"content-available": 1})
         };
-        let body = json!({"aps": aps, "type": self.kind, "data": self.data});
+        let mut body = json!({"aps": aps, "type": self.kind, "data": self.data});
+        if let Some(token) = &self.challenge {
+            body[self.kind.signal_key()] = json!(token);
+        }
         serde_json::to_vec(&body).expect("a push body encodes")
     }
 
-    /// The FCM HTTP v1 body for `token`: a data-only message holding
-    /// `newMessageAlert` and this payload's fields as strings, priority HIGH
-    /// only when urgent, a 28-day time to live.
+    /// The FCM HTTP v1 body for `token`: a data-only message holding the
+    /// kind's Signal key (`newMessageAlert` empty, a challenge's token under
+    /// `challenge` / `rateLimitChallenge`) and the spec's payload fields as
+    /// strings; priority HIGH only when urgent, a 28-day time to live.
     pub fn fcm_body(&self, token: &str) -> Vec<u8> {
-        let kind = serde_json::to_value(&self.kind).expect("a kind encodes");
-        let data: Value = json!({
-            "newMessageAlert": "",
+        let kind = serde_json::to_value(self.kind).expect("a kind encodes");
+        let mut data: Value = json!({
             "type": kind,
             "data": serde_json::to_string(&self.data).expect("data encodes"),
         });
+        data[self.kind.signal_key()] = json!(self.challenge.as_deref().unwrap_or(""));
         let priority = if self.data.urgent { "HIGH" } else { "NORMAL" };
         let body = json!({"message": {"token": token, "data": data,
             "android": {"priority": priority, "ttl": "2419200s"}}});
@@ -245,5 +283,34 @@ mod tests {
         let body: Value =
             serde_json::from_slice(&PushPayload::notification(false).fcm_body("T")).unwrap();
         assert_eq!(body["message"]["android"]["priority"], "NORMAL");
+    }
+
+    #[test]
+    fn challenges_are_silent_background_pushes_carrying_the_token_under_signals_key() {
+        for (kind, key) in [
+            (PushKind::Challenge, "challenge"),
+            (PushKind::RateLimitChallenge, "rateLimitChallenge"),
+        ] {
+            let payload = PushPayload::challenge(kind, "c0ffee".into());
+            assert!(!payload.is_message_alert(), "{key}");
+            let apns: Value = serde_json::from_slice(&payload.apns_body()).unwrap();
+            assert_eq!(
+                apns,
+                json!({"aps": {"content-available": 1}, key: "c0ffee",
+                       "type": key, "data": {"urgent": true}})
+            );
+            let fcm: Value = serde_json::from_slice(&payload.fcm_body("T")).unwrap();
+            assert_eq!(
+                fcm,
+                json!({"message": {"token": "T",
+                    "data": {key: "c0ffee", "type": key, "data": "{\"urgent\":true}"},
+                    "android": {"priority": "HIGH", "ttl": "2419200s"}}})
+            );
+            // The spec's payload alone: the token is not part of it.
+            let spec = serde_json::to_value(&payload).unwrap();
+            assert_eq!(spec, json!({"type": key, "data": {"urgent": true}}));
+        }
+        assert!(PushPayload::notification(true).is_message_alert());
+        assert!(!PushPayload::notification(false).is_message_alert());
     }
 }

@@ -5,9 +5,10 @@
 //! certificate Apple issued, on a client of APNs's own.
 //!
 //! Request: `POST {base}/3/device/{token}` with `apns-topic`,
-//! `apns-push-type` (`alert` / `background`), `apns-priority` (10 / 5),
-//! `apns-expiration` (30 days after queueing) and, for alerts,
-//! `apns-collapse-id: incoming-message`; the body from
+//! `apns-push-type` and `apns-priority` (`alert` and 10 for an urgent
+//! new-message alert, `background` and 5 for every other push, challenges
+//! included), `apns-expiration` (30 days after queueing) and, for message
+//! alerts only, `apns-collapse-id: incoming-message`; the body from
 //! [`PushPayload::apns_body`](crate::protocol::push::PushPayload::apns_body).
 //! Answers: 200 sent; 410 `Unregistered` (with the invalidation time) or
 //! 400 `BadDeviceToken` / 403 `ExpiredToken`... dead; 429 and 5xx retried.
@@ -105,16 +106,19 @@ impl Apns {
 
     /// The request for `job`.
     pub fn request(&self, job: &PushJob, now_s: u64) -> Result<http::Request<Full<Bytes>>, String> {
-        let urgent = job.payload.data.urgent;
+        // Signal-Server's APNSender: only a message alert alerts and collapses
+        // (a challenge collapsed under `incoming-message` would replace the
+        // message alert on the phone); Apple wants background pushes at 5.
+        let alert = job.payload.is_message_alert();
         let uri = format!("{}/3/device/{}", self.config.base_url, job.token);
         let expiration_s = job.queued_ms / 1000 + EXPIRATION_S;
         let mut builder = http::Request::post(uri)
             .header("apns-topic", &self.config.topic)
-            .header("apns-push-type", if urgent { "alert" } else { "background" })
-            .header("apns-priority", if urgent { "10" } else { "5" })
+            .header("apns-push-type", if alert { "alert" } else { "background" })
+            .header("apns-priority", if alert { "10" } else { "5" })
             .header("apns-expiration", expiration_s.to_string())
             .header("content-type", "application/json");
-        if urgent {
+        if alert {
             builder = builder.header("apns-collapse-id", "incoming-message");
         }
         if let Some(jwt) = self.jwt(now_s)? {
@@ -160,6 +164,8 @@ pub fn judge(answer: &Answer) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::push::{PushKind, PushPayload};
+    use crate::store::accounts::PushProvider;
 
     fn answer(status: u16, body: &str) -> Answer {
         Answer { status, headers: http::HeaderMap::new(), body: body.as_bytes().to_vec() }
@@ -178,5 +184,40 @@ mod tests {
         let mut busy = answer(429, "");
         busy.headers.insert("retry-after", "3".parse().unwrap());
         assert_eq!(judge(&busy), Verdict::Retry { after_ms: Some(3000) });
+    }
+
+    /// The (push type, priority, collapse id) headers of a request for `payload`.
+    fn delivery_headers(payload: PushPayload) -> (String, String, Option<String>) {
+        let config = ApnsConfig {
+            base_url: "http://127.0.0.1:1".into(),
+            topic: "org.example.app".into(),
+            key_file: Some(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apns-test-auth-key.p8").into(),
+            ),
+            key_id: Some("KEYID12345".into()),
+            team_id: Some("TEAMID1234".into()),
+            ..ApnsConfig::default()
+        };
+        let apns = Apns::new(config).unwrap();
+        let job = PushJob::new(0, None, PushProvider::Apn, "ab".into(), payload, 0);
+        let request = apns.request(&job, 1_700_000_000).unwrap();
+        let header = |name: &str| request.headers().get(name).map(|v| v.to_str().unwrap().into());
+        (
+            header("apns-push-type").unwrap(),
+            header("apns-priority").unwrap(),
+            header("apns-collapse-id"),
+        )
+    }
+
+    #[test]
+    fn only_message_alerts_alert_and_carry_the_collapse_id() {
+        let alert = ("alert".into(), "10".into(), Some("incoming-message".into()));
+        let background = ("background".into(), "5".into(), None);
+        assert_eq!(delivery_headers(PushPayload::notification(true)), alert);
+        assert_eq!(delivery_headers(PushPayload::notification(false)), background);
+        for kind in [PushKind::Challenge, PushKind::RateLimitChallenge] {
+            let challenge = PushPayload::challenge(kind, "c0ffee".into());
+            assert_eq!(delivery_headers(challenge), background);
+        }
     }
 }

@@ -9,19 +9,15 @@
 //! second delivery finds nothing; a socket unregisters only its own address.
 
 use crate::shard::mailbox::Mailbox;
-use futures_channel::oneshot;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use uuid::Uuid;
 
-/// A provisioning message handed to a waiting socket, and how to tell the
-/// sender whether the new device accepted it (true: it answered 200).
+/// A provisioning message handed to a waiting socket.
 pub struct Delivery {
     /// The message body (bytes the primary sent, Base64-decoded).
     pub body: Vec<u8>,
-    /// Resolved when the device answers or the socket ends.
-    pub accepted: oneshot::Sender<bool>,
 }
 
 /// One waiting socket: its mailbox (to wake it) and the delivery slot.

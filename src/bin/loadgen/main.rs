@@ -20,6 +20,7 @@ mod client;
 mod conn;
 mod cores;
 mod fair_yield;
+mod framing;
 mod idle;
 mod measure;
 mod memstream;
@@ -34,6 +35,7 @@ mod storm;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
+use switchboard::config::Framing;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -70,6 +72,10 @@ struct Cli {
     /// threads not pinned by their scenario run on the first.
     #[arg(long, global = true, value_name = "LIST", value_delimiter = ',')]
     pin_cores: Vec<usize>,
+    /// The WebSocket framing of `messaging`: the spec's JSON text frames, or
+    /// Signal's protobuf binary frames (asked for with `?framing=protobuf`).
+    #[arg(long, global = true, default_value = "json", value_name = "json|protobuf")]
+    framing: Framing,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -185,7 +191,13 @@ struct LoadShape {
 }
 
 impl LoadShape {
-    fn args(&self, cli: &Cli, threads: usize, online: bool) -> measure::MessagingArgs {
+    fn args(
+        &self,
+        cli: &Cli,
+        threads: usize,
+        online: bool,
+        framing: Option<Framing>,
+    ) -> measure::MessagingArgs {
         measure::MessagingArgs {
             server: cli.server,
             pairs: self.pairs,
@@ -197,6 +209,7 @@ impl LoadShape {
             online,
             source_ips: cli.source_ips,
             busy_poll: self.busy_poll,
+            framing,
         }
     }
 }
@@ -265,6 +278,9 @@ fn main() -> anyhow::Result<()> {
 /// name, its result as JSON).
 fn run_scenario(cli: &Cli, threads: usize) -> anyhow::Result<(&'static str, serde_json::Value)> {
     let (server, source_ips) = (cli.server, cli.source_ips);
+    if cli.framing != Framing::Json && !matches!(cli.scenario, Scenario::Messaging { .. }) {
+        anyhow::bail!("--framing protobuf is for the messaging scenario only");
+    }
     Ok(match cli.scenario {
         Scenario::Idle { connections, server_pid, hold_secs, connect_concurrency } => {
             let result = idle::run(idle::IdleArgs {
@@ -312,17 +328,17 @@ fn run_scenario(cli: &Cli, threads: usize) -> anyhow::Result<(&'static str, serd
             ("backlog", serde_json::json!(result))
         }
         Scenario::Mqtt { ref shape } => {
-            let result = mqtt::run(shape.args(cli, threads, false))?;
+            let result = mqtt::run(shape.args(cli, threads, false, None))?;
             summarize("mqtt", &result);
             ("mqtt", serde_json::json!(result))
         }
         Scenario::Nats { ref shape } => {
-            let result = nats::run(shape.args(cli, threads, false))?;
+            let result = nats::run(shape.args(cli, threads, false, None))?;
             summarize("nats", &result);
             ("nats", serde_json::json!(result))
         }
         Scenario::Messaging { ref shape, online } => {
-            let result = messaging::run(shape.args(cli, threads, online))?;
+            let result = messaging::run(shape.args(cli, threads, online, Some(cli.framing)))?;
             summarize("messaging", &result);
             ("messaging", serde_json::json!(result))
         }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use switchboard::config::Framing;
 
 /// What a messaging-shaped run is asked to do.
 pub struct MessagingArgs {
@@ -25,6 +26,8 @@ pub struct MessagingArgs {
     pub source_ips: usize,
     /// Open-loop senders wait by busy polling (see [`crate::schedule`]).
     pub busy_poll: bool,
+    /// The WebSocket framing (`messaging` only; `None` for the baselines).
+    pub framing: Option<Framing>,
 }
 
 /// What a messaging-shaped run measured (the `result` of its JSON output).
@@ -36,6 +39,9 @@ pub struct MessagingResult {
     pub target_rate: Option<u64>,
     /// Open-loop senders waited by busy polling instead of 1 ms timers.
     pub busy_poll: bool,
+    /// The WebSocket framing (`json` or `protobuf`; absent for the baselines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub framing: Option<Framing>,
     pub duration_secs: f64,
     pub sent_ok: u64,
     pub send_errors: u64,
@@ -202,6 +208,7 @@ pub fn collect(
         content_bytes: args.content_bytes,
         target_rate: args.rate,
         busy_poll: args.busy_poll,
+        framing: args.framing,
         duration_secs: sent_window,
         sent_ok,
         send_errors: counters.send_errors.load(Ordering::Relaxed),

@@ -6,10 +6,12 @@
 //!
 //! Closed loop (no `rate`) or open loop (`rate` msgs/s in total): see
 //! [`crate::schedule`]; the sending loop is [`crate::sender`]'s. The
-//! counters and the result are in [`crate::measure`].
+//! counters and the result are in [`crate::measure`]. Frames are JSON text
+//! or Signal's protobuf (`--framing`): see [`crate::framing`].
 
 use crate::accounts::{register_many, Credentials, REGISTRATION_ID};
 use crate::client::{source_address, WsConn};
+use crate::framing;
 use crate::measure::{pairs_of_thread, Counters, MessagingArgs, MessagingResult, RunShared};
 use crate::schedule::{init_stamp_base, stamped_payload};
 use crate::sender::{send_loop, Wire};
@@ -18,11 +20,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use switchboard::protocol::base64;
+use switchboard::config::Framing;
 use switchboard::protocol::frame::{self, Frame, WsRequest, WsResponse};
 
-/// The framed `PUT {path}` of one urgent send to device 1 of the recipient,
-/// with `content_b64` (already Base64) and client timestamp `timestamp`.
+/// The JSON body of one urgent send to device 1 of the recipient, with
+/// `content_b64` (already Base64) and client timestamp `timestamp`: the same
+/// in both framings (type 1, ciphertext, is 1 in both numberings).
+pub fn send_body(content_b64: &str, online: bool, timestamp: u64) -> String {
+    format!(
+        r#"{{"messages":[{{"type":1,"destinationDeviceId":1,"destinationRegistrationId":{REGISTRATION_ID},"content":"{content_b64}"}}],"online":{online},"urgent":true,"timestamp":{timestamp}}}"#
+    )
+}
+
+/// The JSON-framed `PUT {path}` of one send (see [`send_body`]).
 pub fn send_request(
     id: u64,
     path: &str,
@@ -30,9 +40,7 @@ pub fn send_request(
     online: bool,
     timestamp: u64,
 ) -> String {
-    let body = format!(
-        r#"{{"messages":[{{"type":1,"destinationDeviceId":1,"destinationRegistrationId":{REGISTRATION_ID},"content":"{content_b64}"}}],"online":{online},"urgent":true,"timestamp":{timestamp}}}"#
-    );
+    let body = send_body(content_b64, online, timestamp);
     let request = WsRequest {
         id,
         verb: "PUT".into(),
@@ -70,6 +78,7 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
         let RunShared { counters, ready, start_at, per_pair_rate } = shared.share();
         let (server, window, content_bytes, source_ips) =
             (args.server, args.window, args.content_bytes, args.source_ips);
+        let framing = args.framing.unwrap_or(Framing::Json);
         threads.push(std::thread::spawn(move || {
             crate::cores::pin_thread(thread);
             crate::block_on(async move {
@@ -77,18 +86,19 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
                 for (index, (sender, recipient)) in share {
                     let source = source_address(index, source_ips);
                     let Some((receiver, sending)) =
-                        connect_pair(server, source, &sender, &recipient).await
+                        connect_pair(server, source, framing, &sender, &recipient).await
                     else {
                         counters.send_errors.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
                     ready.fetch_add(1, Ordering::Relaxed);
                     let (c1, c2, s) = (counters.clone(), counters.clone(), start_at.clone());
-                    tasks.push(monoio::spawn(receive_loop(receiver, c1)));
+                    tasks.push(monoio::spawn(receive_loop(receiver, framing, c1)));
                     let wire = SignalWire {
                         path: format!("/v1/messages/{}", recipient.uuid),
                         content_bytes,
                         online: c2.online,
+                        framing,
                     };
                     tasks.push(monoio::spawn(send_loop(
                         sending,
@@ -117,16 +127,20 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
 async fn connect_pair(
     server: SocketAddr,
     source: Option<IpAddr>,
+    framing: Framing,
     sender: &Credentials,
     recipient: &Credentials,
 ) -> Option<(WsConn, WsConn)> {
-    let mut receiver =
-        WsConn::connect(server, source, &recipient.uuid, &recipient.password).await.ok()?;
-    let sending = WsConn::connect(server, source, &sender.uuid, &sender.password).await.ok()?;
+    let connect = |device: &Credentials| {
+        let path = framing::upgrade_path(framing, &device.uuid, &device.password);
+        async move { WsConn::connect_path(server, source, &path, "").await }
+    };
+    let mut receiver = connect(recipient).await.ok()?;
+    let sending = connect(sender).await.ok()?;
     // Drain the recipient's initial queue/empty before timing starts.
-    if let Ok(Some(mut text)) = receiver.next_text().await {
-        if let Ok(Frame::Request(request)) = frame::decode(&mut text, 1 << 20) {
-            let _ = receiver.queue_text(ok_response(request.id));
+    if let Ok(Some(message)) = receiver.next_text().await {
+        if let Ok(Frame::Request(request)) = framing::decode(framing, message) {
+            let _ = framing::queue_ok(&mut receiver, framing, request.id);
             let _ = receiver.flush().await;
         }
     }
@@ -142,6 +156,7 @@ struct SignalWire {
     content_bytes: usize,
     /// Sends are online-only (relay, nothing stored).
     online: bool,
+    framing: Framing,
 }
 
 impl Wire for SignalWire {
@@ -150,17 +165,18 @@ impl Wire for SignalWire {
     /// Send number `number` is request id `number + 1` (0 is no id) with
     /// client timestamp `number`.
     fn queue_send(&mut self, conn: &mut WsConn, number: u64, intended: Instant) -> io::Result<()> {
-        let content = base64::encode(&stamped_payload(intended, self.content_bytes));
-        conn.queue_text(send_request(number + 1, &self.path, &content, self.online, number))
+        let payload = stamped_payload(intended, self.content_bytes);
+        let request = (number + 1, self.path.as_str());
+        framing::queue_send(conn, self.framing, request, &payload, self.online, number)
     }
 
     fn on_message(
         &mut self,
         conn: &mut WsConn,
-        mut text: Vec<u8>,
+        message: Vec<u8>,
         counters: &Counters,
     ) -> io::Result<usize> {
-        match frame::decode(&mut text, 1 << 20).map_err(io::Error::other)? {
+        match framing::decode(self.framing, message)? {
             Frame::Response(response) => {
                 let counter = match response.status {
                     200 => &counters.sent_ok,
@@ -170,7 +186,7 @@ impl Wire for SignalWire {
                 Ok(1)
             }
             Frame::Request(request) => {
-                let _ = conn.queue_text(ok_response(request.id));
+                let _ = framing::queue_ok(conn, self.framing, request.id);
                 Ok(0)
             }
         }
@@ -178,39 +194,10 @@ impl Wire for SignalWire {
 }
 
 /// Acknowledges every request from the server and records each delivery.
-async fn receive_loop(mut conn: WsConn, counters: Arc<Counters>) {
-    while let Ok(Some(mut text)) = conn.next_text().await {
-        let Ok(Frame::Request(request)) = frame::decode(&mut text, 1 << 20) else { continue };
-        let _ = conn.queue_text(ok_response(request.id));
-        if request.path != "/api/v1/message" {
-            continue;
-        }
-        let content = request.body.as_deref().and_then(envelope_content).unwrap_or_default();
-        counters.record_delivery(&content);
-    }
-}
-
-/// The decoded `content` of an envelope's JSON. Base64 never needs JSON
-/// escapes, so the string runs to the next quote: this avoids building a
-/// whole JSON tree per delivery, which cost the load generator more CPU
-/// than the brokers' clients spend (they read the payload raw).
-pub fn envelope_content(json: &[u8]) -> Option<Vec<u8>> {
-    const KEY: &[u8] = b"\"content\":\"";
-    let start = json.windows(KEY.len()).position(|window| window == KEY)? + KEY.len();
-    let len = json[start..].iter().position(|&byte| byte == b'"')?;
-    base64::decode(&json[start..start + len]).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn envelope_content_finds_and_decodes_the_payload() {
-        let json = br#"{"type":1,"content":"AAECAw==","serverGuid":"x"}"#;
-        assert_eq!(envelope_content(json), Some(vec![0, 1, 2, 3]));
-        assert_eq!(envelope_content(br#"{"type":1}"#), None);
-        assert_eq!(envelope_content(br#"{"content":"AAEC"#), None, "unterminated");
-        assert_eq!(envelope_content(br#"{"content":"!!!"}"#), None, "not Base64");
+async fn receive_loop(mut conn: WsConn, framing: Framing, counters: Arc<Counters>) {
+    while let Ok(Some(message)) = conn.next_text().await {
+        let Ok(Frame::Request(request)) = framing::decode(framing, message) else { continue };
+        let _ = framing::queue_ok(&mut conn, framing, request.id);
+        framing::record_delivery(framing, &request, &counters);
     }
 }

@@ -38,8 +38,9 @@ pub async fn send(
     if access_key.is_none() && caller.is_none() {
         return Err(HttpError::unauthorized("authentication or Unidentified-Access-Key required"));
     }
+    let numbering = request.type_numbering();
     let send = parse_json::<SendRequest>(&mut request.body)
-        .and_then(SendRequest::validate)
+        .and_then(|send| send.validate_as(numbering))
         .map_err(|error| HttpError::bad_request(error.0))?;
     let sender = if access_key.is_some() { None } else { caller };
     if let Some(sender) = sender {

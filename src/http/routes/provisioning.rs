@@ -1,7 +1,8 @@
 //! `PUT /v1/provisioning/{uuid}` `{"body": base64}`: a primary device hands
 //! a provisioning message to the new device's socket waiting at `uuid`
-//! (through the rings when another shard owns the address). 200 only after
-//! the new device answered 200; 404 when no socket waits there (gone, timed
+//! (through the rings when another shard owns the address). 204 as soon as
+//! the message is handed to the waiting socket (as Signal answers; the new
+//! device's own answer is not waited for); 404 when no socket waits there (gone, timed
 //! out, used, never existed); 413 over 256 KiB; 400 malformed; 401 without
 //! credentials.
 
@@ -34,5 +35,5 @@ pub async fn handle(
         return Err(HttpError::new(413, "provisioning message over 256 KiB"));
     }
     crate::calls::provision(ctx, address, body).await??;
-    Ok(Response::empty(200))
+    Ok(Response::empty(204))
 }

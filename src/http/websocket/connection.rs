@@ -18,10 +18,11 @@
 //! nothing meanwhile: back-pressure); pings are answered with pongs, a
 //! close with a close; after a close frame is queued nothing more is.
 
-use crate::config::Limits;
+use crate::config::{Framing, Limits};
+use crate::http::websocket::framing::{self, Message};
 use crate::http::websocket::socket::{self, Received};
 use crate::http::wire::Wire;
-use crate::protocol::frame::{self, RequestOut, ResponseOut};
+use crate::protocol::frame::{Frame, RequestOut, ResponseOut};
 use crate::protocol::ws_frames::{self, Event, FrameReader};
 use crate::shard::mailbox::Mailbox;
 use crate::shard::ShardCtx;
@@ -36,17 +37,33 @@ use std::task::Poll;
 const CLOSE_LINGER_MS: u64 = 1000;
 
 /// What the bytes received so far hold next.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Incoming<'a> {
-    /// A complete text message (valid UTF-8), unmasked in place.
-    Text(&'a mut [u8]),
+#[derive(Debug)]
+pub enum Incoming {
+    /// A complete request or response in the connection's framing; `reply`
+    /// is false for a request not to be answered (a protobuf request
+    /// without an id).
+    Frame {
+        /// The request or response.
+        frame: Frame,
+        /// Whether a request is answered.
+        reply: bool,
+    },
+    /// A message whose id was readable but whose rest is wrong: answer it.
+    Invalid {
+        /// The id to answer.
+        id: u64,
+        /// 400 or 413.
+        status: u16,
+        /// Why.
+        reason: &'static str,
+    },
     /// Nothing complete yet: read more.
     Drained,
     /// The peer closed (the close reply is queued): flush and end.
     Closed,
     /// A protocol violation: close with `code` after counting it.
     Fail {
-        /// The close code (1003, 1007, 1009, 1002).
+        /// The close code (1002, 1003, 1007, 1009).
         code: u16,
         /// Why, for the close frame.
         reason: String,
@@ -59,7 +76,9 @@ pub struct WsConnection {
     reader: FrameReader,
     /// Encoded frames not yet written to the socket.
     output: Vec<u8>,
+    framing: Framing,
     frame_bytes_max: usize,
+    body_bytes_max: usize,
     /// True once a close frame is queued: nothing follows it.
     closed: bool,
 }
@@ -76,16 +95,22 @@ fn close_payload(code: u16, reason: &str) -> Vec<u8> {
 }
 
 impl WsConnection {
-    /// The server side of an upgraded connection's `wire`.
-    pub fn new(wire: Wire, limits: &Limits) -> Self {
-        let frame_bytes_max = limits.frame_bytes_max;
+    /// The server side of an upgraded connection's `wire`, in `framing`.
+    pub fn new(wire: Wire, limits: &Limits, framing: Framing) -> Self {
         Self {
             wire,
             reader: FrameReader::default(),
             output: Vec::new(),
-            frame_bytes_max,
+            framing,
+            frame_bytes_max: limits.frame_bytes_max,
+            body_bytes_max: limits.body_bytes_max,
             closed: false,
         }
+    }
+
+    /// The connection's framing.
+    pub fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// Reads what the connection holds now into `buf` (non-blocking).
@@ -103,9 +128,9 @@ impl WsConnection {
         self.reader.feed(bytes);
     }
 
-    /// The next complete message in what was fed (pings are answered and
-    /// pongs skipped).
-    pub fn next_incoming(&mut self) -> Incoming<'_> {
+    /// The next complete message in what was fed, decoded in the
+    /// connection's framing (pings are answered and pongs skipped).
+    pub fn next_incoming(&mut self) -> Incoming {
         loop {
             let event = match self.reader.next(self.frame_bytes_max) {
                 Ok(Some(event)) => event,
@@ -115,7 +140,18 @@ impl WsConnection {
                 }
             };
             match event {
-                Event::Text(span) => return Incoming::Text(self.reader.payload_mut(span)),
+                Event::Text(span) | Event::Binary(span) => {
+                    let binary = matches!(event, Event::Binary(_));
+                    let payload = self.reader.payload_mut(span);
+                    return match framing::decode(self.framing, binary, payload, self.body_bytes_max)
+                    {
+                        Message::Frame { frame, reply } => Incoming::Frame { frame, reply },
+                        Message::Invalid { id, status, reason } => {
+                            Incoming::Invalid { id, status, reason }
+                        }
+                        Message::Fail { code, reason } => Incoming::Fail { code, reason },
+                    };
+                }
                 Event::Ping(span) => {
                     if !self.closed {
                         let payload = self.reader.payload_mut(span);
@@ -130,21 +166,22 @@ impl WsConnection {
         }
     }
 
-    /// Appends one text frame whose payload `write` appends; false when the
-    /// connection is closing.
-    fn queue_text(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+    /// Appends one message frame (text or binary, per the framing) whose
+    /// payload `write` appends; false when the connection is closing.
+    fn queue_message(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
         if self.closed {
             return false;
         }
         let start = ws_frames::begin_frame(&mut self.output);
         write(&mut self.output);
-        ws_frames::end_frame(&mut self.output, start, ws_frames::OPCODE_TEXT);
+        ws_frames::end_frame(&mut self.output, start, framing::opcode(self.framing));
         true
     }
 
-    /// Queues a text frame; false when the connection cannot take it.
-    pub fn send_text(&mut self, text: &[u8]) -> bool {
-        self.queue_text(|out| out.extend_from_slice(text))
+    /// Queues a message already encoded in the connection's framing; false
+    /// when the connection cannot take it.
+    pub fn send_encoded(&mut self, payload: &[u8]) -> bool {
+        self.queue_message(|out| out.extend_from_slice(payload))
     }
 
     /// Queues a server request frame stamped `X-Signal-Timestamp`.
@@ -156,9 +193,10 @@ impl WsConnection {
         body: Option<&[u8]>,
         now_ms: u64,
     ) -> bool {
-        let headers = [format!("X-Signal-Timestamp: {now_ms}")];
+        let headers = [framing::header(self.framing, "X-Signal-Timestamp", &now_ms.to_string())];
         let request = RequestOut { id, verb, path, body, headers: &headers };
-        self.queue_text(|out| frame::write_request(out, &request))
+        let framing = self.framing;
+        self.queue_message(|out| framing::write_request(framing, out, &request))
     }
 
     /// Queues a response frame to the client's request `id`.
@@ -170,7 +208,8 @@ impl WsConnection {
         body: Option<&[u8]>,
     ) -> bool {
         let response = ResponseOut { id, status, message, body, headers: &[] };
-        self.queue_text(|out| frame::write_response(out, &response))
+        let framing = self.framing;
+        self.queue_message(|out| framing::write_response(framing, out, &response))
     }
 
     /// Queues a ping; false when the connection is closing.

@@ -3,7 +3,9 @@
 //! - [`socket`]: non-blocking reads and writes on a session's socket, driven
 //!   by readiness.
 //! - [`connection`]: the transport of one connection (socket, frame reader,
-//!   output buffer, JSON framing, the closing handshake).
+//!   output buffer, the closing handshake).
+//! - [`framing`]: the JSON or protobuf framing a connection speaks, chosen
+//!   at the upgrade.
 //! - [`session`]: the event loop of one authenticated connection (one task),
 //!   joining the connection to its delivery outbox.
 //! - [`provisioning`]: the event loop of one provisioning socket (a new
@@ -20,10 +22,12 @@
 //! closed when unclaimed after `provisioning_timeout_ms`.
 
 pub mod connection;
+pub mod framing;
 pub mod provisioning;
 pub mod session;
 pub mod socket;
 
+use crate::config::Framing;
 use crate::http::auth;
 use crate::http::head::Head;
 use crate::http::response::Response;
@@ -42,8 +46,28 @@ enum Socket {
     Provisioning,
 }
 
+/// What a checked upgrade asks for.
+struct Upgrade {
+    socket: Socket,
+    accept_key: String,
+    framing: Framing,
+}
+
+/// Whether a device receives stories: `X-Signal-Receive-Stories` when
+/// given (`true` or `false`); when absent, yes in the JSON framing (the
+/// spec's clients) and no in the protobuf framing (as Signal's server
+/// treats a client that does not ask).
+fn receives_stories(head: &Head, framing: Framing) -> Result<bool, Response> {
+    match head.header("x-signal-receive-stories") {
+        Some(value) if value.eq_ignore_ascii_case("true") => Ok(true),
+        Some(value) if value.eq_ignore_ascii_case("false") => Ok(false),
+        Some(_) => Err(Response::error(400, "X-Signal-Receive-Stories must be true or false")),
+        None => Ok(framing == Framing::Json),
+    }
+}
+
 /// Checks the upgrade request; the error is the response to send.
-fn check_upgrade(head: &Head) -> Result<(Socket, String), Response> {
+fn check_upgrade(head: &Head, configured: Framing) -> Result<Upgrade, Response> {
     let socket = match head.path.trim_end_matches('/') {
         "/v1/websocket" => Socket::Device,
         "/v1/websocket/provisioning" => Socket::Provisioning,
@@ -65,14 +89,17 @@ fn check_upgrade(head: &Head) -> Result<(Socket, String), Response> {
     if base64::decode(key.as_bytes()).map_or(true, |bytes| bytes.len() != 16) {
         return Err(Response::error(400, "Sec-WebSocket-Key must be Base64 of 16 bytes"));
     }
-    Ok((socket, tungstenite::handshake::derive_accept_key(key.as_bytes())))
+    let accept_key = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let framing = framing::choose(head, configured)?;
+    Ok(Upgrade { socket, accept_key, framing })
 }
 
-/// The `101 Switching Protocols` answer.
-fn switching(accept_key: &str) -> Vec<u8> {
+/// The `101 Switching Protocols` answer, with the server's clock in
+/// `X-Signal-Timestamp` (libsignal reads it from the upgrade response).
+fn switching(accept_key: &str, now_ms: u64) -> Vec<u8> {
     format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept_key}\r\n\r\n"
+         Sec-WebSocket-Accept: {accept_key}\r\nX-Signal-Timestamp: {now_ms}\r\n\r\n"
     )
     .into_bytes()
 }
@@ -85,7 +112,9 @@ pub async fn accept(
     leftover: Vec<u8>,
     guard: ConnectionGuard,
 ) {
-    let (socket, accept_key) = match check_upgrade(&head) {
+    let checked = check_upgrade(&head, ctx.config.websocket_framing)
+        .and_then(|upgrade| Ok((receives_stories(&head, upgrade.framing)?, upgrade)));
+    let (receive_stories, Upgrade { socket, accept_key, framing }) = match checked {
         Ok(checked) => checked,
         Err(response) => {
             ShardMetrics::inc(&ctx.stats().protocol_errors_total);
@@ -95,7 +124,7 @@ pub async fn accept(
     };
     if socket == Socket::Provisioning {
         drop(head);
-        return accept_provisioning(ctx, transport, &accept_key, leftover, guard).await;
+        return accept_provisioning(ctx, transport, (&accept_key, framing), leftover, guard).await;
     }
     let credentials = head
         .header("authorization")
@@ -110,12 +139,13 @@ pub async fn accept(
         }
     };
     drop(head);
-    if transport.write_all(&switching(&accept_key)).await.is_err() {
+    if transport.write_all(&switching(&accept_key, ctx.clock.now_ms())).await.is_err() {
         return;
     }
     // Its own task: the session's future holds only the session, not the
     // HTTP connection's states (an idle connection's memory is mostly this).
-    monoio::spawn(session::run(ctx, transport, leftover, device, guard));
+    let options = session::SessionOptions { framing, receive_stories };
+    monoio::spawn(session::run(ctx, transport, leftover, (device, options), guard));
 }
 
 /// Upgrades an unauthenticated provisioning socket, unless the shard already
@@ -123,7 +153,7 @@ pub async fn accept(
 async fn accept_provisioning(
     ctx: Rc<ShardCtx>,
     mut transport: Transport,
-    accept_key: &str,
+    (accept_key, framing): (&str, Framing),
     leftover: Vec<u8>,
     guard: ConnectionGuard,
 ) {
@@ -133,8 +163,8 @@ async fn accept_provisioning(
         let _ = transport.write_all(&response.to_http(true)).await;
         return;
     }
-    if transport.write_all(&switching(accept_key)).await.is_ok() {
-        monoio::spawn(provisioning::run(ctx, transport, leftover, guard));
+    if transport.write_all(&switching(accept_key, ctx.clock.now_ms())).await.is_ok() {
+        monoio::spawn(provisioning::run(ctx, transport, leftover, framing, guard));
     }
 }
 

@@ -1,30 +1,33 @@
 //! The event loop of one provisioning socket (DESIGN.md section 3).
 //!
-//! On connect the server sends `PUT /v1/address` with `ProvisioningUUID
-//! {"uuid"}` (a fresh address this shard owns) and waits. When a primary
-//! device delivers a message to that address, the server sends
-//! `PUT /v1/message` with `ProvisioningMessage {"body"}`; the device's 200
-//! tells the primary its message was accepted, and the server closes the
-//! socket normally (1000). An unclaimed socket is closed after
-//! `provisioning_timeout_ms` (1001). Requests from the device are answered
-//! 400: this socket only carries the server's two requests.
+//! On connect the server sends `PUT /v1/address` with a fresh address this
+//! shard owns and waits. When a primary device delivers a message to that
+//! address, the server sends `PUT /v1/message`; after the device's answer
+//! it closes the socket normally (1000). An unclaimed socket is closed
+//! after `provisioning_timeout_ms` (1001). `GET /v1/keepalive/provisioning`
+//! (and `GET /v1/keepalive`) is answered 200; any other request 400.
+//!
+//! Bodies per framing: JSON sends `ProvisioningUUID {"uuid"}` and
+//! `ProvisioningMessage {"body": Base64}`; protobuf sends the protobuf
+//! `ProvisioningAddress {address}` and then exactly the bytes the primary
+//! put, as Signal's provisioning socket does.
 //!
 //! Invariants: the address is registered for exactly the socket's life and
-//! used at most once; a delivery whose socket ends unanswered tells the
-//! primary "not accepted" (its sender is dropped), never leaves it waiting.
+//! used at most once.
 
+use crate::config::Framing;
 use crate::http::transport::Transport;
 use crate::http::websocket::connection::{linger, Incoming, WsConnection};
 use crate::http::websocket::socket::Received;
 use crate::metrics::ShardMetrics;
 use crate::protocol::base64;
-use crate::protocol::frame::{self, Frame};
+use crate::protocol::frame::Frame;
 use crate::protocol::items::{ProvisioningAddress, ProvisioningMessage};
 use crate::protocol::payloads::to_json;
+use crate::protocol::proto::messages::ProvisioningAddress as ProtoAddress;
 use crate::shard::mailbox::{Mailbox, SessionEvent};
 use crate::shard::provisioning::{Delivery, Waiting};
 use crate::shard::{ConnectionGuard, ShardCtx};
-use futures_channel::oneshot;
 use monoio::net::TcpStream;
 use std::cell::RefCell;
 use std::future::Future;
@@ -50,8 +53,6 @@ enum Ended {
 struct Provisioning {
     conn: WsConnection,
     waiting: Rc<Waiting>,
-    /// The primary waiting for the device's answer, once delivered.
-    accepted: Option<oneshot::Sender<bool>>,
     /// When an unclaimed socket is closed, wall-clock ms.
     timeout_at_ms: u64,
 }
@@ -61,6 +62,7 @@ pub async fn run(
     ctx: Rc<ShardCtx>,
     transport: Transport,
     leftover: Vec<u8>,
+    framing: Framing,
     _guard: ConnectionGuard,
 ) {
     let Transport { stream, wire } = transport;
@@ -74,22 +76,23 @@ pub async fn run(
     }
     let now_ms = ctx.clock.now_ms();
     let mut socket = Provisioning {
-        conn: WsConnection::new(wire, limits),
+        conn: WsConnection::new(wire, limits, framing),
         waiting,
-        accepted: None,
         timeout_at_ms: now_ms + limits.provisioning_timeout_ms,
     };
     socket.conn.feed(&leftover);
     drop(leftover);
-    let body = to_json(&ProvisioningAddress { uuid: address.to_string() });
+    let body = match framing {
+        Framing::Json => to_json(&ProvisioningAddress { uuid: address.to_string() }),
+        Framing::Protobuf => {
+            prost::Message::encode_to_vec(&ProtoAddress { address: Some(address.to_string()) })
+        }
+    };
     socket.conn.send_request(ADDRESS_REQUEST_ID, "PUT", "/v1/address", Some(&body), now_ms);
     let ended = socket.event_loop(&ctx, &stream, &mailbox).await;
-    // Before any await: the address is gone and an unanswered primary learns it.
+    // Before any await: the address is gone.
     ctx.provisioning.unregister(&address, &socket.waiting);
     socket.waiting.delivery.borrow_mut().take();
-    if let Some(accepted) = socket.accepted.take() {
-        let _ = accepted.send(false);
-    }
     if let Ended::Close(code, reason) = ended {
         socket.conn.close_with(code, reason);
         let _ = socket.conn.flush(&stream, &ctx, &mailbox).await;
@@ -139,11 +142,13 @@ impl Provisioning {
     /// Sends the delivered message, if one arrived.
     fn on_delivery(&mut self, ctx: &ShardCtx) -> Ended {
         self.waiting.mailbox.take_stored();
-        let Some(Delivery { body, accepted }) = self.waiting.delivery.borrow_mut().take() else {
+        let Some(Delivery { body }) = self.waiting.delivery.borrow_mut().take() else {
             return Ended::Open;
         };
-        self.accepted = Some(accepted);
-        let message = to_json(&ProvisioningMessage { body: base64::encode(&body) });
+        let message = match self.conn.framing() {
+            Framing::Json => to_json(&ProvisioningMessage { body: base64::encode(&body) }),
+            Framing::Protobuf => body,
+        };
         let now_ms = ctx.clock.now_ms();
         if self.conn.send_request(MESSAGE_REQUEST_ID, "PUT", "/v1/message", Some(&message), now_ms)
         {
@@ -170,32 +175,37 @@ impl Provisioning {
     /// Handles every complete message fed so far.
     fn on_incoming(&mut self, ctx: &ShardCtx) -> Ended {
         loop {
-            let body_bytes_max = ctx.config.limits.body_bytes_max;
-            let decoded = match self.conn.next_incoming() {
-                Incoming::Text(text) => frame::decode(text, body_bytes_max),
+            match self.conn.next_incoming() {
+                Incoming::Frame { frame: Frame::Response(response), .. }
+                    if response.id == MESSAGE_REQUEST_ID =>
+                {
+                    return Ended::Close(1000, "provisioned");
+                }
+                Incoming::Frame { frame: Frame::Response(_), .. } => {}
+                Incoming::Frame { frame: Frame::Request(request), reply } => {
+                    let keepalive = request.verb == "GET"
+                        && matches!(
+                            request.path.as_str(),
+                            "/v1/keepalive/provisioning" | "/v1/keepalive"
+                        );
+                    let (status, reason) = if keepalive {
+                        (200, "OK")
+                    } else {
+                        (400, "the provisioning socket takes no requests")
+                    };
+                    if reply {
+                        self.conn.respond(request.id, status, Some(reason), None);
+                    }
+                }
+                Incoming::Invalid { id, status, reason } => {
+                    ShardMetrics::inc(&ctx.stats().protocol_errors_total);
+                    self.conn.respond(id, status, Some(reason), None);
+                }
                 Incoming::Drained => return Ended::Open,
                 Incoming::Closed => return Ended::Gone,
                 Incoming::Fail { code, .. } => {
                     ShardMetrics::inc(&ctx.stats().protocol_errors_total);
                     return Ended::Close(code, "protocol error");
-                }
-            };
-            match decoded {
-                Ok(Frame::Response(response)) if response.id == MESSAGE_REQUEST_ID => {
-                    let accepted = response.status == 200;
-                    if let Some(waiter) = self.accepted.take() {
-                        let _ = waiter.send(accepted);
-                    }
-                    return Ended::Close(1000, "provisioned");
-                }
-                Ok(Frame::Response(_)) => {}
-                Ok(Frame::Request(request)) => {
-                    let reason = Some("the provisioning socket takes no requests");
-                    self.conn.respond(request.id, 400, reason, None);
-                }
-                Err(_) => {
-                    ShardMetrics::inc(&ctx.stats().protocol_errors_total);
-                    return Ended::Close(1007, "unreadable frame");
                 }
             }
         }

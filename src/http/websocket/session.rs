@@ -22,24 +22,26 @@
 //! (TCP then slows the client down) until a response frees a slot; what was
 //! buffered stays bounded by one read budget plus one frame.
 //!
-//! Close codes: 1009 frame or message over the limit, 1003 binary frame
-//! (reserved for protobuf framing), 1007 a frame without a readable id or
-//! invalid UTF-8, 1002 a WebSocket protocol violation, 1001 idle timeout,
+//! Close codes: 1009 frame or message over the limit, 1003 a message of
+//! the other framing (binary on a JSON connection, text on a protobuf
+//! one), 1007 a frame that cannot be read (no readable id, invalid UTF-8,
+//! not a valid `WebSocketMessage`), 1002 a WebSocket protocol violation, 1001 idle timeout,
 //! 4409 replaced by a newer connection of the same device, 4401 the device
 //! was removed from its account.
 
 use crate::accounts::AuthedDevice;
 use crate::calls;
+use crate::config::Framing;
+use crate::delivery::outbox::DeliveryForm;
 use crate::delivery::outbox::{Outbox, Outgoing};
 use crate::delivery::push;
-use crate::http::request::Request;
-use crate::http::router;
 use crate::http::transport::Transport;
 use crate::http::websocket::connection::{linger, Incoming, WsConnection};
+use crate::http::websocket::framing;
 use crate::http::websocket::socket::Received;
 use crate::http::wire::Wire;
 use crate::metrics::ShardMetrics;
-use crate::protocol::frame::{self, Frame, FrameError, ResponseOut, WsRequest};
+use crate::protocol::frame::{Frame, WsRequest};
 use crate::shard::mailbox::{Mailbox, SessionEvent};
 use crate::shard::{ConnectionGuard, ShardCtx};
 use futures_util::future::FusedFuture;
@@ -96,12 +98,21 @@ struct Session {
     next_ping_ms: u64,
 }
 
+/// What the upgrade asked of the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// The connection's framing.
+    pub framing: Framing,
+    /// Whether the device receives stories (`X-Signal-Receive-Stories`).
+    pub receive_stories: bool,
+}
+
 /// Runs the session until the connection ends.
 pub async fn run(
     ctx: Rc<ShardCtx>,
     Transport { stream, wire }: Transport,
     leftover: Vec<u8>,
-    device: AuthedDevice,
+    (device, options): (AuthedDevice, SessionOptions),
     _guard: ConnectionGuard,
 ) {
     let mailbox = Rc::new(Mailbox::new(OFFERED_EVENTS_MAX));
@@ -118,7 +129,7 @@ pub async fn run(
     }
     ShardMetrics::inc(&ctx.stats().websockets_open);
     push::on_connected(&ctx, device);
-    let mut session = Session::new(&ctx, wire, device, mailbox.clone());
+    let mut session = Session::new(&ctx, wire, device, mailbox.clone(), options);
     // The stored backlog first, then queue/empty, then live traffic.
     let mut end = session.pump_outbox();
     if end == End::Open && !leftover.is_empty() {
@@ -135,14 +146,24 @@ pub async fn run(
 }
 
 impl Session {
-    fn new(ctx: &Rc<ShardCtx>, wire: Wire, device: AuthedDevice, mailbox: Rc<Mailbox>) -> Self {
+    fn new(
+        ctx: &Rc<ShardCtx>,
+        wire: Wire,
+        device: AuthedDevice,
+        mailbox: Rc<Mailbox>,
+        options: SessionOptions,
+    ) -> Self {
         let limits = &ctx.config.limits;
         let now_ms = ctx.clock.now_ms();
+        let form = DeliveryForm {
+            protobuf: options.framing == Framing::Protobuf,
+            stories: options.receive_stories,
+        };
         Session {
             ctx: ctx.clone(),
             device,
-            conn: WsConnection::new(wire, limits),
-            outbox: Outbox::new(device, limits.inflight_requests_max),
+            conn: WsConnection::new(wire, limits, options.framing),
+            outbox: Outbox::new(device, limits.inflight_requests_max, form),
             mailbox,
             client_requests_inflight: 0,
             paused: false,
@@ -225,9 +246,10 @@ impl Session {
                 self.conn.close_with(1001, "server shutting down");
                 End::Close
             }
-            SessionEvent::Respond(text) => {
+            SessionEvent::Respond(payload) => {
                 self.client_requests_inflight -= 1;
-                if !self.conn.send_text(&text) {
+                // Empty: a request that is not answered (a protobuf request without an id).
+                if !payload.is_empty() && !self.conn.send_encoded(&payload) {
                     return End::Close;
                 }
                 if std::mem::take(&mut self.paused) {
@@ -325,62 +347,41 @@ impl Session {
                 self.paused = true;
                 return End::Open;
             }
-            let body_bytes_max = self.ctx.config.limits.body_bytes_max;
-            let decoded = match self.conn.next_incoming() {
-                Incoming::Text(text) => frame::decode(text, body_bytes_max),
+            let end = match self.conn.next_incoming() {
+                Incoming::Frame { frame: Frame::Request(request), reply } => {
+                    self.on_client_request(request, reply)
+                }
+                Incoming::Frame { frame: Frame::Response(response), .. } => {
+                    let acked = framing::acknowledges(self.conn.framing(), response.status);
+                    self.outbox.on_response(&self.ctx, response.id, acked);
+                    End::Open
+                }
+                Incoming::Invalid { id, status, reason } => {
+                    ShardMetrics::inc(&self.ctx.stats().protocol_errors_total);
+                    End::from_sent(self.conn.respond(id, status, Some(reason), None))
+                }
                 Incoming::Drained => return End::Open,
                 Incoming::Closed => return End::Close,
                 Incoming::Fail { code, reason } => return self.fail(code, &reason),
             };
-            if self.on_frame(decoded) == End::Close {
+            if end == End::Close {
                 return End::Close;
             }
         }
     }
 
-    fn on_frame(&mut self, decoded: Result<Frame, FrameError>) -> End {
-        match decoded {
-            Ok(Frame::Request(request)) => self.on_client_request(request),
-            Ok(Frame::Response(response)) => {
-                self.outbox.on_response(&self.ctx, response.id, response.status);
-                End::Open
-            }
-            Err(FrameError::Unreadable(reason)) => self.fail(1007, reason),
-            Err(FrameError::Invalid { id, status, reason }) => {
-                ShardMetrics::inc(&self.ctx.stats().protocol_errors_total);
-                End::from_sent(self.conn.respond(id, status, Some(reason), None))
-            }
-        }
-    }
-
-    fn on_client_request(&mut self, request: WsRequest) -> End {
+    fn on_client_request(&mut self, request: WsRequest, reply: bool) -> End {
         debug_assert!(
             self.client_requests_inflight < self.ctx.config.limits.client_requests_inflight_max,
             "on_bytes pauses at the cap"
         );
         self.client_requests_inflight += 1;
-        let id = request.id;
-        let body = request.body.unwrap_or_default();
-        let http_request = Request::from_frame(request.verb, &request.path, &request.headers, body);
-        let ctx = self.ctx.clone();
-        let device = self.device;
-        let mailbox = self.mailbox.clone();
+        let framing = self.conn.framing();
+        let (ctx, device, mailbox) = (self.ctx.clone(), self.device, self.mailbox.clone());
         monoio::spawn(async move {
-            let response = router::dispatch(&ctx, Some(device), http_request).await;
-            let headers = response.frame_headers();
-            let mut text = Vec::new();
-            frame::write_response(
-                &mut text,
-                &ResponseOut {
-                    id,
-                    status: response.status,
-                    message: Some(crate::http::response::reason(response.status)),
-                    body: (!response.body.is_empty()).then_some(&response.body[..]),
-                    headers: &headers,
-                },
-            );
+            let payload = framing::answer(&ctx, device, framing, request, reply).await;
             // Dropped only when the session has ended.
-            mailbox.push(SessionEvent::Respond(text));
+            mailbox.push(SessionEvent::Respond(payload));
         });
         End::Open
     }

@@ -20,6 +20,8 @@ use tungstenite::protocol::frame::FrameHeader;
 
 /// Opcode of a text frame.
 pub const OPCODE_TEXT: u8 = 0x1;
+/// Opcode of a binary frame.
+pub const OPCODE_BINARY: u8 = 0x2;
 /// Opcode of a close frame.
 pub const OPCODE_CLOSE: u8 = 0x8;
 /// Opcode of a ping frame.
@@ -44,9 +46,6 @@ pub enum WsError {
     /// A text message that is not UTF-8 (close 1007).
     #[error("invalid UTF-8")]
     BadUtf8,
-    /// A binary message (close 1003): this protocol frames JSON text.
-    #[error("binary frames are not supported; send JSON text frames")]
-    Binary,
 }
 
 impl WsError {
@@ -56,7 +55,6 @@ impl WsError {
             WsError::Protocol(_) => 1002,
             WsError::TooBig => 1009,
             WsError::BadUtf8 => 1007,
-            WsError::Binary => 1003,
         }
     }
 }
@@ -80,6 +78,8 @@ pub enum Span {
 pub enum Event {
     /// A complete text message: read it with [`FrameReader::payload_mut`].
     Text(Span),
+    /// A complete binary message: read it with [`FrameReader::payload_mut`].
+    Binary(Span),
     /// A ping: answer with a pong carrying the same payload.
     Ping(Span),
     /// A close frame, with its code if it carried one.
@@ -92,10 +92,12 @@ pub struct FrameReader {
     input: Vec<u8>,
     /// Start of the unconsumed part of `input`.
     pos: usize,
-    /// The fragments of a text message so far.
+    /// The fragments of a message so far.
     message: Vec<u8>,
-    /// True between a non-final text frame and its final continuation.
+    /// True between a non-final data frame and its final continuation.
     in_message: bool,
+    /// True when the message in assembly is binary.
+    message_binary: bool,
     /// True when `message` was handed out complete: cleared on the next read.
     message_done: bool,
 }
@@ -118,7 +120,7 @@ impl FrameReader {
         }
     }
 
-    /// The next text message, ping or close in what was fed; `None` when
+    /// The next text or binary message, ping or close in what was fed; `None` when
     /// the rest is incomplete (feed more). Pongs are skipped.
     pub fn next(&mut self, frame_bytes_max: usize) -> Result<Option<Event>, WsError> {
         if std::mem::take(&mut self.message_done) {
@@ -182,16 +184,22 @@ impl FrameReader {
         frame_bytes_max: usize,
     ) -> Result<Option<Event>, WsError> {
         match data {
-            Data::Text if self.in_message => {
+            Data::Text | Data::Binary if self.in_message => {
                 Err(WsError::Protocol("new message inside a fragmented one"))
             }
-            Data::Text if is_final => {
-                std::str::from_utf8(self.payload_mut(span)).map_err(|_| WsError::BadUtf8)?;
-                Ok(Some(Event::Text(span)))
+            Data::Text | Data::Binary if is_final => {
+                let binary = data == Data::Binary;
+                if !binary {
+                    std::str::from_utf8(self.payload_mut(span)).map_err(|_| WsError::BadUtf8)?;
+                }
+                Ok(Some(message_event(binary, span)))
             }
-            Data::Text | Data::Continue => {
+            Data::Text | Data::Binary | Data::Continue => {
                 if data == Data::Continue && !self.in_message {
                     return Err(WsError::Protocol("continuation without a message"));
+                }
+                if data != Data::Continue {
+                    self.message_binary = data == Data::Binary;
                 }
                 let Span::Input { start, end } = span else { unreachable!("frames lie in input") };
                 if self.message.len() + (end - start) > frame_bytes_max {
@@ -202,11 +210,12 @@ impl FrameReader {
                 if !is_final {
                     return Ok(None);
                 }
-                std::str::from_utf8(&self.message).map_err(|_| WsError::BadUtf8)?;
+                if !self.message_binary {
+                    std::str::from_utf8(&self.message).map_err(|_| WsError::BadUtf8)?;
+                }
                 self.message_done = true;
-                Ok(Some(Event::Text(Span::Assembled)))
+                Ok(Some(message_event(self.message_binary, Span::Assembled)))
             }
-            Data::Binary => Err(WsError::Binary),
             Data::Reserved(_) => Err(WsError::Protocol("reserved opcode")),
         }
     }
@@ -220,6 +229,15 @@ impl FrameReader {
         }
         self.pos = 0;
         None
+    }
+}
+
+/// The event of a complete data message.
+fn message_event(binary: bool, span: Span) -> Event {
+    if binary {
+        Event::Binary(span)
+    } else {
+        Event::Text(span)
     }
 }
 
