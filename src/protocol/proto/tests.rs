@@ -242,3 +242,92 @@ fn a_delivery_receipt_is_one_envelope_per_timestamp() {
     let read = json.replace("DELIVERY", "READ");
     assert_eq!(delivery_receipt_envelopes(read.as_bytes(), &guid, &to, 50), Ok(None));
 }
+
+/// A small deterministic generator for the randomized round trips.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn bytes(&mut self, len_max: u64) -> Vec<u8> {
+        let len = self.next() % (len_max + 1);
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+
+    fn text(&mut self, len_max: u64) -> String {
+        let alphabet = "abcXYZ09/-_:é ?=&\"\\";
+        let chars: Vec<char> = alphabet.chars().collect();
+        let len = self.next() % (len_max + 1);
+        (0..len).map(|_| chars[(self.next() % chars.len() as u64) as usize]).collect()
+    }
+}
+
+#[test]
+fn random_frames_round_trip_alike_in_both_framings() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for round in 0..2_000 {
+        let headers: Vec<String> =
+            (0..rng.next() % 4).map(|_| format!("X-{}:{}", round, rng.text(12))).collect();
+        let body = (rng.next() % 3 > 0).then(|| rng.bytes(300));
+        let id = if round % 5 == 0 { 0 } else { rng.next() };
+        let (mut json, mut binary) = (Vec::new(), Vec::new());
+        if round % 2 == 0 {
+            let path = format!("/{}", rng.text(40));
+            let verb = ["GET", "PUT", "POST", "DELETE"][(rng.next() % 4) as usize];
+            let request =
+                RequestOut { id, verb, path: &path, body: body.as_deref(), headers: &headers };
+            json_frame::write_request(&mut json, &request);
+            frame::write_request(&mut binary, &request);
+        } else {
+            let message = (rng.next() % 2 == 0).then(|| rng.text(20));
+            let status = 100 + (rng.next() % 500) as u16;
+            let response = ResponseOut {
+                id,
+                status,
+                message: message.as_deref(),
+                body: body.as_deref(),
+                headers: &headers,
+            };
+            json_frame::write_response(&mut json, &response);
+            frame::write_response(&mut binary, &response);
+        }
+        let from_json = json_frame::decode(&mut json, 1 << 20).unwrap();
+        let from_binary = frame::decode(&binary, 1 << 20).unwrap();
+        assert_eq!(from_binary.frame, from_json, "round {round}");
+        assert!(from_binary.reply);
+        assert!(WebSocketMessage::decode(&binary[..]).is_ok(), "prost reads round {round}");
+    }
+}
+
+#[test]
+fn random_stored_envelopes_keep_their_content_and_fields() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..500 {
+        let content = rng.bytes(400);
+        let sealed = rng.next() % 2 == 0;
+        let mut stored = stored_envelope(if sealed { 7 } else { [1, 3, 6][round % 3] }, None);
+        if !sealed {
+            stored.source_uuid = Some(Uuid::from_u128(u128::from(rng.next())).to_string());
+            stored.source_device = Some((rng.next() % 127 + 1) as u32);
+        }
+        stored.content = crate::protocol::base64::encode(&content);
+        stored.timestamp = rng.next();
+        stored.urgent = rng.next() % 2 == 0;
+        stored.story = rng.next() % 2 == 0;
+        let envelope = from_envelope_json(&stored.to_json(), false).unwrap();
+        let again = Envelope::decode(&envelope.encode_to_vec()[..]).unwrap();
+        assert_eq!(again, envelope);
+        assert_eq!(again.content.as_deref(), Some(&content[..]), "round {round}");
+        assert_eq!(again.client_timestamp, Some(stored.timestamp));
+        assert_eq!(again.urgent, Some(stored.urgent));
+        assert_eq!(again.story, stored.story.then_some(true));
+        assert_eq!(again.source_device, stored.source_device);
+        let kind = signal_type_of_spec(stored.kind).map(|kind| kind as i32);
+        assert_eq!(again.r#type, kind);
+    }
+}
