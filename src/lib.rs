@@ -32,6 +32,8 @@
 //!   in-flight window, acks, deletes), the queue over REST, retention.
 //! - [`provisioning`]: handing a primary's provisioning message to the new
 //!   device's waiting socket.
+//! - [`cluster`]: cluster mode (off by default): partitions, the partition
+//!   map and its epoch, a data directory's identity, the NATS thread.
 //! - [`calls`]: owner-side work run here or on the owner through the mesh.
 //! - [`discovery`]: contact discovery across shards: claiming and releasing
 //!   an account's identifier, scatter-gather lookups.
@@ -45,6 +47,7 @@
 pub mod accounts;
 pub mod calls;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod delivery;
 pub mod directory;

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use switchboard::config::{Config, Durability, IoDriver};
+use switchboard::config::{ClusterOverrides, Config, Durability, IoDriver};
 use switchboard::server::signals;
 
 /// mimalloc unless built with `--features system-allocator` (glibc malloc),
@@ -81,6 +81,44 @@ struct ConfigArgs {
     /// Do not pin shard threads to cores.
     #[arg(long, env = "SWITCHBOARD_NO_PIN")]
     no_pin: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Cluster mode (being built: not serving yet). Off unless --cluster-nats
+/// or the file's [cluster] section turns it on; the other flags need it.
+#[derive(Args, Default)]
+#[command(next_help_heading = "Cluster mode (off unless --cluster-nats is given)")]
+struct ClusterArgs {
+    /// NATS servers to join a cluster through, comma-separated
+    /// (nats://host:port or tls://host:port); turns cluster mode on.
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_NATS", value_name = "URL,...", value_delimiter = ',')]
+    cluster_nats: Option<Vec<String>>,
+    /// This node's id in the cluster: 1 to 64 of a-z, 0-9, '-'. Required in cluster mode.
+    #[arg(long, env = "SWITCHBOARD_NODE_ID", value_name = "ID")]
+    node_id: Option<String>,
+    /// Internal listener other nodes forward connections to. Required in cluster mode.
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_LISTEN", value_name = "ADDR")]
+    cluster_listen: Option<SocketAddr>,
+    /// Client address other nodes and `cluster status` print. [default: --listen]
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_ADVERTISE", value_name = "HOST:PORT")]
+    cluster_advertise: Option<String>,
+    /// Partitions (a power of two, 1 to 4096); used only when the cluster is
+    /// created. [default: 64]
+    #[arg(long, env = "SWITCHBOARD_PARTITIONS", value_name = "P")]
+    partitions: Option<u32>,
+}
+
+impl ClusterArgs {
+    fn overrides(self) -> ClusterOverrides {
+        ClusterOverrides {
+            nats: self.cluster_nats,
+            node_id: self.node_id,
+            listen: self.cluster_listen,
+            advertise: self.cluster_advertise,
+            partitions: self.partitions,
+        }
+    }
 }
 
 impl ConfigArgs {
@@ -122,6 +160,7 @@ impl ConfigArgs {
         if self.no_pin {
             config.pin_cores = false;
         }
+        self.cluster.overrides().apply(&mut config.cluster)?;
         config.validate()?;
         Ok(config)
     }

@@ -44,6 +44,7 @@ const LAYERS: &[&str] = &[
     "shard",
     "delivery",
     "provisioning",
+    "cluster",
     "calls",
     "discovery",
     "http",

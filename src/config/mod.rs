@@ -12,6 +12,7 @@
 //! non-zero and related limits ordered (see the `const` assertions in [`limits`]), so
 //! the rest of the server may rely on them without re-checking.
 
+pub mod cluster;
 pub mod error;
 pub mod limits;
 pub mod push;
@@ -95,6 +96,7 @@ impl std::str::FromStr for IoDriver {
 /// Most io_uring submission queue entries per shard.
 pub const IO_URING_ENTRIES_MAX: u32 = 32_768;
 
+pub use cluster::{ClusterConfig, ClusterOverrides};
 pub use error::ConfigError;
 pub use limits::Limits;
 pub use push::{ApnsConfig, FcmConfig, PushConfig};
@@ -161,6 +163,9 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// Push notifications: when, how, and the providers.
     pub push: PushConfig,
+    /// Cluster mode; `None` (no `[cluster]` section, no `--cluster-nats`)
+    /// runs one node alone, exactly as without cluster support.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for Config {
@@ -188,6 +193,7 @@ impl Default for Config {
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
             push: PushConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -286,7 +292,11 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return invalid("log", "is not a valid log filter (e.g. `info`)");
         }
-        self.validate_limits()
+        self.validate_limits()?;
+        match &self.cluster {
+            Some(cluster) => cluster.validate(self.listen, self.admin_addr()),
+            None => Ok(()),
+        }
     }
 
     fn validate_limits(&self) -> Result<(), ConfigError> {

@@ -20,7 +20,7 @@ pub fn encode_append(bytes: &[u8], out: &mut Vec<u8>) {
 
 /// Decodes standard Base64, padded or not.
 pub fn decode(text: &[u8]) -> Result<Vec<u8>, Base64Error> {
-    if text.len() % 4 == 0 {
+    if text.len().is_multiple_of(4) {
         base64_simd::STANDARD.decode_to_vec(text).map_err(|_| Base64Error)
     } else {
         base64_simd::STANDARD_NO_PAD.decode_to_vec(text).map_err(|_| Base64Error)
@@ -30,12 +30,12 @@ pub fn decode(text: &[u8]) -> Result<Vec<u8>, Base64Error> {
 /// Checks that `text` is standard Base64 (padded or not) without decoding
 /// it, and returns it padded: content the server passes on as received.
 pub fn checked_padded(mut text: String) -> Result<String, Base64Error> {
-    if text.len() % 4 == 0 {
+    if text.len().is_multiple_of(4) {
         base64_simd::STANDARD.check(text.as_bytes()).map_err(|_| Base64Error)?;
         return Ok(text);
     }
     base64_simd::STANDARD_NO_PAD.check(text.as_bytes()).map_err(|_| Base64Error)?;
-    while text.len() % 4 != 0 {
+    while !text.len().is_multiple_of(4) {
         text.push('=');
     }
     Ok(text)

@@ -98,6 +98,30 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     start_with_clock(config, Clock::system())
 }
 
+/// Refuses what this build cannot serve yet: cluster mode (its transport,
+/// map and membership exist, the routing of calls between nodes does not),
+/// and a data directory made for a cluster node (its accounts are only a
+/// share of the cluster's: serving them alone would answer 404 for the rest).
+fn check_single_box(config: &Config) -> anyhow::Result<()> {
+    if config.cluster.is_some() {
+        anyhow::bail!(
+            "cluster mode is configured, but this version cannot serve it yet (calls between \
+             nodes are not built): start without --cluster-nats and [cluster]"
+        );
+    }
+    if let Some(identity) = crate::cluster::identity::read(&config.data_dir)? {
+        anyhow::bail!(
+            "data directory {} was made for node {} of cluster {} ({} partitions): it cannot be \
+             served as a single box",
+            config.data_dir.display(),
+            identity.node_id,
+            identity.cluster,
+            identity.partitions
+        );
+    }
+    Ok(())
+}
+
 /// Validates the configuration and starts every shard, reading time from
 /// `clock` (tests pass a manual clock they step; the push worker's own
 /// waits and provider tokens use real time).
@@ -115,6 +139,7 @@ pub fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running>
         (Some(cert), Some(key)) => Some(crate::tls::ServerTls::load(cert, key)?),
         _ => None,
     };
+    check_single_box(&config)?;
     let store = Store::open(&config.data_dir, shard_count)?;
 
     let first = bind_reuseport(config.listen)

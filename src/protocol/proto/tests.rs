@@ -270,13 +270,13 @@ impl Rng {
 #[test]
 fn random_frames_round_trip_alike_in_both_framings() {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    for round in 0..2_000 {
+    for round in 0..2_000u64 {
         let headers: Vec<String> =
             (0..rng.next() % 4).map(|_| format!("X-{}:{}", round, rng.text(12))).collect();
-        let body = (rng.next() % 3 > 0).then(|| rng.bytes(300));
-        let id = if round % 5 == 0 { 0 } else { rng.next() };
+        let body = (!rng.next().is_multiple_of(3)).then(|| rng.bytes(300));
+        let id = if round.is_multiple_of(5) { 0 } else { rng.next() };
         let (mut json, mut binary) = (Vec::new(), Vec::new());
-        if round % 2 == 0 {
+        if round.is_multiple_of(2) {
             let path = format!("/{}", rng.text(40));
             let verb = ["GET", "PUT", "POST", "DELETE"][(rng.next() % 4) as usize];
             let request =
@@ -284,7 +284,7 @@ fn random_frames_round_trip_alike_in_both_framings() {
             json_frame::write_request(&mut json, &request);
             frame::write_request(&mut binary, &request);
         } else {
-            let message = (rng.next() % 2 == 0).then(|| rng.text(20));
+            let message = (rng.next().is_multiple_of(2)).then(|| rng.text(20));
             let status = 100 + (rng.next() % 500) as u16;
             let response = ResponseOut {
                 id,
@@ -309,7 +309,7 @@ fn random_stored_envelopes_keep_their_content_and_fields() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for round in 0..500 {
         let content = rng.bytes(400);
-        let sealed = rng.next() % 2 == 0;
+        let sealed = rng.next().is_multiple_of(2);
         let mut stored = stored_envelope(if sealed { 7 } else { [1, 3, 6][round % 3] }, None);
         if !sealed {
             stored.source_uuid = Some(Uuid::from_u128(u128::from(rng.next())).to_string());
@@ -317,8 +317,8 @@ fn random_stored_envelopes_keep_their_content_and_fields() {
         }
         stored.content = crate::protocol::base64::encode(&content);
         stored.timestamp = rng.next();
-        stored.urgent = rng.next() % 2 == 0;
-        stored.story = rng.next() % 2 == 0;
+        stored.urgent = rng.next().is_multiple_of(2);
+        stored.story = rng.next().is_multiple_of(2);
         let envelope = from_envelope_json(&stored.to_json(), false).unwrap();
         let again = Envelope::decode(&envelope.encode_to_vec()[..]).unwrap();
         assert_eq!(again, envelope);
