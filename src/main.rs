@@ -35,6 +35,55 @@ enum Command {
     Serve(ConfigArgs),
     /// Print the effective configuration as TOML (a starting point for a file).
     Config(ConfigArgs),
+    /// Inspect a cluster through its NATS servers (creates nothing).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Print the map epoch and each node: live or down, partitions owned,
+    /// last heartbeat, client and internal addresses.
+    Status(ClusterQuery),
+    /// Print a map for HAProxy (`map_beg`): the login's first hex digits ->
+    /// the client address of the node owning its partition.
+    HaproxyMap(ClusterQuery),
+}
+
+/// Where a cluster is.
+#[derive(Args)]
+struct ClusterQuery {
+    /// The cluster's NATS servers, comma-separated.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CLUSTER_NATS",
+        value_name = "URL,...",
+        value_delimiter = ',',
+        required = true
+    )]
+    cluster_nats: Vec<String>,
+    /// The cluster's name (`[cluster] name`).
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_NAME", default_value = "switchboard")]
+    cluster_name: String,
+}
+
+/// Runs a `cluster` command: its text on stdout, or one line and exit 1.
+fn cluster_command(command: ClusterCommand) -> anyhow::Result<()> {
+    use switchboard::cluster::report;
+    let (query, haproxy) = match command {
+        ClusterCommand::Status(query) => (query, false),
+        ClusterCommand::HaproxyMap(query) => (query, true),
+    };
+    let snapshot = report::read_snapshot(query.cluster_nats, &query.cluster_name)
+        .map_err(|reason| anyhow::anyhow!("cannot read the cluster's buckets: {reason}"))?;
+    let text = if haproxy {
+        report::haproxy_map_text(snapshot.map.as_ref(), &snapshot.nodes)?
+    } else {
+        let now_ms = switchboard::clock::Clock::system().now_ms();
+        report::status_text(snapshot.map.as_ref(), &snapshot.nodes, now_ms)
+    };
+    print!("{text}");
+    Ok(())
 }
 
 /// Flags that override the config file; each also reads a SWITCHBOARD_* variable.
@@ -174,6 +223,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(args.resolve()?),
+        Command::Cluster(command) => cluster_command(command),
     }
 }
 

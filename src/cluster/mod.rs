@@ -9,6 +9,7 @@
 //!   a node refuses to start on a directory made for another.
 //! - [`nats`]: the cluster thread (tokio, async-nats) the shards reach over
 //!   rings: membership heartbeats and the map bucket.
+//! - [`report`]: the text of `cluster status` and `cluster haproxy-map`.
 //!
 //! Invariants: with cluster mode off nothing here runs and single-box
 //! behaviour is unchanged; the map changes only by compare-and-swap on its
@@ -21,3 +22,4 @@ pub mod identity;
 pub mod map;
 pub mod nats;
 pub mod partition;
+pub mod report;

@@ -50,8 +50,9 @@ pub async fn open(
     options: &NatsOptions,
     deadline: Instant,
 ) -> Result<Buckets, NatsError> {
-    let map = ensure(jetstream, map_config(options), deadline).await?;
-    let nodes = ensure(jetstream, nodes_config(options), deadline).await?;
+    let open_only = options.open_only;
+    let map = ensure(jetstream, map_config(options), deadline, open_only).await?;
+    let nodes = ensure(jetstream, nodes_config(options), deadline, open_only).await?;
     let max_age = nodes.stream.cached_info().config.max_age;
     if max_age != options.node_ttl() {
         tracing::warn!(
@@ -87,16 +88,24 @@ fn nodes_config(options: &NatsOptions) -> kv::Config {
     }
 }
 
-/// Opens bucket `config.bucket`, creating it if it is missing.
+/// Opens bucket `config.bucket`, creating it if it is missing (unless
+/// `open_only`: then a missing bucket is an error at once).
 async fn ensure(
     jetstream: &Context,
     config: kv::Config,
     deadline: Instant,
+    open_only: bool,
 ) -> Result<Store, NatsError> {
     let bucket = config.bucket.clone();
     loop {
-        if let Ok(store) = jetstream.get_key_value(bucket.as_str()).await {
-            return Ok(store);
+        let opened = jetstream.get_key_value(bucket.as_str()).await;
+        match opened {
+            Ok(store) => return Ok(store),
+            Err(e) if open_only => {
+                let reason = format!("cannot open it (no node has created it?): {e}");
+                return Err(NatsError::Bucket { bucket, reason });
+            }
+            Err(_) => {}
         }
         let last_error = match jetstream.create_key_value(config.clone()).await {
             Ok(store) => {

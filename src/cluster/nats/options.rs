@@ -58,6 +58,10 @@ pub struct NatsOptions {
     /// Replicas of each bucket when this node creates it (an existing
     /// bucket is used as it is). More than the NATS servers is an error.
     pub replicas: usize,
+    /// Open the buckets only, never create them (an inspecting command
+    /// must not make a cluster's buckets with its own settings): a missing
+    /// bucket is [`NatsError::Bucket`] at once.
+    pub open_only: bool,
     /// How often the node's membership key is rewritten, ms.
     pub heartbeat_interval_ms: u64,
     /// The membership bucket's `max_age`: a node is gone this long after
@@ -79,6 +83,7 @@ impl NatsOptions {
             cluster: cluster.to_string(),
             node_id: node_id.to_string(),
             replicas: REPLICAS_DEFAULT,
+            open_only: false,
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS_DEFAULT,
             node_ttl_ms: NODE_TTL_MS_DEFAULT,
             request_timeout_ms: REQUEST_TIMEOUT_MS_DEFAULT,
