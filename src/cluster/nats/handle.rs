@@ -16,6 +16,7 @@
 
 use super::error::NatsError;
 use super::record::NodeRecord;
+use super::serve::{CallIntake, INTAKE_SLOTS_MAX};
 use super::{MapVersion, REQUEST_BYTES_MAX, REQUEST_SLOTS};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub(super) enum Request {
     SwapMap { bytes: Bytes, expected_revision: u64, answer: Answer<u64> },
     /// A NATS request/reply: ask whoever serves the subject.
     Ask { subject: String, payload: Bytes, answer: Answer<Bytes> },
+    /// Serve the requests sent to a subject, at most `slots` waiting.
+    Serve { subject: String, slots: usize, answer: Answer<CallIntake> },
 }
 
 /// A shard's way to the cluster thread. Cheap to clone; the thread ends
@@ -124,6 +127,19 @@ impl NatsHandle {
     }
 
     /// Queues one request and awaits its answer.
+    /// Serves the requests other nodes send to `subject`: they wait in a
+    /// [`CallIntake`] of `slots` (1 to [`INTAKE_SLOTS_MAX`]); one arriving
+    /// when all are taken is answered "busy" (an empty payload) at once.
+    pub async fn serve(&self, subject: &str, slots: usize) -> Result<CallIntake, NatsError> {
+        check_subject(subject)?;
+        if !(1..=INTAKE_SLOTS_MAX).contains(&slots) {
+            let reason = format!("intake slots must be 1 to {INTAKE_SLOTS_MAX}");
+            return Err(NatsError::InvalidArgument(reason));
+        }
+        let subject = subject.to_string();
+        self.call(|answer| Request::Serve { subject, slots, answer }).await
+    }
+
     async fn call<T>(&self, request: impl FnOnce(Answer<T>) -> Request) -> Result<T, NatsError> {
         let (answer, answered) = oneshot::channel();
         self.requests.try_send(request(answer)).map_err(|error| match error {

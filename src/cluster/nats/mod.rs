@@ -53,6 +53,7 @@ pub mod error;
 pub mod handle;
 pub mod options;
 pub mod record;
+pub mod serve;
 pub mod thread;
 
 use bytes::Bytes;

@@ -34,6 +34,8 @@ struct Shared {
     buckets: Buckets,
     /// The record the heartbeat rewrites (`None` until the node registers).
     registration: watch::Sender<Option<NodeRecord>>,
+    /// How long a served request waits for its answer.
+    request_timeout: Duration,
 }
 
 /// Starts the cluster thread for `options`: connects, makes the buckets,
@@ -86,7 +88,8 @@ async fn start(
     let current = read_map_until(&buckets, deadline).await?;
     map.send_replace(current);
     let (registration, _) = watch::channel(None);
-    Ok(Shared { client, buckets, registration })
+    let request_timeout = options.request_timeout();
+    Ok(Shared { client, buckets, registration, request_timeout })
 }
 
 /// The map as it is now, trying again until `deadline` while the error is
@@ -164,6 +167,11 @@ async fn answer(shared: &Shared, request: Request) {
             let reply = shared.client.request(subject.clone(), payload).await;
             let reply = reply.map(|message| message.payload);
             drop(answer.send(reply.map_err(|e| error::from_request(&subject, e))));
+        }
+        Request::Serve { subject, slots, answer } => {
+            let timeout = shared.request_timeout;
+            let intake = super::serve::subscribe(&shared.client, subject, slots, timeout).await;
+            drop(answer.send(intake));
         }
     }
 }
