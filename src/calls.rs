@@ -1,7 +1,8 @@
 //! Owner-side work, wherever it was asked for: run a [`Call`] here when
-//! this shard owns its account, otherwise send it through the ring mesh and
-//! await the owner's typed [`Outcome`]; and apply calls arriving from other
-//! shards. Callers see the same typed results either way.
+//! this shard owns its account, otherwise send it through the ring mesh (or
+//! in cluster mode to the owning node) and await the owner's typed
+//! [`Outcome`]; and apply calls arriving from other shards and nodes.
+//! Callers see the same typed results either way.
 //!
 //! Invariant: a call is answered with the outcome of its own kind (the
 //! typed helpers below rely on it, and [`apply`] is the one place that
@@ -23,6 +24,7 @@ use crate::protocol::payloads::Registration;
 use crate::push::verification::VerifyRefused;
 use crate::shard::mesh::CallError;
 use crate::shard::msg::{Call, Outcome};
+use crate::shard::place::{Place, RemoteError, UnitGuard};
 use crate::shard::receipt_window::Added;
 use crate::shard::ShardCtx;
 use crate::store::messages::ReceiptTo;
@@ -92,13 +94,77 @@ pub async fn verification(
     }
 }
 
-/// Does `call` on the shard owning `account`: here, or through the mesh.
+/// Does `call` on the owner of `account`: here, through the mesh, or in
+/// cluster mode on the node owning its partition.
 async fn on_owner(ctx: &Rc<ShardCtx>, account: &Uuid, call: Call) -> Result<Outcome, CallError> {
-    on_shard(ctx, ctx.owner_of(account), call).await
+    on_unit(ctx, ctx.unit_of(account), call).await
+}
+
+/// Does `call` where routing unit `unit` is served. A node that answers
+/// "wrong owner" (this node's map is stale) did not run the call: it is
+/// routed once more after this node's map reaches the callee's epoch; a
+/// second miss, or no owner, is [`CallError::NodeUnavailable`].
+pub async fn on_unit(ctx: &Rc<ShardCtx>, unit: usize, call: Call) -> Result<Outcome, CallError> {
+    let mut call = call;
+    for attempt in 0..2 {
+        let (cluster, node) = match ctx.place_of_unit(unit) {
+            Place::Shard(shard) => {
+                let _running = enter_unit(ctx, unit)?;
+                return on_shard(ctx, shard, call).await;
+            }
+            Place::Unowned => return Err(CallError::NodeUnavailable),
+            Place::Node(node) => {
+                (ctx.cluster.as_ref().expect("a node place in cluster mode"), node)
+            }
+        };
+        ShardMetrics::inc(&ctx.stats().cluster_calls_sent_total);
+        match Box::pin(cluster.call_remote(node, unit, call)).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(RemoteError::Unavailable(error)) => {
+                ShardMetrics::inc(&ctx.stats().cluster_calls_failed_total);
+                return Err(error);
+            }
+            Err(RemoteError::WrongOwner { epoch, call: unrun }) => {
+                ShardMetrics::inc(&ctx.stats().cluster_wrong_owner_total);
+                if attempt == 1 || !cluster.wait_for_epoch(epoch).await {
+                    break;
+                }
+                call = *unrun;
+            }
+        }
+    }
+    Err(CallError::NodeUnavailable)
+}
+
+/// Cluster mode: marks an owner-side call running in `unit` until the
+/// guard drops (a move waits for none to run); a frozen unit is
+/// [`CallError::NodeUnavailable`]. Single box: nothing to mark.
+pub fn enter_unit(ctx: &ShardCtx, unit: usize) -> Result<Option<UnitGuard>, CallError> {
+    match &ctx.cluster {
+        None => Ok(None),
+        Some(cluster) => cluster.enter(unit).map(Some).ok_or(CallError::NodeUnavailable),
+    }
+}
+
+/// The routing unit `call` must run in: its account's, session's,
+/// address's or identifier hash's.
+pub fn unit_of_call(ctx: &ShardCtx, call: &Call) -> usize {
+    match call {
+        Call::CreateAccount { uuid: key, .. }
+        | Call::LinkDevice { account: key, .. }
+        | Call::SendMessage { destination: key, .. }
+        | Call::FanOut { destination: key, .. }
+        | Call::Provision { address: key, .. }
+        | Call::CreateVerification { id: key, .. }
+        | Call::AnswerVerification { id: key, .. }
+        | Call::ConsumeVerification { id: key } => ctx.unit_of(key),
+        Call::ClaimHash { hash, .. } | Call::ReleaseHash { hash, .. } => hash_unit(ctx, hash),
+        Call::FindHashes { hashes } => hashes.first().map_or(0, |hash| hash_unit(ctx, hash)),
+    }
 }
 
 /// Does `call` on shard `shard`: here, or through the mesh.
-async fn on_shard(ctx: &Rc<ShardCtx>, shard: usize, call: Call) -> Result<Outcome, CallError> {
+pub async fn on_shard(ctx: &Rc<ShardCtx>, shard: usize, call: Call) -> Result<Outcome, CallError> {
     // Boxed: both futures are large (kilobytes, with every call's state),
     // and each caller's future held them inline, so every request moved
     // them around several times (memmove was 6 % of the relay in `perf`).
@@ -109,9 +175,10 @@ async fn on_shard(ctx: &Rc<ShardCtx>, shard: usize, call: Call) -> Result<Outcom
     }
 }
 
-/// The shard owning identifier hash `hash`.
-fn hash_owner(ctx: &ShardCtx, hash: &IdentifierHash) -> usize {
-    crate::directory::owner_of_hash(hash, ctx.shard_count)
+/// The routing unit of identifier hash `hash` (its first 8 bytes, as a
+/// UUID's top 64 bits).
+pub fn hash_unit(ctx: &ShardCtx, hash: &IdentifierHash) -> usize {
+    crate::directory::owner_of_hash(hash, ctx.unit_count())
 }
 
 /// Makes `account` discoverable by `hash`, on the hash's owner.
@@ -120,7 +187,7 @@ pub async fn claim_hash(
     hash: IdentifierHash,
     account: Uuid,
 ) -> Result<Result<(), ClaimRefused>, CallError> {
-    match on_shard(ctx, hash_owner(ctx, &hash), Call::ClaimHash { hash, account }).await? {
+    match on_unit(ctx, hash_unit(ctx, &hash), Call::ClaimHash { hash, account }).await? {
         Outcome::HashClaimed(claimed) => Ok(claimed),
         other => unreachable!("a claim was answered with {other:?}"),
     }
@@ -132,19 +199,19 @@ pub async fn release_hash(
     hash: IdentifierHash,
     account: Uuid,
 ) -> Result<Result<(), ClaimRefused>, CallError> {
-    match on_shard(ctx, hash_owner(ctx, &hash), Call::ReleaseHash { hash, account }).await? {
+    match on_unit(ctx, hash_unit(ctx, &hash), Call::ReleaseHash { hash, account }).await? {
         Outcome::HashReleased(released) => Ok(released),
         other => unreachable!("a release was answered with {other:?}"),
     }
 }
 
-/// The holders of `hashes`, all owned by shard `shard`, in order.
+/// The holders of `hashes`, all of routing unit `unit`, in order.
 pub async fn find_hashes(
     ctx: &Rc<ShardCtx>,
-    shard: usize,
+    unit: usize,
     hashes: Vec<IdentifierHash>,
 ) -> Result<Vec<Option<Uuid>>, CallError> {
-    match on_shard(ctx, shard, Call::FindHashes { hashes }).await? {
+    match on_unit(ctx, unit, Call::FindHashes { hashes }).await? {
         Outcome::HashesFound(found) => Ok(found),
         other => unreachable!("a lookup was answered with {other:?}"),
     }

@@ -77,6 +77,16 @@ impl Directory {
         Self { entries: RefCell::new(entries.into_iter().collect()), ..Self::default() }
     }
 
+    /// Adds entries already durable (a partition moved in).
+    pub fn insert_loaded(&self, entries: Vec<(IdentifierHash, Uuid)>) {
+        self.entries.borrow_mut().extend(entries);
+    }
+
+    /// Keeps only the entries whose hash `keep` says yes to.
+    pub fn retain(&self, keep: impl Fn(&IdentifierHash) -> bool) {
+        self.entries.borrow_mut().retain(|hash, _| keep(hash));
+    }
+
     /// Number of discoverable hashes this shard owns.
     pub fn len(&self) -> usize {
         self.entries.borrow().len()

@@ -76,17 +76,16 @@ pub async fn lookup(
     ctx: &Rc<ShardCtx>,
     hashes: &[IdentifierHash],
 ) -> Result<Vec<Option<Uuid>>, CallError> {
-    // Per shard: the positions of its hashes in the request.
-    let mut positions: Vec<Vec<usize>> = vec![Vec::new(); ctx.shard_count];
+    // Per routing unit: the positions of its hashes in the request.
+    let mut positions: Vec<Vec<usize>> = vec![Vec::new(); ctx.unit_count()];
     for (position, hash) in hashes.iter().enumerate() {
-        positions[crate::directory::owner_of_hash(hash, ctx.shard_count)].push(position);
+        positions[calls::hash_unit(ctx, hash)].push(position);
     }
-    let asks = positions.iter().enumerate().filter(|(_, owned)| !owned.is_empty()).map(
-        |(shard, owned)| {
+    let asks =
+        positions.iter().enumerate().filter(|(_, owned)| !owned.is_empty()).map(|(unit, owned)| {
             let owned_hashes = owned.iter().map(|&position| hashes[position]).collect();
-            async move { (owned, calls::find_hashes(ctx, shard, owned_hashes).await) }
-        },
-    );
+            async move { (owned, calls::find_hashes(ctx, unit, owned_hashes).await) }
+        });
     let mut found = vec![None; hashes.len()];
     for (owned, answer) in futures_util::future::join_all(asks).await {
         for (&position, holder) in owned.iter().zip(answer?) {

@@ -35,7 +35,7 @@ enum Command {
     Serve(ConfigArgs),
     /// Print the effective configuration as TOML (a starting point for a file).
     Config(ConfigArgs),
-    /// Inspect a cluster through its NATS servers (creates nothing).
+    /// Inspect a cluster through its NATS servers, or move its partitions.
     #[command(subcommand)]
     Cluster(ClusterCommand),
 }
@@ -48,6 +48,35 @@ enum ClusterCommand {
     /// Print a map for HAProxy (`map_beg`): the login's first hex digits ->
     /// the client address of the node owning its partition.
     HaproxyMap(ClusterQuery),
+    /// Move one partition to another node (run by its owner: copy, brief
+    /// freeze with 503s, map flip, old copy dropped).
+    Move(MoveArgs),
+    /// Move partitions, one at a time, until the live nodes hold an even
+    /// share (the fewest moves; down nodes keep theirs).
+    Rebalance(RebalanceArgs),
+}
+
+/// `cluster move`.
+#[derive(Args)]
+struct MoveArgs {
+    #[command(flatten)]
+    query: ClusterQuery,
+    /// The partition (0 to P-1; `cluster status` shows P).
+    #[arg(long)]
+    partition: u32,
+    /// The node to move it to.
+    #[arg(long, value_name = "NODE")]
+    to: String,
+}
+
+/// `cluster rebalance`.
+#[derive(Args)]
+struct RebalanceArgs {
+    #[command(flatten)]
+    query: ClusterQuery,
+    /// Print the planned moves without running them.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// Where a cluster is.
@@ -67,12 +96,53 @@ struct ClusterQuery {
     cluster_name: String,
 }
 
+/// Runs `cluster move` or `cluster rebalance`: a line per move, or one
+/// line and exit 1.
+fn cluster_change(command: ClusterCommand) -> anyhow::Result<()> {
+    use switchboard::cluster::operate::Operator;
+    let connect = |query: ClusterQuery| {
+        Operator::connect(query.cluster_nats, &query.cluster_name)
+            .map_err(|reason| anyhow::anyhow!("cannot reach the cluster: {reason}"))
+    };
+    let (operator, moves, dry_run) = match command {
+        ClusterCommand::Move(args) => {
+            let operator = connect(args.query)?;
+            let epoch = operator.move_partition(args.partition, &args.to).map_err(|reason| {
+                anyhow::anyhow!("partition {} not moved: {reason}", args.partition)
+            })?;
+            println!("partition {} is on node {} (map epoch {epoch})", args.partition, args.to);
+            return Ok(());
+        }
+        ClusterCommand::Rebalance(args) => {
+            let operator = connect(args.query)?;
+            let moves = operator.plan().map_err(|reason| anyhow::anyhow!("no plan: {reason}"))?;
+            (operator, moves, args.dry_run)
+        }
+        _ => unreachable!("only move and rebalance change the cluster"),
+    };
+    println!("{} move(s) for an even spread", moves.len());
+    for step in moves {
+        let line =
+            format!("partition {} from {} to {}", step.partition.index(), step.from, step.to);
+        if dry_run {
+            println!("{line} (dry run)");
+            continue;
+        }
+        let epoch = operator
+            .move_partition(step.partition.index(), step.to.as_str())
+            .map_err(|reason| anyhow::anyhow!("{line}: failed: {reason}"))?;
+        println!("{line}: done (map epoch {epoch})");
+    }
+    Ok(())
+}
+
 /// Runs a `cluster` command: its text on stdout, or one line and exit 1.
 fn cluster_command(command: ClusterCommand) -> anyhow::Result<()> {
     use switchboard::cluster::report;
     let (query, haproxy) = match command {
         ClusterCommand::Status(query) => (query, false),
         ClusterCommand::HaproxyMap(query) => (query, true),
+        change => return cluster_change(change),
     };
     let snapshot = report::read_snapshot(query.cluster_nats, &query.cluster_name)
         .map_err(|reason| anyhow::anyhow!("cannot read the cluster's buckets: {reason}"))?;
@@ -134,7 +204,7 @@ struct ConfigArgs {
     cluster: ClusterArgs,
 }
 
-/// Cluster mode (being built: not serving yet). Off unless --cluster-nats
+/// Cluster mode. Off unless --cluster-nats
 /// or the file's [cluster] section turns it on; the other flags need it.
 #[derive(Args, Default)]
 #[command(next_help_heading = "Cluster mode (off unless --cluster-nats is given)")]
@@ -156,6 +226,15 @@ struct ClusterArgs {
     /// created. [default: 64]
     #[arg(long, env = "SWITCHBOARD_PARTITIONS", value_name = "P")]
     partitions: Option<u32>,
+    /// Nodes a new cluster's first map spreads its partitions over, once all
+    /// are registered. [default: this node]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CLUSTER_INITIAL_NODES",
+        value_name = "ID,...",
+        value_delimiter = ','
+    )]
+    cluster_initial_nodes: Option<Vec<String>>,
 }
 
 impl ClusterArgs {
@@ -166,6 +245,7 @@ impl ClusterArgs {
             listen: self.cluster_listen,
             advertise: self.cluster_advertise,
             partitions: self.partitions,
+            initial_nodes: self.cluster_initial_nodes,
         }
     }
 }

@@ -79,6 +79,18 @@ impl Accounts {
         self.table.borrow().len()
     }
 
+    /// Adds accounts whose records are already durable (a partition moved
+    /// in); an account already present is replaced.
+    pub fn insert_loaded(&self, records: Vec<(Uuid, AccountRecord)>) {
+        let mut table = self.table.borrow_mut();
+        records.into_iter().for_each(|(uuid, record)| table.insert(uuid, record));
+    }
+
+    /// Keeps only the accounts `keep` says yes to (a partition moved away).
+    pub fn retain(&self, keep: impl Fn(&Uuid) -> bool) {
+        self.table.borrow_mut().retain(keep);
+    }
+
     /// True when the shard owns no account.
     pub fn is_empty(&self) -> bool {
         self.table.borrow().is_empty()

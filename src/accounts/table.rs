@@ -113,6 +113,12 @@ impl AccountTable {
         self.accounts.insert(uuid, record);
     }
 
+    /// Keeps only the accounts `keep` says yes to (a partition moved away).
+    pub fn retain(&mut self, keep: impl Fn(&Uuid) -> bool) {
+        self.accounts.retain(|uuid, _| keep(uuid));
+        self.last_seen_ms.retain(|(uuid, _), _| keep(uuid));
+    }
+
     /// When the device last authenticated (its creation time if never).
     pub fn last_seen_ms(&self, account: &Uuid, device: &DeviceRecord) -> u64 {
         self.last_seen_ms.get(&(*account, device.id)).copied().unwrap_or(device.created_ms)

@@ -9,7 +9,16 @@
 //!   a node refuses to start on a directory made for another.
 //! - [`nats`]: the cluster thread (tokio, async-nats) the shards reach over
 //!   rings: membership heartbeats and the map bucket.
+//! - [`node`]: joining the cluster at start-up (register, find or create
+//!   the map, check the data directory, subscribe to the call subject).
+//! - [`link`]: one shard's view of the cluster: where each partition is
+//!   served, calls to other nodes, other nodes' internal addresses.
+//! - [`freeze`]: frozen partitions and the calls running in each.
+//! - [`moves`]: moving a partition to another node (copy, flip, drop).
+//! - [`operate`]: the operator's `cluster move` and `cluster rebalance`.
 //! - [`report`]: the text of `cluster status` and `cluster haproxy-map`.
+//! - [`wire`]: the versioned binary encoding (prost) of a call and its
+//!   answer between nodes, with the map epoch and the request id.
 //!
 //! Invariants: with cluster mode off nothing here runs and single-box
 //! behaviour is unchanged; the map changes only by compare-and-swap on its
@@ -18,8 +27,14 @@
 //! Imports: `config`, `shard`, `protocol`. Used by `calls` (a transport
 //! under it, never a second router) and `server`.
 
+pub mod freeze;
 pub mod identity;
+pub mod link;
 pub mod map;
+pub mod moves;
 pub mod nats;
+pub mod node;
+pub mod operate;
 pub mod partition;
 pub mod report;
+pub mod wire;

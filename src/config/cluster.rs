@@ -13,6 +13,7 @@
 //! `partitions` a power of two and `heartbeat_interval_ms * 2 <
 //! heartbeat_ttl_ms`.
 
+use super::cluster_addrs::{addrs_clash, check_host_port, check_nats_url, redact};
 use super::error::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ pub const CALL_TIMEOUT_MS_MIN: u64 = 10;
 pub const CALL_TIMEOUT_MS_MAX: u64 = 60_000;
 /// Most replicas of the map bucket (JetStream's own maximum).
 pub const MAP_REPLICAS_MAX: u32 = 5;
+/// Most nodes `initial_nodes` may list.
+pub const INITIAL_NODES_MAX: usize = 64;
 
 const PARTITIONS_DEFAULT: u32 = 64;
 const HEARTBEAT_TTL_MS_DEFAULT: u64 = 15_000;
@@ -87,6 +90,10 @@ pub struct ClusterConfig {
     /// Replicas of the map and membership buckets (at most the NATS
     /// cluster's size).
     pub map_replicas: u32,
+    /// The nodes a new cluster's first map spreads its partitions over: the
+    /// map is created once all of them are registered. Empty: this node
+    /// alone (a cluster that grows by moves). Ignored once the map exists.
+    pub initial_nodes: Vec<String>,
 }
 
 impl Default for ClusterConfig {
@@ -103,6 +110,7 @@ impl Default for ClusterConfig {
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS_DEFAULT,
             call_timeout_ms: CALL_TIMEOUT_MS_DEFAULT,
             map_replicas: MAP_REPLICAS_DEFAULT,
+            initial_nodes: Vec::new(),
         }
     }
 }
@@ -121,6 +129,8 @@ pub struct ClusterOverrides {
     pub advertise: Option<String>,
     /// `--partitions P`.
     pub partitions: Option<u32>,
+    /// `--cluster-initial-nodes ID,...`.
+    pub initial_nodes: Option<Vec<String>>,
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> Result<(), ConfigError> {
@@ -150,6 +160,11 @@ impl ClusterOverrides {
                     "--partitions (SWITCHBOARD_PARTITIONS)",
                     self.partitions.is_some(),
                 ),
+                (
+                    "cluster.initial_nodes",
+                    "--cluster-initial-nodes (SWITCHBOARD_CLUSTER_INITIAL_NODES)",
+                    self.initial_nodes.is_some(),
+                ),
             ];
             return match given.iter().find(|(_, _, set)| *set) {
                 Some((field, flag, _)) => invalid(
@@ -177,6 +192,9 @@ impl ClusterOverrides {
         }
         if let Some(partitions) = self.partitions {
             section.partitions = partitions;
+        }
+        if let Some(initial_nodes) = self.initial_nodes {
+            section.initial_nodes = initial_nodes;
         }
         Ok(())
     }
@@ -218,7 +236,35 @@ impl ClusterConfig {
                 return invalid("cluster.advertise", format!("{reason}, like host:8080"));
             }
         }
+        self.validate_initial_nodes()?;
         self.validate_numbers()
+    }
+
+    /// The nodes of a new cluster's first map: `initial_nodes`, or this
+    /// node alone when it is empty.
+    pub fn initial_node_ids(&self) -> Vec<String> {
+        match self.initial_nodes.is_empty() {
+            true => vec![self.node_id.clone()],
+            false => self.initial_nodes.clone(),
+        }
+    }
+
+    fn validate_initial_nodes(&self) -> Result<(), ConfigError> {
+        if self.initial_nodes.len() > INITIAL_NODES_MAX {
+            return invalid(
+                "cluster.initial_nodes",
+                format!("lists at most {INITIAL_NODES_MAX} nodes"),
+            );
+        }
+        for (index, node) in self.initial_nodes.iter().enumerate() {
+            if let Err(reason) = check_name(node) {
+                return invalid("cluster.initial_nodes", format!("entry {}: {reason}", index + 1));
+            }
+            if self.initial_nodes[..index].contains(node) {
+                return invalid("cluster.initial_nodes", format!("{node} is listed twice"));
+            }
+        }
+        Ok(())
     }
 
     /// The client address other nodes and `cluster status` print: the
@@ -304,62 +350,6 @@ pub fn check_name(name: &str) -> Result<(), String> {
         return Err("must be of a-z, 0-9 and '-', not starting with '-'".to_string());
     }
     Ok(())
-}
-
-/// `nats://` or `tls://`, optional `user:password@`, then `host:port`.
-fn check_nats_url(url: &str) -> Result<(), String> {
-    if url.len() > URL_BYTES_MAX {
-        return Err(format!("longer than {URL_BYTES_MAX} bytes"));
-    }
-    let Some(rest) = url.strip_prefix("nats://").or_else(|| url.strip_prefix("tls://")) else {
-        return Err("must start with nats:// or tls://".to_string());
-    };
-    let host_port = rest.rsplit_once('@').map_or(rest, |(_, host_port)| host_port);
-    check_host_port(host_port).map_err(|reason| format!("{reason} after the scheme"))
-}
-
-/// `host:port`: a DNS name or IPv4 address, or a bracketed IPv6 address,
-/// and a port from 1 to 65535.
-fn check_host_port(text: &str) -> Result<(), String> {
-    const NEED: &str = "must be host:port";
-    if text.len() > URL_BYTES_MAX {
-        return Err(format!("longer than {URL_BYTES_MAX} bytes"));
-    }
-    let (host, port) = text.rsplit_once(':').ok_or(NEED)?;
-    if !matches!(port.parse::<u16>(), Ok(1..)) || port.starts_with('+') {
-        return Err(format!("{NEED} with a port from 1 to 65535"));
-    }
-    let host_ok = match host.strip_prefix('[').and_then(|host| host.strip_suffix(']')) {
-        Some(ipv6) => ipv6.parse::<std::net::Ipv6Addr>().is_ok(),
-        None => {
-            let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
-            !host.is_empty() && host.chars().all(allowed)
-        }
-    };
-    if !host_ok {
-        return Err(format!("{NEED} with a DNS name, an IPv4 address or an [IPv6] address"));
-    }
-    Ok(())
-}
-
-/// Whether two listeners would take the same port: the same port (not 0,
-/// which picks a free one) on the same address or on the unspecified one.
-fn addrs_clash(a: SocketAddr, b: SocketAddr) -> bool {
-    let wildcard = a.ip().is_unspecified() || b.ip().is_unspecified();
-    a.port() != 0 && a.port() == b.port() && (a.ip() == b.ip() || wildcard)
-}
-
-/// A URL for an error message: without its user info (a password, maybe)
-/// and cut to its first 64 characters (it may be hostile input).
-fn redact(url: &str) -> String {
-    let text = match url.rsplit_once('@') {
-        Some((_, host_port)) => format!("...@{host_port}"),
-        None => url.to_string(),
-    };
-    match text.char_indices().nth(64) {
-        Some((end, _)) => format!("{}...", &text[..end]),
-        None => text,
-    }
 }
 
 #[cfg(test)]

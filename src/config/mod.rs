@@ -13,6 +13,7 @@
 //! the rest of the server may rely on them without re-checking.
 
 pub mod cluster;
+mod cluster_addrs;
 pub mod error;
 pub mod limits;
 pub mod push;

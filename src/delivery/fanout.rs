@@ -28,7 +28,7 @@ pub async fn fan_out(
     sender: AuthedDevice,
     item: Item,
 ) -> Result<(), FanoutRefused> {
-    debug_assert_eq!(ctx.owner_of(&destination), ctx.id);
+    debug_assert!(ctx.owns(&destination));
     let mut devices = ctx.accounts.device_ids(&destination).ok_or(FanoutRefused::UnknownAccount)?;
     if sender.account == destination {
         devices.retain(|id| *id != sender.device_id);

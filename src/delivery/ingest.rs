@@ -30,7 +30,7 @@ pub async fn accept(
     access_key: Option<Vec<u8>>,
     send: Send,
 ) -> Result<(), SendRefused> {
-    debug_assert_eq!(ctx.owner_of(&destination), ctx.id);
+    debug_assert!(ctx.owns(&destination));
     ctx.accounts.check_send(&destination, sender, access_key.as_deref(), &send)?;
     let sealed = access_key.is_some();
     let server_ms = ctx.stamps.next_server_ms(ctx.clock.now_ms());

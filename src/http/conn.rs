@@ -2,7 +2,8 @@
 //!
 //! For each request: read the head within the handshake (first request) or
 //! keep-alive timeout; if the request claims an account another shard owns,
-//! hand the socket and every byte read so far to that shard and stop;
+//! hand the socket and every byte read so far to that shard and stop (in
+//! cluster mode, when another node owns it, forward the connection there);
 //! if it is a WebSocket upgrade, become a WebSocket session; otherwise read
 //! the body, authenticate, route, answer, and loop while keep-alive holds.
 //!
@@ -15,10 +16,12 @@ use crate::accounts::AuthedDevice;
 use crate::config::Limits;
 use crate::http::head::{self, Head, HeadError};
 use crate::http::request::Request;
+use crate::http::response::HttpError;
 use crate::http::response::Response;
 use crate::http::transport::Transport;
-use crate::http::{auth, router, websocket};
+use crate::http::{auth, forward, router, websocket};
 use crate::metrics::ShardMetrics;
+use crate::shard::place::Place;
 use crate::shard::{ConnectionGuard, ShardCtx};
 use monoio::net::TcpStream;
 use std::rc::Rc;
@@ -70,23 +73,45 @@ async fn read_to(
 /// Serves a newly accepted connection: the TLS handshake first when the
 /// listener has TLS (within `handshake_timeout_ms`; a failure is counted
 /// and closes the connection), then [`serve`].
-pub async fn serve_accepted(ctx: Rc<ShardCtx>, stream: TcpStream, guard: ConnectionGuard) {
-    let Some(tls) = &ctx.tls else {
-        return serve(ctx, Transport::plain(stream), Vec::new(), guard).await;
+pub async fn serve_accepted(
+    ctx: Rc<ShardCtx>,
+    stream: TcpStream,
+    guard: ConnectionGuard,
+    origin: Origin,
+) {
+    let Some(tls) = ctx.tls.as_ref().filter(|_| origin == Origin::Client) else {
+        return serve(ctx, Transport::plain(stream), Vec::new(), guard, origin).await;
     };
     let deadline = Duration::from_millis(ctx.config.limits.handshake_timeout_ms);
     match monoio::time::timeout(deadline, Transport::accept_tls(stream, tls.config())).await {
-        Ok(Ok(transport)) => serve(ctx, transport, Vec::new(), guard).await,
+        Ok(Ok(transport)) => serve(ctx, transport, Vec::new(), guard, origin).await,
         Ok(Err(_)) | Err(_) => ShardMetrics::inc(&ctx.stats().tls_handshake_failures_total),
     }
 }
 
-/// Serves one connection until it closes, is handed off, or upgrades.
+/// Where a connection came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A client (the public listener, or a hand-off between shards).
+    Client,
+    /// Another node of the cluster, forwarding a client it does not own
+    /// (the internal listener).
+    Forwarded,
+}
+
+/// The 503 for a login whose owner node is unavailable.
+fn node_unavailable() -> Response {
+    Response::from(HttpError::from(crate::shard::mesh::CallError::NodeUnavailable))
+}
+
+/// Serves one connection until it closes, is handed off or forwarded, or
+/// upgrades.
 pub async fn serve(
     ctx: Rc<ShardCtx>,
     mut transport: Transport,
     mut buf: Vec<u8>,
     guard: ConnectionGuard,
+    origin: Origin,
 ) {
     let limits = ctx.config.limits.clone();
     let mut first = true;
@@ -103,12 +128,27 @@ pub async fn serve(
         let is_upgrade = head.is_websocket_upgrade();
         let query = if is_upgrade { head.query.as_str() } else { "" };
         if let Some(account) = auth::claimed_account(head.header("authorization"), query) {
-            let owner = ctx.owner_of(&account);
-            if owner != ctx.id {
-                drop(guard);
-                let Transport { stream, wire } = transport;
-                ctx.mesh.hand_off(owner, stream, wire.into_tls(), buf).await;
-                return;
+            match ctx.place_of(&account) {
+                Place::Shard(owner) if owner == ctx.id => {}
+                Place::Shard(owner) => {
+                    drop(guard);
+                    let Transport { stream, wire } = transport;
+                    ctx.mesh.hand_off(owner, stream, wire.into_tls(), buf).await;
+                    return;
+                }
+                // A forwarded connection is never forwarded again: the two
+                // nodes' maps disagree for a moment (a move); the client retries.
+                Place::Node(_) | Place::Unowned if origin == Origin::Forwarded => {
+                    let _ = transport.write_all(&node_unavailable().to_http(true)).await;
+                    return;
+                }
+                Place::Node(node) => {
+                    return forward::forward(&ctx, transport, buf, node, guard).await;
+                }
+                Place::Unowned => {
+                    let _ = transport.write_all(&node_unavailable().to_http(true)).await;
+                    return;
+                }
             }
         }
         if is_upgrade {

@@ -9,6 +9,8 @@
 //! - [`refusal`]: the one place domain outcomes become statuses and bodies.
 //! - [`conn`]: the per-connection HTTP loop (keep-alive, hand-off to the
 //!   owner shard, upgrade).
+//! - [`forward`]: cluster mode: a connection copied whole to the node that
+//!   owns its login.
 //! - [`websocket`]: the upgrade handshake and the authenticated session.
 //! - [`transport`] and [`wire`]: an accepted connection (socket plus plain
 //!   or TLS byte path), the TLS handshake, readiness-driven reads and writes.
@@ -21,6 +23,7 @@
 
 pub mod auth;
 pub mod conn;
+pub mod forward;
 pub mod head;
 pub mod refusal;
 pub mod request;

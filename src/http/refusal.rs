@@ -17,11 +17,19 @@ use crate::protocol::envelope::{MismatchedDevices, StaleDevices};
 use crate::shard::mesh::CallError;
 use crate::store::StoreError;
 
+/// `Retry-After` of a 503 for a partition whose node did not answer: about
+/// the time a restarted node takes to serve again.
+pub const NODE_UNAVAILABLE_RETRY_AFTER_S: u64 = 5;
+
 impl From<CallError> for HttpError {
     fn from(error: CallError) -> Self {
         match error {
             CallError::Busy(_) => HttpError::unavailable("server busy, retry"),
             CallError::NoAnswer(_) => HttpError::unavailable("shard unavailable"),
+            CallError::NodeUnavailable => HttpError {
+                retry_after_s: Some(NODE_UNAVAILABLE_RETRY_AFTER_S),
+                ..HttpError::unavailable("the account's node is unavailable, retry")
+            },
         }
     }
 }
@@ -158,6 +166,8 @@ mod tests {
         assert_eq!(status(CreateRefused::Exists.into()), 409);
         assert_eq!(status(CallError::Busy(1).into()), 503);
         assert_eq!(status(CallError::NoAnswer(1).into()), 503);
+        let node_down = HttpError::from(CallError::NodeUnavailable);
+        assert_eq!((node_down.status, node_down.retry_after_s), (503, Some(5)));
         assert_eq!(status(DiscoverRefused::Claim(ClaimRefused::Taken).into()), 409);
         assert_eq!(status(DiscoverRefused::Busy.into()), 409);
     }

@@ -106,6 +106,17 @@ shard_metrics! {
     handoffs_sent_total: "counter",
     /// Connections received from other shards.
     handoffs_received_total: "counter",
+    /// Cluster mode: calls sent to another node.
+    cluster_calls_sent_total: "counter",
+    /// Cluster mode: calls from other nodes run here.
+    cluster_calls_served_total: "counter",
+    /// Cluster mode: calls another node refused as not its partition's
+    /// owner (a stale map here), routed again.
+    cluster_wrong_owner_total: "counter",
+    /// Cluster mode: calls to another node that got no usable answer (503).
+    cluster_calls_failed_total: "counter",
+    /// Cluster mode: connections forwarded whole to the owner node.
+    cluster_forwards_total: "counter",
     /// Authenticated WebSocket sessions open.
     websockets_open: "gauge",
     /// WebSocket sessions closed because another connection of the device replaced them.

@@ -5,6 +5,7 @@
 //! - [`shard_loop`]: one shard's thread: runtime, state loading, accept
 //!   loop, ring pump and periodic tasks.
 //! - [`admin`]: the admin listener (`/metrics`, readiness `/health`).
+//! - [`cluster_calls`]: cluster mode: serving calls from other nodes.
 //! - [`lag`]: the event-loop lag probe.
 //! - [`notify`]: systemd readiness (`READY=1`, `STOPPING=1`).
 //! - [`signals`]: SIGTERM and SIGINT taken with `sigwait` (graceful drain).
@@ -16,6 +17,7 @@
 //! queues them until a shard accepts).
 
 pub mod admin;
+pub mod cluster_calls;
 pub mod lag;
 pub mod notify;
 pub mod shard_loop;
@@ -93,22 +95,45 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// One `SO_REUSEPORT` listener per shard on `addr` (its port picked by the
+/// first when 0).
+fn bind_all(addr: SocketAddr, shard_count: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let first = bind_reuseport(addr)
+        .map_err(|error| anyhow::anyhow!("cannot listen on {addr}: {error}"))?;
+    let local_addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..shard_count {
+        listeners.push(bind_reuseport(local_addr)?);
+    }
+    Ok(listeners)
+}
+
+/// Cluster mode: binds the internal listeners, joins the cluster (see
+/// [`crate::cluster::node`]), and gives each shard the node and its
+/// internal listener.
+fn join_cluster(
+    cluster: &crate::config::cluster::ClusterConfig,
+    config: &Config,
+    local_addr: SocketAddr,
+    shard_count: usize,
+) -> anyhow::Result<Vec<(Arc<crate::cluster::node::Node>, std::net::TcpListener)>> {
+    let internal_listen = cluster.listen.expect("validated: cluster.listen is set");
+    let internal = bind_all(internal_listen, shard_count)?;
+    let internal_addr = internal[0].local_addr()?;
+    let client_addr = cluster.client_addr(local_addr);
+    let node = crate::cluster::node::join(cluster, &config.data_dir, &client_addr, internal_addr)?;
+    Ok(internal.into_iter().map(|listener| (node.clone(), listener)).collect())
+}
+
 /// Validates the configuration and starts every shard on the system clock.
 pub fn start(config: Config) -> anyhow::Result<Running> {
     start_with_clock(config, Clock::system())
 }
 
-/// Refuses what this build cannot serve yet: cluster mode (its transport,
-/// map and membership exist, the routing of calls between nodes does not),
-/// and a data directory made for a cluster node (its accounts are only a
-/// share of the cluster's: serving them alone would answer 404 for the rest).
+/// Refuses, on a single box, a data directory made for a cluster node (its
+/// accounts are only a share of the cluster's: serving them alone would
+/// answer 404 for the rest).
 fn check_single_box(config: &Config) -> anyhow::Result<()> {
-    if config.cluster.is_some() {
-        anyhow::bail!(
-            "cluster mode is configured, but this version cannot serve it yet (calls between \
-             nodes are not built): start without --cluster-nats and [cluster]"
-        );
-    }
     if let Some(identity) = crate::cluster::identity::read(&config.data_dir)? {
         anyhow::bail!(
             "data directory {} was made for node {} of cluster {} ({} partitions): it cannot be \
@@ -139,15 +164,18 @@ pub fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running>
         (Some(cert), Some(key)) => Some(crate::tls::ServerTls::load(cert, key)?),
         _ => None,
     };
-    check_single_box(&config)?;
+    let listeners = bind_all(config.listen, shard_count)?;
+    let local_addr = listeners[0].local_addr()?;
+    let mut cluster = match &config.cluster {
+        None => {
+            check_single_box(&config)?;
+            vec![]
+        }
+        Some(cluster) => join_cluster(cluster, &config, local_addr, shard_count)?,
+    };
     let store = Store::open(&config.data_dir, shard_count)?;
-
-    let first = bind_reuseport(config.listen)
-        .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", config.listen))?;
-    let local_addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..shard_count {
-        listeners.push(bind_reuseport(local_addr)?);
+    if let Some((node, _)) = cluster.first() {
+        crate::cluster::node::drop_unowned(&store, node, shard_count)?;
     }
 
     let cores =
@@ -190,6 +218,7 @@ pub fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running>
             ready: lifecycle.shards_ready.clone(),
             writer,
             push_link,
+            cluster: (!cluster.is_empty()).then(|| cluster.remove(0)),
         };
         threads.push(shard_loop::spawn(setup)?);
     }

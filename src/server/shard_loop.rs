@@ -16,6 +16,7 @@ use crate::accounts::{AccountTable, Accounts, AuthedDevice};
 use crate::clock::Clock;
 use crate::config::{Config, IoDriver};
 use crate::directory::Directory;
+use crate::http::conn::Origin;
 use crate::metrics::Metrics;
 use crate::metrics::ShardMetrics;
 use crate::shard::ctx::ShardParts;
@@ -66,6 +67,9 @@ pub struct ShardSetup {
     pub writer: WriterThread,
     /// The shard's end of the push worker's rings.
     pub push_link: crate::push::link::PushLink,
+    /// Cluster mode: the node this shard belongs to, and the shard's
+    /// `SO_REUSEPORT` internal listener (connections other nodes forward).
+    pub cluster: Option<(Arc<crate::cluster::node::Node>, std::net::TcpListener)>,
 }
 
 /// Starts the shard's thread.
@@ -143,7 +147,10 @@ fn or_exit<T, E: std::fmt::Display>(shard: usize, what: &str, result: Result<T, 
 }
 
 /// Loads this shard's accounts and queue lengths into its context.
-fn load(setup: ShardSetup) -> (Rc<ShardCtx>, Inboxes, std::net::TcpListener, Arc<AtomicBool>) {
+fn load(
+    setup: ShardSetup,
+    cluster: Option<Rc<dyn crate::shard::place::ClusterLink>>,
+) -> (Rc<ShardCtx>, Inboxes, std::net::TcpListener, Arc<AtomicBool>) {
     let id = setup.id;
     let ready = setup.ready.clone();
     let records = or_exit(id, "accounts", store::accounts::load(&setup.store, id));
@@ -173,14 +180,31 @@ fn load(setup: ShardSetup) -> (Rc<ShardCtx>, Inboxes, std::net::TcpListener, Arc
         writer: setup.writer,
         store: setup.store,
         metrics: setup.metrics,
+        cluster,
     });
     // Release pairs with the admin listener's Acquire load.
     ready.fetch_add(1, Ordering::Release);
     (Rc::new(ctx), setup.inboxes, setup.listener, setup.draining)
 }
 
-async fn serve(setup: ShardSetup) {
-    let (ctx, inboxes, listener, draining) = load(setup);
+async fn serve(mut setup: ShardSetup) {
+    let cluster = setup.cluster.take();
+    let link = cluster.as_ref().map(|(node, _)| {
+        let link = crate::cluster::link::ShardLink::new(node.clone(), setup.shard_count);
+        Rc::new(link) as Rc<dyn crate::shard::place::ClusterLink>
+    });
+    let (ctx, inboxes, listener, draining) = load(setup, link);
+    if let Some((node, internal)) = cluster {
+        monoio::spawn(accept_loop(ctx.clone(), internal, Origin::Forwarded));
+        let intake = node.intake.lock().expect("intake lock").take();
+        if let Some(intake) = intake {
+            monoio::spawn(crate::server::cluster_calls::serve_calls(ctx.clone(), intake));
+        }
+        let admin = node.admin_intake.lock().expect("admin intake lock").take();
+        if let Some(admin) = admin {
+            monoio::spawn(crate::cluster::moves::admin::serve(ctx.clone(), node.clone(), admin));
+        }
+    }
     let committer = ctx.clone();
     monoio::spawn(async move { committer.writer.run().await });
     monoio::spawn(pump(ctx.clone(), inboxes));
@@ -188,7 +212,7 @@ async fn serve(setup: ShardSetup) {
     monoio::spawn(crate::server::lag::probe_loop(ctx.clone()));
     monoio::spawn(timer_loop(ctx.clone()));
     monoio::select! {
-        _ = accept_loop(ctx.clone(), listener) => {}
+        _ = accept_loop(ctx.clone(), listener, Origin::Client) => {}
         _ = until_draining(&draining) => {}
     }
     // The listener is closed with the accept loop: drain what is open.
@@ -234,7 +258,7 @@ async fn timer_loop(ctx: Rc<ShardCtx>) {
     }
 }
 
-async fn accept_loop(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
+async fn accept_loop(ctx: Rc<ShardCtx>, listener: std::net::TcpListener, origin: Origin) {
     let listener = match monoio::net::TcpListener::from_std(listener) {
         Ok(listener) => listener,
         Err(error) => {
@@ -251,7 +275,8 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                monoio::spawn(crate::http::conn::serve_accepted(ctx.clone(), stream, guard));
+                let serving = crate::http::conn::serve_accepted(ctx.clone(), stream, guard, origin);
+                monoio::spawn(serving);
             }
             Err(error) => {
                 // Out of descriptors (EMFILE, ENFILE) or a transient network
@@ -296,6 +321,9 @@ async fn pump(ctx: Rc<ShardCtx>, mut inboxes: Inboxes) {
                 });
             }
             ShardMsg::Reply { token, outcome } => ctx.mesh.complete(token, outcome),
+            ShardMsg::Unit { unit, op, done } => {
+                let _ = done.send(crate::cluster::moves::memory::apply(&ctx, unit, op));
+            }
         });
     }
 }
@@ -313,7 +341,9 @@ fn accept_handoff(
     match monoio::net::TcpStream::from_std(stream) {
         Ok(stream) => {
             let transport = crate::http::transport::Transport::with_tls(stream, tls);
-            monoio::spawn(crate::http::conn::serve(ctx.clone(), transport, buffered, guard));
+            let serving =
+                crate::http::conn::serve(ctx.clone(), transport, buffered, guard, Origin::Client);
+            monoio::spawn(serving);
         }
         Err(error) => {
             tracing::warn!(shard = ctx.id, %error, "cannot adopt a handed-off connection")

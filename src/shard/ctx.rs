@@ -26,6 +26,7 @@ use crate::push::link::{PushLink, ShardPush};
 use crate::ratelimit::Limiters;
 use crate::shard::mailbox::SessionTimers;
 use crate::shard::mesh::Mesh;
+use crate::shard::place::{unit_of, ClusterLink, Place};
 use crate::shard::provisioning::ProvisioningRegistry;
 use crate::shard::queue_lens::QueueLens;
 use crate::shard::receipt_window::ReceiptWindow;
@@ -101,6 +102,8 @@ pub struct ShardCtx {
     /// Where sessions read their sockets: one buffer per shard, borrowed only
     /// inside a synchronous read-and-handle step (never across an await).
     pub read_scratch: RefCell<Vec<u8>>,
+    /// The cluster, in cluster mode: where each partition is served.
+    pub cluster: Option<Rc<dyn ClusterLink>>,
     connections_open: Cell<usize>,
 }
 
@@ -132,6 +135,8 @@ pub struct ShardParts {
     pub store: Store,
     /// Metrics of all shards.
     pub metrics: Metrics,
+    /// The cluster, in cluster mode.
+    pub cluster: Option<Rc<dyn ClusterLink>>,
 }
 
 impl ShardCtx {
@@ -167,6 +172,7 @@ impl ShardCtx {
             store: parts.store,
             metrics: parts.metrics,
             read_scratch: RefCell::new(vec![0; READ_SCRATCH_BYTES]),
+            cluster: parts.cluster,
             connections_open: Cell::new(0),
         }
     }
@@ -176,9 +182,32 @@ impl ShardCtx {
         &self.metrics[self.id]
     }
 
-    /// The shard owning `uuid`.
-    pub fn owner_of(&self, uuid: &Uuid) -> usize {
-        crate::shard::owner(uuid, self.shard_count)
+    /// The routing units: the shards, or in cluster mode the partitions.
+    pub fn unit_count(&self) -> usize {
+        self.cluster.as_ref().map_or(self.shard_count, |cluster| cluster.unit_count())
+    }
+
+    /// The routing unit of `uuid` (see [`crate::shard::place`]).
+    pub fn unit_of(&self, uuid: &Uuid) -> usize {
+        unit_of(uuid, self.unit_count())
+    }
+
+    /// Where unit `unit` is served.
+    pub fn place_of_unit(&self, unit: usize) -> Place {
+        match &self.cluster {
+            None => Place::Shard(unit),
+            Some(cluster) => cluster.place(unit),
+        }
+    }
+
+    /// Where the owner of `uuid` is.
+    pub fn place_of(&self, uuid: &Uuid) -> Place {
+        self.place_of_unit(self.unit_of(uuid))
+    }
+
+    /// Whether this shard owns `uuid`.
+    pub fn owns(&self, uuid: &Uuid) -> bool {
+        self.place_of(uuid) == Place::Shard(self.id)
     }
 
     /// Counts an open connection; `None` when the shard is at its limit.

@@ -25,6 +25,10 @@ pub enum CallError {
     /// The other shard dropped the call (shutting down).
     #[error("shard {0} did not answer")]
     NoAnswer(usize),
+    /// Cluster mode: the node owning the partition did not answer (down,
+    /// paused, busy or moving), or no node owns it now.
+    #[error("the partition's owner node is unavailable")]
+    NodeUnavailable,
 }
 
 /// The sending side of this shard's rings and its calls awaiting replies.

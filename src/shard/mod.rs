@@ -4,6 +4,9 @@
 //!
 //! - [`owner`]: which shard owns an account (a fixed range partition of the
 //!   UUID space).
+//! - [`place`]: routing units (shards, or a cluster's partitions) and
+//!   where each is served ([`ClusterLink`](place::ClusterLink), which the
+//!   cluster layer implements).
 //! - [`msg`]: the small typed messages that cross between shards (calls and
 //!   their typed outcomes, hand-offs).
 //! - [`ring`]: the N x N mesh of bounded lock-free SPSC rings carrying them,
@@ -29,6 +32,7 @@ pub mod mailbox;
 pub mod mesh;
 pub mod msg;
 pub mod owner;
+pub mod place;
 pub mod provisioning;
 pub mod queue_lens;
 pub mod receipt_window;

@@ -43,6 +43,16 @@ pub enum ShardMsg {
         /// What to do.
         call: Call,
     },
+    /// Cluster mode: change this shard's in-memory share of partition
+    /// `unit` (a move); `done` gets the result.
+    Unit {
+        /// The partition.
+        unit: usize,
+        /// What to do.
+        op: UnitOp,
+        /// Answered once done.
+        done: futures_channel::oneshot::Sender<Result<(), String>>,
+    },
     /// The answer to a [`ShardMsg::Call`].
     Reply {
         /// The call's token.
@@ -50,6 +60,17 @@ pub enum ShardMsg {
         /// What the owner did.
         outcome: Outcome,
     },
+}
+
+/// What a move does to a shard's in-memory share of a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitOp {
+    /// Close the WebSockets of its devices (1001: they reconnect).
+    CloseSessions,
+    /// Read its accounts, directory entries and queue lengths from the store.
+    Load,
+    /// Forget them (the partition moved away).
+    Drop,
 }
 
 /// Work only the owner shard may do.

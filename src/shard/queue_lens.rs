@@ -42,6 +42,16 @@ impl QueueLens {
         }
     }
 
+    /// Sets the counts of devices whose envelopes moved in.
+    pub fn insert_loaded(&self, counts: impl IntoIterator<Item = (AuthedDevice, u32)>) {
+        self.by_device.borrow_mut().extend(counts.into_iter().filter(|(_, len)| *len > 0));
+    }
+
+    /// Keeps only the devices `keep` says yes to.
+    pub fn retain(&self, keep: impl Fn(&AuthedDevice) -> bool) {
+        self.by_device.borrow_mut().retain(|device, _| keep(device));
+    }
+
     /// The queue length of `device`.
     pub fn len_of(&self, device: &AuthedDevice) -> u32 {
         self.by_device.borrow().get(device).copied().unwrap_or(0)

@@ -53,6 +53,11 @@ impl SessionRegistry {
         self.by_device.get(device)
     }
 
+    /// The live sessions of the devices `pick` says yes to.
+    pub fn handles_where(&self, pick: impl Fn(&AuthedDevice) -> bool) -> Vec<SessionHandle> {
+        self.by_device.iter().filter(|(device, _)| pick(device)).map(|(_, h)| h.clone()).collect()
+    }
+
     /// Every live session's handle (to tell them all something).
     pub fn handles(&self) -> impl Iterator<Item = &SessionHandle> {
         self.by_device.values()

@@ -11,6 +11,8 @@
 //! - [`accounts`]: the account record codec and loading a shard's accounts.
 //! - [`messages`]: per-device message queues: keys, values, bounded reads.
 //! - [`directory`]: the contact-discovery index entries a shard owns.
+//! - [`units`]: one routing unit's (a cluster partition's) key ranges:
+//!   read in chunks, written in, deleted (moving a partition).
 //! - [`batch`]: the shard's open write batch: staged writes, their waits,
 //!   and the elision of puts acknowledged before they were written.
 //! - [`commit`]: the shard's writer: staging, and the commit loop that hands
@@ -26,6 +28,7 @@ pub mod batch;
 pub mod commit;
 pub mod directory;
 pub mod messages;
+pub mod units;
 pub mod writer;
 
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};

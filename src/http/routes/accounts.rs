@@ -11,11 +11,15 @@ use crate::http::request::Request;
 use crate::http::response::{HttpError, Response};
 use crate::metrics::ShardMetrics;
 use crate::protocol::payloads::{parse_json, RegistrationRequest, RegistrationResponse};
+use crate::shard::mesh::CallError;
 use crate::shard::msg::Call;
 use crate::shard::ShardCtx;
 use std::rc::Rc;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
+
+/// UUIDs a registration tries when the owner of the first is unavailable.
+const CREATE_TRIES: u32 = 3;
 
 /// Handles the registration request.
 pub async fn handle(ctx: &Rc<ShardCtx>, mut request: Request) -> Result<Response, HttpError> {
@@ -41,8 +45,16 @@ pub async fn handle(ctx: &Rc<ShardCtx>, mut request: Request) -> Result<Response
     let registration = parsed
         .and_then(RegistrationRequest::validate)
         .map_err(|error| HttpError::bad_request(error.0))?;
-    let uuid = Uuid::new_v4();
-    crate::calls::create_account(ctx, uuid, registration).await??;
+    // In cluster mode a new account may land in any partition: one whose
+    // node is down (nothing was created there) is skipped for another UUID.
+    let mut tries = CREATE_TRIES;
+    let uuid = loop {
+        let uuid = Uuid::new_v4();
+        match crate::calls::create_account(ctx, uuid, registration.clone()).await {
+            Err(CallError::NodeUnavailable) if tries > 1 => tries -= 1,
+            created => break created.map(|created| created.map(|()| uuid))??,
+        }
+    };
     Ok(Response::json(200, &RegistrationResponse { uuid: uuid.to_string(), device_id: 1 }))
 }
 

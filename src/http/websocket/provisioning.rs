@@ -66,7 +66,9 @@ pub async fn run(
     _guard: ConnectionGuard,
 ) {
     let Transport { stream, wire } = transport;
-    let address = crate::provisioning::new_address(&ctx);
+    let Some(address) = crate::provisioning::new_address(&ctx) else {
+        return; // this node owns no partition: the client reconnects elsewhere
+    };
     let mailbox = Rc::new(Mailbox::new(1));
     let waiting = Rc::new(Waiting { mailbox: mailbox.clone(), delivery: RefCell::new(None) });
     let limits = &ctx.config.limits;

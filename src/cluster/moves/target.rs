@@ -1,0 +1,96 @@
+//! The target's side of a move: each step the source asks for, checked
+//! against the move this node is taking (one per partition at a time).
+//!
+//! Invariants: a step names the move `Begin` started (else refused); the
+//! target never drops a partition the map gives it; every write is synced
+//! before the step answers (so a confirmed move is durable here).
+
+use super::memory;
+use super::messages::{Chunk, MoveStep};
+use crate::cluster::map::PartitionMap;
+use crate::cluster::node::Node;
+use crate::shard::msg::UnitOp;
+use crate::shard::ShardCtx;
+use crate::store::units::{self, Family, Pair};
+
+/// The partition of `step`, checked against `P`.
+fn partition(node: &Node, step: &MoveStep) -> Result<usize, String> {
+    let partition = step.partition as usize;
+    if partition >= node.partitions.get() as usize || step.move_id.len() != 16 {
+        return Err(format!("bad step: partition {partition} of {}", node.partitions.get()));
+    }
+    Ok(partition)
+}
+
+/// Whether this node's current map names it owner of `partition`.
+async fn owns(node: &Node, partition: usize) -> Result<bool, String> {
+    let version = node.nats.read_map().await.map_err(|e| e.to_string())?;
+    let map = PartitionMap::decode(&version.ok_or("no map")?.bytes).map_err(|e| e.to_string())?;
+    let id = crate::cluster::partition::PartitionId::new(partition as u32, node.partitions)
+        .map_err(|e| e.to_string())?;
+    Ok(map.owner(id) == Some(&node.id))
+}
+
+/// Checks that `step` is the move this node is taking for its partition.
+fn held(node: &Node, step: &MoveStep) -> Result<usize, String> {
+    let partition = partition(node, step)?;
+    match node.imports.lock().expect("imports lock").get(&partition) {
+        Some(id) if *id == step.move_id => Ok(partition),
+        _ => Err(format!("no move {:02x?} of partition {partition} here", step.move_id)),
+    }
+}
+
+/// Forgets partition `partition` here: memory, then disk.
+async fn drop_copy(ctx: &ShardCtx, node: &Node, partition: usize) -> Result<(), String> {
+    let shard = partition % ctx.shard_count;
+    memory::run(ctx, shard, partition, UnitOp::Drop).await?;
+    let range = (partition, node.partitions.get() as usize);
+    units::delete(&ctx.store, shard, range).map_err(|e| e.to_string())
+}
+
+/// `Begin`: drop any old copy, remember the move.
+pub async fn begin(ctx: &ShardCtx, node: &Node, step: MoveStep) -> Result<(), String> {
+    let partition = partition(node, &step)?;
+    if owns(node, partition).await? {
+        return Err(format!("node {} already owns partition {partition}", node.id));
+    }
+    drop_copy(ctx, node, partition).await?;
+    node.imports.lock().expect("imports lock").insert(partition, step.move_id);
+    Ok(())
+}
+
+/// `Chunk`: write the pairs, synced.
+pub fn chunk(ctx: &ShardCtx, node: &Node, chunk: Chunk) -> Result<(), String> {
+    let step = chunk.step.ok_or("a chunk without its move")?;
+    let partition = held(node, &step)?;
+    let family = u8::try_from(chunk.family).ok().and_then(Family::from_code);
+    let family = family.ok_or(format!("unknown family {}", chunk.family))?;
+    if chunk.keys.len() != chunk.values.len() {
+        return Err("a chunk's keys and values differ in number".into());
+    }
+    let pairs: Vec<Pair> = chunk.keys.into_iter().zip(chunk.values).collect();
+    let range = (partition, node.partitions.get() as usize);
+    let shard = partition % ctx.shard_count;
+    units::write(&ctx.store, shard, family, range, &pairs).map_err(|e| e.to_string())
+}
+
+/// `Load`: read the copied partition into the owning shard's memory.
+pub async fn load(ctx: &ShardCtx, node: &Node, step: MoveStep) -> Result<(), String> {
+    let partition = held(node, &step)?;
+    memory::run(ctx, partition % ctx.shard_count, partition, UnitOp::Load).await
+}
+
+/// `Abort`: forget the move and its copy, unless the map gave us the partition.
+pub async fn abort(ctx: &ShardCtx, node: &Node, step: MoveStep) -> Result<(), String> {
+    let partition = held(node, &step)?;
+    node.imports.lock().expect("imports lock").remove(&partition);
+    if owns(node, partition).await? {
+        return Ok(());
+    }
+    drop_copy(ctx, node, partition).await
+}
+
+/// `Confirm`: whether this node still holds the move (it did not restart).
+pub fn confirm(node: &Node, step: &MoveStep) -> Result<(), String> {
+    held(node, step).map(|_| ())
+}
