@@ -20,8 +20,7 @@ use std::net::SocketAddr;
 
 /// Most NATS server URLs a node is given (seeds; it learns the rest).
 pub const NATS_URLS_MAX: usize = 16;
-/// Longest NATS URL or advertised address, in bytes.
-pub const URL_BYTES_MAX: usize = 256;
+pub use super::cluster_addrs::URL_BYTES_MAX;
 /// Longest node id or cluster name, in characters.
 pub const NAME_LEN_MAX: usize = 64;
 /// Most partitions a cluster may be created with.

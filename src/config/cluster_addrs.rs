@@ -3,8 +3,10 @@
 //! error message may show. Pure functions; each error says why without
 //! echoing more than 64 characters of (possibly hostile) input.
 
-use super::cluster::URL_BYTES_MAX;
 use std::net::SocketAddr;
+
+/// The longest NATS URL or `host:port` accepted, bytes.
+pub const URL_BYTES_MAX: usize = 256;
 
 /// `nats://` or `tls://`, optional `user:password@`, then `host:port`.
 pub(super) fn check_nats_url(url: &str) -> Result<(), String> {

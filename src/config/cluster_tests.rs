@@ -250,3 +250,33 @@ fn cluster_flags_without_cluster_nats_are_refused_by_name() {
         assert_eq!(cluster, None);
     }
 }
+
+#[test]
+fn initial_nodes_default_to_this_node_and_hostile_lists_are_refused() {
+    assert_eq!(valid().initial_node_ids(), vec!["a".to_string()]);
+    let listed = ClusterConfig { initial_nodes: vec!["b".into(), "a".into()], ..valid() };
+    assert!(listed.validate(listen(), admin()).is_ok());
+    assert_eq!(listed.initial_node_ids(), vec!["b".to_string(), "a".to_string()]);
+    let too_many = (0..=INITIAL_NODES_MAX).map(|i| format!("n{i}")).collect();
+    for bad in [
+        vec!["ok".to_string(), "Bad Name".into()],
+        vec!["".into()],
+        vec!["-lead".into()],
+        vec!["x".repeat(NAME_LEN_MAX + 1)],
+        vec!["twice".into(), "twice".into()],
+        too_many,
+    ] {
+        let cluster = ClusterConfig { initial_nodes: bad, ..valid() };
+        assert_eq!(refused_field(&cluster), "cluster.initial_nodes");
+    }
+    let from_file = Config::from_toml(
+        "[cluster]\nnats = [\"nats://127.0.0.1:4222\"]\nnode_id = \"a\"\n\
+         listen = \"127.0.0.1:7001\"\ninitial_nodes = [\"a\", \"b\"]\n",
+    )
+    .unwrap();
+    assert_eq!(from_file.cluster.unwrap().initial_nodes, vec!["a", "b"]);
+    let flags_only =
+        ClusterOverrides { initial_nodes: Some(vec!["a".into()]), ..Default::default() };
+    let mut none = None;
+    assert!(flags_only.apply(&mut none).is_err(), "initial nodes need cluster mode");
+}

@@ -108,6 +108,27 @@ fn bind_all(addr: SocketAddr, shard_count: usize) -> anyhow::Result<Vec<std::net
     Ok(listeners)
 }
 
+/// What each shard gets in cluster mode: the node, its internal listener.
+type ClusterShare = (Arc<crate::cluster::node::Node>, std::net::TcpListener);
+
+/// Opens the store: on a single box after refusing a cluster node's
+/// directory; in cluster mode after joining the cluster (which checks the
+/// directory's identity), dropping the partitions the map gives others.
+fn open_store(
+    config: &Config,
+    local_addr: SocketAddr,
+    shard_count: usize,
+) -> anyhow::Result<(Store, Vec<ClusterShare>)> {
+    let Some(cluster) = &config.cluster else {
+        check_single_box(config)?;
+        return Ok((Store::open(&config.data_dir, shard_count)?, vec![]));
+    };
+    let shares = join_cluster(cluster, config, local_addr, shard_count)?;
+    let store = Store::open(&config.data_dir, shard_count)?;
+    crate::cluster::node::drop_unowned(&store, &shares[0].0, shard_count)?;
+    Ok((store, shares))
+}
+
 /// Cluster mode: binds the internal listeners, joins the cluster (see
 /// [`crate::cluster::node`]), and gives each shard the node and its
 /// internal listener.
@@ -116,7 +137,7 @@ fn join_cluster(
     config: &Config,
     local_addr: SocketAddr,
     shard_count: usize,
-) -> anyhow::Result<Vec<(Arc<crate::cluster::node::Node>, std::net::TcpListener)>> {
+) -> anyhow::Result<Vec<ClusterShare>> {
     let internal_listen = cluster.listen.expect("validated: cluster.listen is set");
     let internal = bind_all(internal_listen, shard_count)?;
     let internal_addr = internal[0].local_addr()?;
@@ -166,17 +187,7 @@ pub fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running>
     };
     let listeners = bind_all(config.listen, shard_count)?;
     let local_addr = listeners[0].local_addr()?;
-    let mut cluster = match &config.cluster {
-        None => {
-            check_single_box(&config)?;
-            vec![]
-        }
-        Some(cluster) => join_cluster(cluster, &config, local_addr, shard_count)?,
-    };
-    let store = Store::open(&config.data_dir, shard_count)?;
-    if let Some((node, _)) = cluster.first() {
-        crate::cluster::node::drop_unowned(&store, node, shard_count)?;
-    }
+    let (store, mut cluster) = open_store(&config, local_addr, shard_count)?;
 
     let cores =
         if config.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { vec![] };

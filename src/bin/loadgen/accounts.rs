@@ -91,7 +91,7 @@ pub async fn register_many(
 }
 
 /// Registers `count` new accounts with `concurrency` connections in parallel.
-async fn register_fresh(
+pub async fn register_fresh(
     server: SocketAddr,
     count: usize,
     concurrency: usize,

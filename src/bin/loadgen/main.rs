@@ -3,7 +3,8 @@
 //! summary on stderr.
 //!
 //! - `idle`: hold C authenticated connections; server RSS per connection.
-//! - `messaging`: sender/recipient pairs; throughput and send->deliver latency.
+//! - `messaging`: sender/recipient pairs; throughput and send->deliver latency;
+//!   against a cluster's nodes with `--cluster-map` and `--placement`.
 //! - `mqtt`: the same load against an MQTT 3.1.1 broker over WebSocket
 //!   (QoS 1, persistent sessions): the baseline.
 //! - `nats`: the same load against NATS JetStream (durable consumer per
@@ -27,6 +28,7 @@ mod memstream;
 mod messaging;
 mod mqtt;
 mod nats;
+mod placement;
 mod push;
 mod report;
 mod schedule;
@@ -161,6 +163,17 @@ enum Scenario {
         /// (shows the cost of the protocol without storage).
         #[arg(long)]
         online: bool,
+        /// Drive a cluster's nodes instead of `--server`: the map of which
+        /// node owns each account, as `switchboard cluster haproxy-map`
+        /// prints it (`hex-prefix address` lines).
+        #[arg(long, value_name = "FILE")]
+        cluster_map: Option<std::path::PathBuf>,
+        /// With `--cluster-map`: `local` (sender and recipient owned by one
+        /// node and connected to it), `cross` (owned by different nodes,
+        /// each connected to its owner) or `edge` (both owned by one node,
+        /// connected to another, which forwards them).
+        #[arg(long, value_enum, value_name = "local|cross|edge")]
+        placement: Option<placement::Placement>,
     },
 }
 
@@ -210,6 +223,7 @@ impl LoadShape {
             source_ips: cli.source_ips,
             busy_poll: self.busy_poll,
             framing,
+            cluster: None,
         }
     }
 }
@@ -292,13 +306,13 @@ fn run_scenario(cli: &Cli, threads: usize) -> anyhow::Result<(&'static str, serd
                 hold_secs,
                 connect_concurrency,
             })?;
-            summarize_idle(&result);
+            report::summarize_idle(&result);
             ("idle", serde_json::json!(result))
         }
         Scenario::ReconnectStorm { connections, concurrency } => {
             let result =
                 storm::run(storm::StormArgs { server, connections, concurrency, source_ips })?;
-            summarize_storm(&result);
+            report::summarize_storm(&result);
             ("reconnect-storm", serde_json::json!(result))
         }
         Scenario::ApnsStandin { listen, delay_ms, status } => {
@@ -324,7 +338,7 @@ fn run_scenario(cli: &Cli, threads: usize) -> anyhow::Result<(&'static str, serd
                 source_ips,
                 push,
             })?;
-            summarize_backlog(&result);
+            report::summarize_backlog(&result);
             ("backlog", serde_json::json!(result))
         }
         Scenario::Mqtt { ref shape } => {
@@ -337,60 +351,23 @@ fn run_scenario(cli: &Cli, threads: usize) -> anyhow::Result<(&'static str, serd
             summarize("nats", &result);
             ("nats", serde_json::json!(result))
         }
-        Scenario::Messaging { ref shape, online } => {
-            let result = messaging::run(shape.args(cli, threads, online, Some(cli.framing)))?;
-            summarize("messaging", &result);
-            ("messaging", serde_json::json!(result))
+        Scenario::Messaging { ref shape, online, ref cluster_map, placement } => {
+            let mut args = shape.args(cli, threads, online, Some(cli.framing));
+            args.cluster = placement::target(cluster_map.as_deref(), placement)?;
+            ("messaging", run_messaging(args)?)
         }
     })
 }
 
-/// The human summary of an idle result.
-fn summarize_idle(result: &idle::IdleResult) {
-    eprintln!(
-        "idle: {} of {} connections open ({} failed) in {:.1}s; server RSS per connection: {} \
-         (second half alone: {})",
-        result.connections_open,
-        result.connections_wanted,
-        result.connect_failures,
-        result.connect_secs,
-        bytes_or_na(result.server_rss_per_connection_bytes),
-        bytes_or_na(result.server_rss_per_connection_second_half_bytes),
-    );
-}
-
-fn bytes_or_na(bytes: Option<f64>) -> String {
-    bytes.map_or("n/a".into(), |b| format!("{b:.0} bytes"))
-}
-
-/// The human summary of a reconnect-storm result.
-fn summarize_storm(result: &storm::StormResult) {
-    eprintln!(
-        "reconnect-storm: {} of {} devices live again {:.2}s after all dropped ({:.0} reconnects/s, {} failed)",
-        result.reconnected,
-        result.connections,
-        result.reconnect_secs,
-        result.reconnects_per_sec,
-        result.reconnect_failures
-    );
-}
-
-/// The human summary of a backlog result.
-fn summarize_backlog(result: &backlog::BacklogResult) {
-    eprintln!(
-        "backlog: stored {} envelopes at {:.0}/s ({}); drained {} at {:.0}/s",
-        result.stored,
-        result.stored_per_sec,
-        result
-            .disk_bytes_per_envelope
-            .map_or("disk n/a".into(), |b| format!("{b:.0} disk bytes each")),
-        result.drained,
-        result.drained_per_sec
-    );
-    if let Some(push) = &result.push {
-        eprintln!(
-            "backlog: pushes for {} devices: {} sent, {} failed, {} coalesced, settled in {:.2}s ({:.0}/s)",
-            push.devices, push.sent, push.failed, push.coalesced, push.secs, push.per_sec
-        );
+/// Runs `messaging` and prints its human summary: its result as JSON.
+fn run_messaging(args: measure::MessagingArgs) -> anyhow::Result<serde_json::Value> {
+    let cluster = args.cluster.as_ref().map(|c| (c.placement, c.map.nodes.len()));
+    let result = messaging::run(args)?;
+    match cluster {
+        Some((placement, nodes)) => {
+            summarize(&format!("messaging ({placement:?} on {nodes} nodes)"), &result)
+        }
+        None => summarize("messaging", &result),
     }
+    Ok(serde_json::json!(result))
 }

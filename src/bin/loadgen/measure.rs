@@ -3,6 +3,7 @@
 //! and receiving tasks update, and the collection of the timed window into
 //! a [`MessagingResult`].
 
+use crate::placement::{ClusterTarget, Placement};
 use crate::schedule::micros_since_base;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -28,6 +29,9 @@ pub struct MessagingArgs {
     pub busy_poll: bool,
     /// The WebSocket framing (`messaging` only; `None` for the baselines).
     pub framing: Option<Framing>,
+    /// A cluster's nodes instead of `server` (`messaging` only): where
+    /// each pair's accounts live and connect.
+    pub cluster: Option<ClusterTarget>,
 }
 
 /// What a messaging-shaped run measured (the `result` of its JSON output).
@@ -42,6 +46,12 @@ pub struct MessagingResult {
     /// The WebSocket framing (`json` or `protobuf`; absent for the baselines).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub framing: Option<Framing>,
+    /// Against a cluster: the placement of the pairs (absent on one server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+    /// Against a cluster: its nodes' client addresses, in map order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<SocketAddr>>,
     pub duration_secs: f64,
     pub sent_ok: u64,
     pub send_errors: u64,
@@ -209,6 +219,8 @@ pub fn collect(
         target_rate: args.rate,
         busy_poll: args.busy_poll,
         framing: args.framing,
+        placement: args.cluster.as_ref().map(|cluster| cluster.placement),
+        nodes: args.cluster.as_ref().map(|cluster| cluster.map.nodes.clone()),
         duration_secs: sent_window,
         sent_ok,
         send_errors: counters.send_errors.load(Ordering::Relaxed),

@@ -4,6 +4,9 @@
 //! answered 200 per second, envelopes delivered per second, and the
 //! send->deliver latency distribution (HDR histogram).
 //!
+//! Against a cluster (`--cluster-map`), each pair's accounts are placed
+//! and connected by [`crate::placement`].
+//!
 //! Closed loop (no `rate`) or open loop (`rate` msgs/s in total): see
 //! [`crate::schedule`]; the sending loop is [`crate::sender`]'s. The
 //! counters and the result are in [`crate::measure`]. Frames are JSON text
@@ -13,6 +16,7 @@ use crate::accounts::{register_many, Credentials, REGISTRATION_ID};
 use crate::client::{source_address, WsConn};
 use crate::framing;
 use crate::measure::{pairs_of_thread, Counters, MessagingArgs, MessagingResult, RunShared};
+use crate::placement::{self, Pair};
 use crate::schedule::{init_stamp_base, stamped_payload};
 use crate::sender::{send_loop, Wire};
 use std::io;
@@ -64,29 +68,25 @@ pub fn ok_response(id: u64) -> String {
 
 pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
     init_stamp_base();
-    let accounts = crate::block_on(register_many(args.server, args.pairs * 2, 64))?;
-    let pairs: Vec<(Credentials, Credentials)> =
-        accounts.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
+    let pairs = crate::block_on(placed_pairs(&args))?;
     let shared = RunShared::new(&args);
     let mut threads = Vec::new();
     for thread in 0..args.threads {
-        let share: Vec<(usize, (Credentials, Credentials))> =
-            pairs_of_thread(args.pairs, args.threads, thread)
-                .into_iter()
-                .map(|index| (index, pairs[index].clone()))
-                .collect();
+        let share: Vec<(usize, Pair)> = pairs_of_thread(args.pairs, args.threads, thread)
+            .into_iter()
+            .map(|index| (index, pairs[index].clone()))
+            .collect();
         let RunShared { counters, ready, start_at, per_pair_rate } = shared.share();
-        let (server, window, content_bytes, source_ips) =
-            (args.server, args.window, args.content_bytes, args.source_ips);
+        let (window, content_bytes, source_ips) =
+            (args.window, args.content_bytes, args.source_ips);
         let framing = args.framing.unwrap_or(Framing::Json);
         threads.push(std::thread::spawn(move || {
             crate::cores::pin_thread(thread);
             crate::block_on(async move {
                 let mut tasks = Vec::new();
-                for (index, (sender, recipient)) in share {
+                for (index, pair) in share {
                     let source = source_address(index, source_ips);
-                    let Some((receiver, sending)) =
-                        connect_pair(server, source, framing, &sender, &recipient).await
+                    let Some((receiver, sending)) = connect_pair(&pair, source, framing).await
                     else {
                         counters.send_errors.fetch_add(1, Ordering::Relaxed);
                         continue;
@@ -95,7 +95,7 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
                     let (c1, c2, s) = (counters.clone(), counters.clone(), start_at.clone());
                     tasks.push(monoio::spawn(receive_loop(receiver, framing, c1)));
                     let wire = SignalWire {
-                        path: format!("/v1/messages/{}", recipient.uuid),
+                        path: format!("/v1/messages/{}", pair.recipient.uuid),
                         content_bytes,
                         online: c2.online,
                         framing,
@@ -121,22 +121,33 @@ pub fn run(args: MessagingArgs) -> std::io::Result<MessagingResult> {
     Ok(result)
 }
 
-/// Connects a pair's recipient, then its sender, and has the recipient
-/// acknowledge its initial `queue/empty` before timing starts: `(recipient
-/// connection, sender connection)`, or `None` when either fails to connect.
+/// The run's pairs: on one server, `2 * pairs` accounts two by two; on a
+/// cluster, accounts registered until each pair can be placed.
+async fn placed_pairs(args: &MessagingArgs) -> std::io::Result<Vec<Pair>> {
+    match &args.cluster {
+        None => {
+            let accounts = register_many(args.server, args.pairs * 2, 64).await?;
+            Ok(placement::single_server(args.server, accounts))
+        }
+        Some(cluster) => placement::register_placed(cluster, args.pairs).await,
+    }
+}
+
+/// Connects a pair's recipient, then its sender (each to its server), and
+/// has the recipient acknowledge its initial `queue/empty` before timing
+/// starts: `(recipient connection, sender connection)`, or `None` when
+/// either fails to connect.
 async fn connect_pair(
-    server: SocketAddr,
+    pair: &Pair,
     source: Option<IpAddr>,
     framing: Framing,
-    sender: &Credentials,
-    recipient: &Credentials,
 ) -> Option<(WsConn, WsConn)> {
-    let connect = |device: &Credentials| {
+    let connect = |server: SocketAddr, device: &Credentials| {
         let path = framing::upgrade_path(framing, &device.uuid, &device.password);
         async move { WsConn::connect_path(server, source, &path, "").await }
     };
-    let mut receiver = connect(recipient).await.ok()?;
-    let sending = connect(sender).await.ok()?;
+    let mut receiver = connect(pair.recipient_server, &pair.recipient).await.ok()?;
+    let sending = connect(pair.sender_server, &pair.sender).await.ok()?;
     // Drain the recipient's initial queue/empty before timing starts.
     if let Ok(Some(message)) = receiver.next_text().await {
         if let Ok(Frame::Request(request)) = framing::decode(framing, message) {

@@ -1,4 +1,5 @@
-//! Measuring and reporting: process RSS, a progress line, the machine.
+//! Measuring and reporting: process RSS, a progress line, the machine, the
+//! human summaries of the idle, storm and backlog scenarios.
 
 use serde::Serialize;
 use std::io::Write;
@@ -75,5 +76,55 @@ pub fn machine() -> Machine {
         memory_bytes,
         kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
         cpu_model,
+    }
+}
+
+/// The human summary of an idle result.
+pub fn summarize_idle(result: &crate::idle::IdleResult) {
+    eprintln!(
+        "idle: {} of {} connections open ({} failed) in {:.1}s; server RSS per connection: {} \
+         (second half alone: {})",
+        result.connections_open,
+        result.connections_wanted,
+        result.connect_failures,
+        result.connect_secs,
+        bytes_or_na(result.server_rss_per_connection_bytes),
+        bytes_or_na(result.server_rss_per_connection_second_half_bytes),
+    );
+}
+
+fn bytes_or_na(bytes: Option<f64>) -> String {
+    bytes.map_or("n/a".into(), |b| format!("{b:.0} bytes"))
+}
+
+/// The human summary of a reconnect-storm result.
+pub fn summarize_storm(result: &crate::storm::StormResult) {
+    eprintln!(
+        "reconnect-storm: {} of {} devices live again {:.2}s after all dropped ({:.0} reconnects/s, {} failed)",
+        result.reconnected,
+        result.connections,
+        result.reconnect_secs,
+        result.reconnects_per_sec,
+        result.reconnect_failures
+    );
+}
+
+/// The human summary of a backlog result.
+pub fn summarize_backlog(result: &crate::backlog::BacklogResult) {
+    eprintln!(
+        "backlog: stored {} envelopes at {:.0}/s ({}); drained {} at {:.0}/s",
+        result.stored,
+        result.stored_per_sec,
+        result
+            .disk_bytes_per_envelope
+            .map_or("disk n/a".into(), |b| format!("{b:.0} disk bytes each")),
+        result.drained,
+        result.drained_per_sec
+    );
+    if let Some(push) = &result.push {
+        eprintln!(
+            "backlog: pushes for {} devices: {} sent, {} failed, {} coalesced, settled in {:.2}s ({:.0}/s)",
+            push.devices, push.sent, push.failed, push.coalesced, push.secs, push.per_sec
+        );
     }
 }
