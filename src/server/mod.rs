@@ -6,6 +6,7 @@
 //!   loop, ring pump and periodic tasks.
 //! - [`admin`]: the admin listener (`/metrics`, readiness `/health`).
 //! - [`cluster_calls`]: cluster mode: serving calls from other nodes.
+//! - [`recent_calls`]: the answers to the last calls, so a repeat is not run.
 //! - [`lag`]: the event-loop lag probe.
 //! - [`notify`]: systemd readiness (`READY=1`, `STOPPING=1`).
 //! - [`signals`]: SIGTERM and SIGINT taken with `sigwait` (graceful drain).
@@ -20,6 +21,7 @@ pub mod admin;
 pub mod cluster_calls;
 pub mod lag;
 pub mod notify;
+pub mod recent_calls;
 pub mod shard_loop;
 pub mod signals;
 
