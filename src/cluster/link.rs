@@ -29,6 +29,9 @@ use std::time::{Duration, Instant};
 /// read again, ms.
 const PEERS_FRESH_MS: u64 = 2_000;
 
+/// Least time between two reads for a node the last read did not name, ms.
+const PEERS_MISS_MS: u64 = 100;
+
 /// How often [`ClusterLink::wait_for_epoch`] looks at the watch, ms.
 const EPOCH_POLL_MS: u64 = 5;
 
@@ -142,13 +145,17 @@ impl ShardLink {
         }
     }
 
-    /// `node`'s internal address from the membership bucket, read at most
-    /// once per [`PEERS_FRESH_MS`] (a restarted node has new ports).
+    /// `node`'s internal address from the membership bucket, read again
+    /// when the copy here is older than [`PEERS_FRESH_MS`] (a restarted node
+    /// has new ports) or does not name `node` (it joined since; at most one
+    /// read per [`PEERS_MISS_MS`] for a node still missing).
     async fn lookup_peer(&self, node: &str) -> Option<SocketAddr> {
-        let fresh = Duration::from_millis(PEERS_FRESH_MS);
         if let (Some(read_at), peers) = &*self.peers.borrow() {
-            if read_at.elapsed() < fresh {
-                return peers.get(node).copied();
+            let age = read_at.elapsed();
+            match peers.get(node) {
+                Some(addr) if age < Duration::from_millis(PEERS_FRESH_MS) => return Some(*addr),
+                None if age < Duration::from_millis(PEERS_MISS_MS) => return None,
+                _ => {}
             }
         }
         let records = self.node.nats.nodes().await.ok()?;
