@@ -38,6 +38,8 @@ pub const CALL_TIMEOUT_MS_MIN: u64 = 10;
 pub const CALL_TIMEOUT_MS_MAX: u64 = 60_000;
 /// Most replicas of the map bucket (JetStream's own maximum).
 pub const MAP_REPLICAS_MAX: u32 = 5;
+/// Longest pause a move may take between chunks, ms.
+pub const MOVE_CHUNK_PAUSE_MS_MAX: u64 = 10_000;
 /// Most nodes `initial_nodes` may list.
 pub const INITIAL_NODES_MAX: usize = 64;
 
@@ -93,6 +95,9 @@ pub struct ClusterConfig {
     /// map is created once all of them are registered. Empty: this node
     /// alone (a cluster that grows by moves). Ignored once the map exists.
     pub initial_nodes: Vec<String>,
+    /// A move pauses this long after each chunk it copies (a throttle on
+    /// the disk and network a move takes from serving; 0: no pause).
+    pub move_chunk_pause_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -110,6 +115,7 @@ impl Default for ClusterConfig {
             call_timeout_ms: CALL_TIMEOUT_MS_DEFAULT,
             map_replicas: MAP_REPLICAS_DEFAULT,
             initial_nodes: Vec::new(),
+            move_chunk_pause_ms: 0,
         }
     }
 }
@@ -322,6 +328,12 @@ impl ClusterConfig {
             return invalid(
                 "cluster.call_timeout_ms",
                 format!("must be from {CALL_TIMEOUT_MS_MIN} to {CALL_TIMEOUT_MS_MAX}"),
+            );
+        }
+        if self.move_chunk_pause_ms > MOVE_CHUNK_PAUSE_MS_MAX {
+            return invalid(
+                "cluster.move_chunk_pause_ms",
+                format!("must be at most {MOVE_CHUNK_PAUSE_MS_MAX}"),
             );
         }
         if !(1..=MAP_REPLICAS_MAX).contains(&self.map_replicas) {

@@ -252,6 +252,14 @@ fn cluster_flags_without_cluster_nats_are_refused_by_name() {
 }
 
 #[test]
+fn the_move_throttle_is_bounded() {
+    let slow = ClusterConfig { move_chunk_pause_ms: MOVE_CHUNK_PAUSE_MS_MAX, ..valid() };
+    assert!(slow.validate(listen(), admin()).is_ok());
+    let too_slow = ClusterConfig { move_chunk_pause_ms: MOVE_CHUNK_PAUSE_MS_MAX + 1, ..valid() };
+    assert_eq!(refused_field(&too_slow), "cluster.move_chunk_pause_ms");
+}
+
+#[test]
 fn initial_nodes_default_to_this_node_and_hostile_lists_are_refused() {
     assert_eq!(valid().initial_node_ids(), vec!["a".to_string()]);
     let listed = ClusterConfig { initial_nodes: vec!["b".into(), "a".into()], ..valid() };

@@ -128,6 +128,10 @@ async fn copy(ctx: &ShardCtx, node: &Node, here: &MoveStep, to: &str) -> Result<
                 let chunk =
                     Chunk { step: Some(here.clone()), family: family.code().into(), keys, values };
                 step(node, to, Step::Chunk(chunk)).await?;
+                let pause_ms = node.config.move_chunk_pause_ms;
+                if pause_ms > 0 {
+                    monoio::time::sleep(Duration::from_millis(pause_ms)).await;
+                }
             }
             if done {
                 break;
