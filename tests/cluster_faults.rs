@@ -244,9 +244,9 @@ fn cross_sends(
     next: &mut u64,
 ) -> Vec<String> {
     let mut failed = Vec::new();
-    for via in 0..3 {
+    for (via, sender) in senders.iter().enumerate().take(3) {
         for owner in (0..3).filter(|&owner| owner != via) {
-            let answer = cluster.send(via, &senders[via], &recipients[owner].uuid, *next);
+            let answer = cluster.send(via, sender, &recipients[owner].uuid, *next);
             ledgers[owner].record(*next, &answer);
             if answer.status != 200 {
                 failed.push(format!(
