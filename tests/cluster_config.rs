@@ -210,15 +210,21 @@ fn serve_refuses_bad_cluster_settings_before_touching_the_data_dir() {
 }
 
 #[test]
-fn serve_refuses_cluster_mode_until_it_is_built_and_a_cluster_directory_alone() {
+fn serve_without_its_nats_fails_clearly_and_a_cluster_directory_is_not_served_alone() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
     let data = data_dir.to_str().unwrap();
     let args = ["serve", "--listen", "127.0.0.1:0", "--no-pin", "--data-dir", data];
-    let (code, stdout, stderr) = run(&[&args[..], &ON[1..]].concat(), &[]);
+    // Nothing listens on the NATS port (a free one): start-up retries for
+    // its bound, then exits 1 naming the URL, before touching the data dir.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let url = format!("nats://{free}");
+    let on = ["--cluster-nats", url.as_str(), "--node-id", "a", "--cluster-listen", "127.0.0.1:0"];
+    let (code, stdout, stderr) = run(&[&args[..], &on[..]].concat(), &[]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(!stdout.contains("listening"), "it started: {stdout}");
-    assert!(stderr.contains("cannot serve it yet"), "{stderr}");
+    assert!(stderr.contains(&url), "{stderr}");
+    assert!(!data_dir.exists(), "data directory created by a failed join");
 
     // A directory made for a cluster node is not served as a single box.
     std::fs::create_dir_all(&data_dir).unwrap();

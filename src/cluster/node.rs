@@ -125,8 +125,9 @@ pub fn join(
         owned = map.partitions_of(&id).len(), "joined the cluster"
     );
     let admin = admin_subject(&config.name, &config.node_id);
-    let admin_intake =
-        runtime.block_on(retry_transient(|| nats.serve(&admin, ADMIN_INTAKE_SLOTS)))?;
+    let within = Some(Duration::from_millis(super::operate::MOVE_TIMEOUT_MS));
+    let serving = retry_transient(|| nats.serve_within(&admin, ADMIN_INTAKE_SLOTS, within));
+    let admin_intake = runtime.block_on(serving)?;
     let node = Node {
         nats,
         id,

@@ -20,6 +20,7 @@ use super::serve::{CallIntake, INTAKE_SLOTS_MAX};
 use super::{MapVersion, REQUEST_BYTES_MAX, REQUEST_SLOTS};
 use bytes::Bytes;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Where the thread sends one answer.
@@ -41,9 +42,10 @@ pub(super) enum Request {
     /// Compare-and-swap the map.
     SwapMap { bytes: Bytes, expected_revision: u64, answer: Answer<u64> },
     /// A NATS request/reply: ask whoever serves the subject.
-    Ask { subject: String, payload: Bytes, answer: Answer<Bytes> },
-    /// Serve the requests sent to a subject, at most `slots` waiting.
-    Serve { subject: String, slots: usize, answer: Answer<CallIntake> },
+    Ask { subject: String, payload: Bytes, timeout: Option<Duration>, answer: Answer<Bytes> },
+    /// Serve the requests sent to a subject, at most `slots` waiting, each
+    /// answered within `timeout` (the request timeout when `None`).
+    Serve { subject: String, slots: usize, timeout: Option<Duration>, answer: Answer<CallIntake> },
 }
 
 /// A shard's way to the cluster thread. Cheap to clone; the thread ends
@@ -111,6 +113,17 @@ impl NatsHandle {
 
     /// Sends `payload` to whoever serves `subject` and returns the reply.
     pub async fn request(&self, subject: &str, payload: Bytes) -> Result<Bytes, NatsError> {
+        self.request_within(subject, payload, None).await
+    }
+
+    /// [`Self::request`], waiting `timeout` for the reply (the request
+    /// timeout when `None`): for the steps of a partition move.
+    pub async fn request_within(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes, NatsError> {
         check_subject(subject)?;
         if payload.len() > REQUEST_BYTES_MAX {
             let reason =
@@ -118,7 +131,7 @@ impl NatsHandle {
             return Err(NatsError::InvalidArgument(reason));
         }
         let subject = subject.to_string();
-        self.call(|answer| Request::Ask { subject, payload, answer }).await
+        self.call(|answer| Request::Ask { subject, payload, timeout, answer }).await
     }
 
     /// A watch on the map, starting at the newest version the thread has.
@@ -131,13 +144,25 @@ impl NatsHandle {
     /// [`CallIntake`] of `slots` (1 to [`INTAKE_SLOTS_MAX`]); one arriving
     /// when all are taken is answered "busy" (an empty payload) at once.
     pub async fn serve(&self, subject: &str, slots: usize) -> Result<CallIntake, NatsError> {
+        self.serve_within(subject, slots, None).await
+    }
+
+    /// [`Self::serve`], answering each request within `timeout` (the
+    /// request timeout when `None`): a node's admin subject, whose moves
+    /// take longer than a call.
+    pub async fn serve_within(
+        &self,
+        subject: &str,
+        slots: usize,
+        timeout: Option<Duration>,
+    ) -> Result<CallIntake, NatsError> {
         check_subject(subject)?;
         if !(1..=INTAKE_SLOTS_MAX).contains(&slots) {
             let reason = format!("intake slots must be 1 to {INTAKE_SLOTS_MAX}");
             return Err(NatsError::InvalidArgument(reason));
         }
         let subject = subject.to_string();
-        self.call(|answer| Request::Serve { subject, slots, answer }).await
+        self.call(|answer| Request::Serve { subject, slots, timeout, answer }).await
     }
 
     async fn call<T>(&self, request: impl FnOnce(Answer<T>) -> Request) -> Result<T, NatsError> {

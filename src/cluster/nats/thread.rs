@@ -163,13 +163,14 @@ async fn answer(shared: &Shared, request: Request) {
         Request::SwapMap { bytes, expected_revision, answer } => {
             drop(answer.send(buckets.swap_map(bytes, expected_revision).await))
         }
-        Request::Ask { subject, payload, answer } => {
-            let reply = shared.client.request(subject.clone(), payload).await;
+        Request::Ask { subject, payload, timeout, answer } => {
+            let asked = async_nats::Request::new().payload(payload).timeout(timeout);
+            let reply = shared.client.send_request(subject.clone(), asked).await;
             let reply = reply.map(|message| message.payload);
             drop(answer.send(reply.map_err(|e| error::from_request(&subject, e))));
         }
-        Request::Serve { subject, slots, answer } => {
-            let timeout = shared.request_timeout;
+        Request::Serve { subject, slots, timeout, answer } => {
+            let timeout = timeout.unwrap_or(shared.request_timeout);
             let intake = super::serve::subscribe(&shared.client, subject, slots, timeout).await;
             drop(answer.send(intake));
         }
