@@ -164,7 +164,13 @@ async fn answer(shared: &Shared, request: Request) {
             drop(answer.send(buckets.swap_map(bytes, expected_revision).await))
         }
         Request::Ask { subject, payload, timeout, answer } => {
-            let asked = async_nats::Request::new().payload(payload).timeout(timeout);
+            // `Request::timeout(None)` would mean "never time out": only an
+            // explicit timeout overrides the client's request timeout.
+            let asked = async_nats::Request::new().payload(payload);
+            let asked = match timeout {
+                Some(timeout) => asked.timeout(Some(timeout)),
+                None => asked,
+            };
             let reply = shared.client.send_request(subject.clone(), asked).await;
             let reply = reply.map(|message| message.payload);
             drop(answer.send(reply.map_err(|e| error::from_request(&subject, e))));
