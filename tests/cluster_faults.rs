@@ -13,7 +13,8 @@
 //! - `kill -9` of the NATS server leading the map bucket's stream: sends
 //!   between every pair of nodes answer 200 or 503 only, and 200 again
 //!   within a bound; the same after the NATS server returns; nothing
-//!   acknowledged is lost.
+//!   acknowledged is lost;
+//! - a second process started under a live node's id exits 1 naming it.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -297,4 +298,42 @@ fn kill_9_of_the_map_streams_nats_leader_stops_cross_node_sends_only_briefly() {
         let mut ws = connect_when_served(&cluster, via, &recipients[owner]);
         ledger.assert_delivered(&drain_backlog(&mut ws));
     }
+}
+
+/// Node ids are unique: a second process under a live node's id (its own
+/// data directory, the cluster's settings) is refused at start, naming the
+/// id, and exits within a bound.
+#[test]
+fn a_second_process_under_a_live_node_id_is_refused() {
+    let nats = NatsCluster::start(3);
+    let cluster = Cluster::start(&nats, &NODES);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, cluster.config_toml()).unwrap();
+    let data = dir.path().join("data");
+    let urls = nats.urls().join(",");
+    let mut child = std::process::Command::new(common::binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-pin", "--admin-listen", "off"])
+        .args(["--cluster-nats", &urls, "--node-id", "n2", "--cluster-listen", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a namesake");
+    let deadline = Instant::now() + RECOVERY;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "a namesake of n2 was not refused");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("node id n2 is in use"), "{stderr}");
+    assert!(!data.exists(), "the refused namesake made a data directory");
 }

@@ -113,6 +113,7 @@ pub fn join(
     let (nats, _thread) = super::nats::thread::spawn(options)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     let internal = internal_addr.to_string();
+    runtime.block_on(refuse_a_live_namesake(&nats, config))?;
     runtime.block_on(retry_transient(|| nats.register_node(client_addr, &internal)))?;
     let map = runtime.block_on(find_or_create_map(&nats, config))?;
     let partitions = map.partition_count();
@@ -160,6 +161,34 @@ where
             }
             result => return result,
         }
+    }
+}
+
+/// Refuses to join while another process heartbeats under this node's id
+/// (both would take its calls). A record left by this node's previous run
+/// (killed, restarted within the TTL) stops changing: it is watched for
+/// one heartbeat interval and a half before registering over it.
+/// A membership bucket that cannot be read yet (just created by a node
+/// starting beside this one) cannot hold a namesake's record either: the
+/// check then passes, with a warning.
+async fn refuse_a_live_namesake(nats: &NatsHandle, config: &ClusterConfig) -> anyhow::Result<()> {
+    let seen = |read: Result<Vec<super::nats::record::NodeRecord>, NatsError>| match read {
+        Ok(records) => {
+            records.into_iter().find(|record| record.id == config.node_id).map(|r| r.last_seen_ms)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the members to check the node id is free");
+            None
+        }
+    };
+    let Some(first) = seen(retry_transient(|| nats.nodes()).await) else { return Ok(()) };
+    tokio::time::sleep(Duration::from_millis(config.heartbeat_interval_ms * 3 / 2)).await;
+    match seen(retry_transient(|| nats.nodes()).await) {
+        Some(later) if later > first => anyhow::bail!(
+            "node id {} is in use: another live node heartbeats under it (node ids must be unique)",
+            config.node_id
+        ),
+        _ => Ok(()),
     }
 }
 

@@ -196,7 +196,7 @@ impl Cluster {
         })
     }
 
-    fn config_toml(&self) -> String {
+    pub fn config_toml(&self) -> String {
         let initial: Vec<String> = self.nodes.iter().map(|n| format!("{:?}", n.id)).collect();
         format!(
             "{}\n[cluster]\nname = {:?}\ninitial_nodes = [{}]\nheartbeat_ttl_ms = {}\n\
