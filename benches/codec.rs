@@ -11,7 +11,11 @@
 //! into a reused buffer against serde_json plus tungstenite's framing.
 //! Each asserts both paths see (or write) the same bytes before timing.
 
+#[path = "common/sample.rs"]
+mod sample;
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use sample::envelope;
 use std::hint::black_box;
 use std::io;
 use switchboard::config::Limits;
@@ -21,22 +25,6 @@ use switchboard::protocol::frame::{decode, encode_request, write_request, Reques
 use switchboard::protocol::ws_frames::{self, Event, FrameReader};
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
-
-fn envelope() -> Envelope {
-    Envelope {
-        kind: 1,
-        source_uuid: Some("8c4a1b0e-5b7d-4c1e-9f3a-2d6e7f8a9b0c".into()),
-        source_device: Some(1),
-        timestamp: 1_700_000_000_000,
-        server_timestamp: 1_700_000_000_001,
-        content: base64::encode(&[7u8; 160]),
-        server_guid: "1c4a1b0e-5b7d-4c1e-9f3a-2d6e7f8a9b0c".into(),
-        destination_uuid: "2c4a1b0e-5b7d-4c1e-9f3a-2d6e7f8a9b0c".into(),
-        urgent: true,
-        story: false,
-        server_delivered_timestamp: None,
-    }
-}
 
 fn frame_text() -> String {
     encode_request(&WsRequest {

@@ -11,6 +11,9 @@
 //! or a binary frame payload. Each asserts both paths carry the same
 //! content before timing.
 
+#[path = "common/sample.rs"]
+mod sample;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use prost::Message;
 use std::hint::black_box;
@@ -22,20 +25,7 @@ use switchboard::protocol::proto::frame as proto_frame;
 use switchboard::protocol::proto::messages::Envelope as ProtoEnvelope;
 
 fn stored_json() -> Vec<u8> {
-    Envelope {
-        kind: 1,
-        source_uuid: Some("8c4a1b0e-5b7d-4c1e-9f3a-2d6e7f8a9b0c".into()),
-        source_device: Some(1),
-        timestamp: 1_700_000_000_000,
-        server_timestamp: 1_700_000_000_001,
-        content: base64::encode(&[7u8; 160]),
-        server_guid: "1c4a1b0e-5b7d-4c1e-9f3a-2d6e7f8a9b0c".into(),
-        destination_uuid: "2c4a1b0e-5b7d-4c1e-9f3a-2d6e7f8a9b0c".into(),
-        urgent: true,
-        story: false,
-        server_delivered_timestamp: None,
-    }
-    .to_json()
+    sample::envelope().to_json()
 }
 
 const HEADERS: [&str; 1] = ["X-Signal-Timestamp: 1700000000002"];
@@ -123,14 +113,7 @@ fn send_decode(c: &mut Criterion) {
     let request = send_request();
     let text = frame::encode_request(&request).into_bytes();
     let mut binary = Vec::new();
-    let out = RequestOut {
-        id: request.id,
-        verb: &request.verb,
-        path: &request.path,
-        body: request.body.as_deref(),
-        headers: &request.headers,
-    };
-    proto_frame::write_request(&mut binary, &out);
+    proto_frame::write_request(&mut binary, &request.to_out());
     let from_text = frame::decode(&mut text.clone(), 1 << 20).unwrap();
     assert_eq!(proto_frame::decode(&binary, 1 << 20).unwrap().frame, from_text);
     let mut group = c.benchmark_group("send_decode");

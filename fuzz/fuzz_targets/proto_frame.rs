@@ -4,7 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use switchboard::protocol::frame::{Frame, RequestOut, ResponseOut};
+use switchboard::protocol::frame::Frame;
 use switchboard::protocol::proto::frame::{decode, write_request, write_response};
 use switchboard::protocol::proto::messages::WebSocketMessage;
 
@@ -12,26 +12,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(decoded) = decode(data, 64 * 1024) else { return };
     let mut out = Vec::new();
     match &decoded.frame {
-        Frame::Request(request) => write_request(
-            &mut out,
-            &RequestOut {
-                id: request.id,
-                verb: &request.verb,
-                path: &request.path,
-                body: request.body.as_deref(),
-                headers: &request.headers,
-            },
-        ),
-        Frame::Response(response) => write_response(
-            &mut out,
-            &ResponseOut {
-                id: response.id,
-                status: response.status,
-                message: response.message.as_deref(),
-                body: response.body.as_deref(),
-                headers: &response.headers,
-            },
-        ),
+        Frame::Request(request) => write_request(&mut out, &request.to_out()),
+        Frame::Response(response) => write_response(&mut out, &response.to_out()),
     }
     let again = decode(&out, 64 * 1024).expect("re-encoded frame decodes");
     assert_eq!(again.frame, decoded.frame);

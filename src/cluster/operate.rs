@@ -45,9 +45,8 @@ impl Operator {
 
     /// The cluster's map now.
     pub fn map(&self) -> Result<PartitionMap, String> {
-        let version = self.runtime.block_on(self.nats.read_map()).map_err(|e| e.to_string())?;
-        let version = version.ok_or("the cluster has no partition map yet")?;
-        PartitionMap::decode(&version.bytes).map_err(|e| e.to_string())
+        let (map, _) = self.runtime.block_on(super::moves::read_map(&self.nats))?;
+        Ok(map)
     }
 
     /// Moves `partition` to node `to`; the map's epoch after it.

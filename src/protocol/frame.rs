@@ -44,6 +44,32 @@ pub struct WsResponse {
     pub headers: Vec<String>,
 }
 
+impl WsRequest {
+    /// The request as an encoder takes it, borrowing its parts.
+    pub fn to_out(&self) -> RequestOut<'_> {
+        RequestOut {
+            id: self.id,
+            verb: &self.verb,
+            path: &self.path,
+            body: self.body.as_deref(),
+            headers: &self.headers,
+        }
+    }
+}
+
+impl WsResponse {
+    /// The response as an encoder takes it, borrowing its parts.
+    pub fn to_out(&self) -> ResponseOut<'_> {
+        ResponseOut {
+            id: self.id,
+            status: self.status,
+            message: self.message.as_deref(),
+            body: self.body.as_deref(),
+            headers: &self.headers,
+        }
+    }
+}
+
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -248,32 +274,14 @@ fn write_body_and_headers(out: &mut Vec<u8>, body: Option<&[u8]>, headers: &[Str
 /// Encodes a request as the JSON text of one frame.
 pub fn encode_request(request: &WsRequest) -> String {
     let mut out = Vec::new();
-    write_request(
-        &mut out,
-        &RequestOut {
-            id: request.id,
-            verb: &request.verb,
-            path: &request.path,
-            body: request.body.as_deref(),
-            headers: &request.headers,
-        },
-    );
+    write_request(&mut out, &request.to_out());
     String::from_utf8(out).expect("frames are built from strings and Base64")
 }
 
 /// Encodes a response as the JSON text of one frame.
 pub fn encode_response(response: &WsResponse) -> String {
     let mut out = Vec::new();
-    write_response(
-        &mut out,
-        &ResponseOut {
-            id: response.id,
-            status: response.status,
-            message: response.message.as_deref(),
-            body: response.body.as_deref(),
-            headers: &response.headers,
-        },
-    );
+    write_response(&mut out, &response.to_out());
     String::from_utf8(out).expect("frames are built from strings and Base64")
 }
 

@@ -28,12 +28,6 @@ pub fn unit_of(uuid: &Uuid, unit_count: usize) -> usize {
     crate::shard::owner(uuid, unit_count)
 }
 
-/// The unit of a key's top 64 bits `high` among `unit_count` units.
-pub fn unit_of_high(high: u64, unit_count: usize) -> usize {
-    assert!(unit_count >= 1, "unit_count must be at least 1");
-    ((u128::from(high) * unit_count as u128) >> 64) as usize
-}
-
 /// Where a unit is served now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Place {
@@ -117,8 +111,11 @@ mod tests {
         for unit_count in [1, 2, 3, 16, 64] {
             for high in [0, 1, u64::MAX / 3, u64::MAX / 2, u64::MAX] {
                 let uuid = Uuid::from_u128(u128::from(high) << 64 | 0xabc);
-                assert_eq!(unit_of(&uuid, unit_count), unit_of_high(high, unit_count));
-                assert!(unit_of_high(high, unit_count) < unit_count);
+                let mut hash = [0xcdu8; crate::protocol::discovery::HASH_BYTES];
+                hash[..8].copy_from_slice(&high.to_be_bytes());
+                let hash_unit = crate::directory::owner_of_hash(&hash, unit_count);
+                assert_eq!(unit_of(&uuid, unit_count), hash_unit);
+                assert!(hash_unit < unit_count);
             }
         }
     }

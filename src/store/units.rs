@@ -107,6 +107,58 @@ pub fn read_chunk(
     Ok((pairs, true))
 }
 
+/// Unit `unit`'s pairs in `family` on shard `shard`, in key order, as
+/// non-empty chunks of up to `bytes_max` each (see [`read_chunk`]).
+pub fn chunks(
+    store: &Store,
+    shard: usize,
+    family: Family,
+    unit: (usize, usize),
+    bytes_max: usize,
+) -> Chunks<'_> {
+    Chunks { store, shard, family, unit, bytes_max, after: None, done: false }
+}
+
+/// The iterator [`chunks`] returns; a read error ends it after it is given.
+pub struct Chunks<'a> {
+    store: &'a Store,
+    shard: usize,
+    family: Family,
+    unit: (usize, usize),
+    bytes_max: usize,
+    /// The last key given.
+    after: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl Iterator for Chunks<'_> {
+    type Item = Result<Vec<Pair>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let read = read_chunk(
+            self.store,
+            self.shard,
+            self.family,
+            self.unit,
+            self.after.as_deref(),
+            self.bytes_max,
+        );
+        let (pairs, done) = match read {
+            Ok(read) => read,
+            Err(error) => {
+                self.done = true;
+                return Some(Err(error));
+            }
+        };
+        self.done = done;
+        self.after = pairs.last().map(|(key, _)| key.clone()).or(self.after.take());
+        (!pairs.is_empty()).then_some(Ok(pairs))
+    }
+}
+
 /// Writes `pairs` into `family` of shard `shard`, synced; every key must
 /// lie in unit `unit` (else nothing is written).
 pub fn write(

@@ -40,16 +40,14 @@ fn a_unit_is_read_in_chunks_written_elsewhere_and_deleted_alone() {
     let stray = vec![(key(0, 1), vec![1]), (key(u64::MAX, 1), vec![2])];
     assert!(write(&store, 0, Family::Messages, (0, unit_count), &stray).is_err());
     // Unit 2, in chunks of about three pairs.
-    let (mut read, mut after, mut done) = (Vec::new(), None::<Vec<u8>>, false);
-    while !done {
-        let (chunk, end) =
-            read_chunk(&store, 0, Family::Messages, (2, unit_count), after.as_deref(), 350)
-                .unwrap();
-        assert!(chunk.len() <= 3 && (end || !chunk.is_empty()));
-        after = chunk.last().map(|(key, _)| key.clone()).or(after);
+    let mut read = Vec::new();
+    for chunk in chunks(&store, 0, Family::Messages, (2, unit_count), 350) {
+        let chunk = chunk.unwrap();
+        assert!(!chunk.is_empty() && chunk.len() <= 3);
         read.extend(chunk);
-        done = end;
     }
+    let (first, end) = read_chunk(&store, 0, Family::Messages, (2, unit_count), None, 350).unwrap();
+    assert!(first.len() <= 3 && !end, "one read is one chunk, the unit not exhausted");
     assert_eq!(read, all[2]);
     assert!(has_data(&store, 0, (2, unit_count)).unwrap());
     delete(&store, 0, (2, unit_count)).unwrap();

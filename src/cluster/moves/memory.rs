@@ -55,6 +55,15 @@ pub async fn run(ctx: &ShardCtx, shard: usize, unit: usize, op: UnitOp) -> Resul
     finished.await.map_err(|_| format!("shard {shard} did not answer"))?
 }
 
+/// Forgets partition `unit` on this node: its shard's memory first (so
+/// nothing is served from it), then its keys on disk, synced.
+pub async fn drop_partition(ctx: &ShardCtx, unit: usize) -> Result<(), String> {
+    let shard = unit % ctx.shard_count;
+    run(ctx, shard, unit, UnitOp::Drop).await?;
+    let range = (unit, ctx.unit_count());
+    units::delete(&ctx.store, shard, range).map_err(|error| error.to_string())
+}
+
 /// Bytes of one family read at a time while loading.
 const LOAD_CHUNK_BYTES: usize = 4 << 20;
 
@@ -66,24 +75,12 @@ fn for_each_pair(
     range: (usize, usize),
     mut each: impl FnMut(Vec<u8>, Vec<u8>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let (pairs, done) = units::read_chunk(
-            &ctx.store,
-            ctx.id,
-            family,
-            range,
-            after.as_deref(),
-            LOAD_CHUNK_BYTES,
-        )?;
-        after = pairs.last().map(|(key, _)| key.clone()).or(after);
-        for (key, value) in pairs {
+    for pairs in units::chunks(&ctx.store, ctx.id, family, range, LOAD_CHUNK_BYTES) {
+        for (key, value) in pairs? {
             each(key, value)?;
         }
-        if done {
-            return Ok(());
-        }
     }
+    Ok(())
 }
 
 /// Reads the partition's accounts, directory entries and queue lengths

@@ -35,6 +35,18 @@ pub mod messages;
 pub mod source;
 pub mod target;
 
+use super::map::PartitionMap;
+use super::nats::handle::NatsHandle;
+
+/// The cluster's map as the bucket holds it now, and its revision (the
+/// one a compare-and-swap must name).
+pub async fn read_map(nats: &NatsHandle) -> Result<(PartitionMap, u64), String> {
+    let version = nats.read_map().await.map_err(|error| error.to_string())?;
+    let version = version.ok_or("the cluster has no partition map yet")?;
+    let map = PartitionMap::decode(&version.bytes).map_err(|error| error.to_string())?;
+    Ok((map, version.revision))
+}
+
 /// The NATS subject node `node` of cluster `cluster` takes admin requests on.
 pub fn admin_subject(cluster: &str, node: &str) -> String {
     format!("switchboard.{cluster}.admin.{node}")

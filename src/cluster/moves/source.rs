@@ -53,8 +53,7 @@ async fn step(node: &Node, to: &str, step: Step) -> Result<(), String> {
 pub async fn run(ctx: &ShardCtx, node: &Node, partition: u32, to: &str) -> Result<u64, String> {
     let id = PartitionId::new(partition, node.partitions).map_err(|e| e.to_string())?;
     let to_id = NodeId::new(to).map_err(|e| e.to_string())?;
-    let version = node.nats.read_map().await.map_err(|e| e.to_string())?.ok_or("no map")?;
-    let map = PartitionMap::decode(&version.bytes).map_err(|e| e.to_string())?;
+    let (map, revision) = super::read_map(&node.nats).await?;
     match map.owner(id) {
         Some(owner) if *owner == node.id => {}
         owner => {
@@ -79,7 +78,7 @@ pub async fn run(ctx: &ShardCtx, node: &Node, partition: u32, to: &str) -> Resul
     node.freezer.freeze(unit);
     let copied = copy(ctx, node, &here, to).await;
     let flipped = match copied {
-        Ok(()) => flip(node, &map, id, &to_id, version.revision).await,
+        Ok(()) => flip(node, &map, id, &to_id, revision).await,
         Err(error) => Err(error),
     };
     let result = match flipped {
@@ -111,30 +110,14 @@ async fn copy(ctx: &ShardCtx, node: &Node, here: &MoveStep, to: &str) -> Result<
     }
     let range = (unit, node.partitions.get() as usize);
     for family in Family::ALL {
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let read = units::read_chunk(
-                &ctx.store,
-                shard,
-                family,
-                range,
-                after.as_deref(),
-                CHUNK_BYTES_MAX,
-            );
-            let (pairs, done) = read.map_err(|e| e.to_string())?;
-            after = pairs.last().map(|(key, _)| key.clone()).or(after);
-            if !pairs.is_empty() {
-                let (keys, values) = pairs.into_iter().unzip();
-                let chunk =
-                    Chunk { step: Some(here.clone()), family: family.code().into(), keys, values };
-                step(node, to, Step::Chunk(chunk)).await?;
-                let pause_ms = node.config.move_chunk_pause_ms;
-                if pause_ms > 0 {
-                    monoio::time::sleep(Duration::from_millis(pause_ms)).await;
-                }
-            }
-            if done {
-                break;
+        for pairs in units::chunks(&ctx.store, shard, family, range, CHUNK_BYTES_MAX) {
+            let (keys, values) = pairs.map_err(|e| e.to_string())?.into_iter().unzip();
+            let chunk =
+                Chunk { step: Some(here.clone()), family: family.code().into(), keys, values };
+            step(node, to, Step::Chunk(chunk)).await?;
+            let pause_ms = node.config.move_chunk_pause_ms;
+            if pause_ms > 0 {
+                monoio::time::sleep(Duration::from_millis(pause_ms)).await;
             }
         }
     }
@@ -180,8 +163,5 @@ async fn finish(ctx: &ShardCtx, node: &Node, unit: usize, epoch: u64) -> Result<
             tracing::warn!(unit, epoch, "moved partition stays frozen until the new map arrives");
         }
     }
-    let shard = unit % ctx.shard_count;
-    memory::run(ctx, shard, unit, UnitOp::Drop).await?;
-    let range = (unit, node.partitions.get() as usize);
-    units::delete(&ctx.store, shard, range).map_err(|e| e.to_string())
+    memory::drop_partition(ctx, unit).await
 }

@@ -7,7 +7,6 @@
 
 use super::memory;
 use super::messages::{Chunk, MoveStep};
-use crate::cluster::map::PartitionMap;
 use crate::cluster::node::Node;
 use crate::shard::msg::UnitOp;
 use crate::shard::ShardCtx;
@@ -24,8 +23,7 @@ fn partition(node: &Node, step: &MoveStep) -> Result<usize, String> {
 
 /// Whether this node's current map names it owner of `partition`.
 async fn owns(node: &Node, partition: usize) -> Result<bool, String> {
-    let version = node.nats.read_map().await.map_err(|e| e.to_string())?;
-    let map = PartitionMap::decode(&version.ok_or("no map")?.bytes).map_err(|e| e.to_string())?;
+    let (map, _) = super::read_map(&node.nats).await?;
     let id = crate::cluster::partition::PartitionId::new(partition as u32, node.partitions)
         .map_err(|e| e.to_string())?;
     Ok(map.owner(id) == Some(&node.id))
@@ -40,21 +38,13 @@ fn held(node: &Node, step: &MoveStep) -> Result<usize, String> {
     }
 }
 
-/// Forgets partition `partition` here: memory, then disk.
-async fn drop_copy(ctx: &ShardCtx, node: &Node, partition: usize) -> Result<(), String> {
-    let shard = partition % ctx.shard_count;
-    memory::run(ctx, shard, partition, UnitOp::Drop).await?;
-    let range = (partition, node.partitions.get() as usize);
-    units::delete(&ctx.store, shard, range).map_err(|e| e.to_string())
-}
-
 /// `Begin`: drop any old copy, remember the move.
 pub async fn begin(ctx: &ShardCtx, node: &Node, step: MoveStep) -> Result<(), String> {
     let partition = partition(node, &step)?;
     if owns(node, partition).await? {
         return Err(format!("node {} already owns partition {partition}", node.id));
     }
-    drop_copy(ctx, node, partition).await?;
+    memory::drop_partition(ctx, partition).await?;
     node.imports.lock().expect("imports lock").insert(partition, step.move_id);
     Ok(())
 }
@@ -87,7 +77,7 @@ pub async fn abort(ctx: &ShardCtx, node: &Node, step: MoveStep) -> Result<(), St
     if owns(node, partition).await? {
         return Ok(());
     }
-    drop_copy(ctx, node, partition).await
+    memory::drop_partition(ctx, partition).await
 }
 
 /// `Confirm`: whether this node still holds the move (it did not restart).
