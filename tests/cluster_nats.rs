@@ -114,8 +114,20 @@ fn registered_nodes_are_listed_and_a_silent_one_expires() {
     let nats = NatsCluster::start(3);
     let (a, _a_thread) = start_node(&nats, "members", "a");
     let (b, b_thread) = start_node(&nats, "members", "b");
-    on_shard(a.register_node("127.0.0.1:8001", "127.0.0.1:9001")).expect("register a");
-    on_shard(b.register_node("127.0.0.1:8002", "127.0.0.1:9002")).expect("register b");
+    // A bucket another node has just made may not have its stream on every
+    // server yet: a transient error is tried again (as a node's join does),
+    // any other fails the test at once.
+    for (node, name, addrs) in [
+        (&a, "a", ("127.0.0.1:8001", "127.0.0.1:9001")),
+        (&b, "b", ("127.0.0.1:8002", "127.0.0.1:9002")),
+    ] {
+        poll_until(&format!("register {name}"), || {
+            match on_shard(node.register_node(addrs.0, addrs.1)) {
+                Err(error) if error.is_transient() => Err(error.to_string()),
+                registered => Ok(registered.unwrap_or_else(|e| panic!("register {name}: {e}"))),
+            }
+        });
+    }
     let nodes = on_shard(a.nodes()).expect("list nodes");
     let ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
     assert_eq!(ids, ["a", "b"]);
