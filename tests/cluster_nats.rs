@@ -124,7 +124,8 @@ fn registered_nodes_are_listed_and_a_silent_one_expires() {
         poll_until(&format!("register {name}"), || {
             match on_shard(node.register_node(addrs.0, addrs.1)) {
                 Err(error) if error.is_transient() => Err(error.to_string()),
-                registered => Ok(registered.unwrap_or_else(|e| panic!("register {name}: {e}"))),
+                Err(error) => panic!("register {name}: {error}"),
+                Ok(()) => Ok(()),
             }
         });
     }
