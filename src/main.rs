@@ -185,7 +185,9 @@ struct ConfigArgs {
     #[arg(long, env = "SWITCHBOARD_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// When writes are durable before the sender's 200: sync (fsync each),
-    /// group (batched fsync), none (benchmarks only). [default: group]
+    /// group (batched fsync), none (benchmarks only), replicated (cluster
+    /// mode: in the partition's JetStream log on a quorum of 3 replicas;
+    /// a lost node's partitions are taken over). [default: group]
     #[arg(long, env = "SWITCHBOARD_DURABILITY", value_name = "MODE")]
     durability: Option<Durability>,
     /// Require this token in X-Registration-Token to register accounts.

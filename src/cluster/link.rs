@@ -179,7 +179,13 @@ impl ClusterLink for ShardLink {
             return Place::Unowned;
         }
         self.refresh(false);
-        self.routes.borrow().places.get(unit).cloned().unwrap_or(Place::Unowned)
+        let place = self.routes.borrow().places.get(unit).cloned().unwrap_or(Place::Unowned);
+        // Replicated: a partition of this node is served once caught up.
+        let unready = self.node.states.as_ref().is_some_and(|states| !states.is_ready(unit));
+        match place {
+            Place::Shard(_) if unready => Place::Unowned,
+            place => place,
+        }
     }
 
     fn epoch(&self) -> u64 {

@@ -16,6 +16,8 @@
 //! - [`freeze`]: frozen partitions and the calls running in each.
 //! - [`moves`]: moving a partition to another node (copy, flip, drop).
 //! - [`operate`]: the operator's `cluster move` and `cluster rebalance`.
+//! - [`replica`]: replicated durability: the partition logs, catching
+//!   up, fencing, and taking over a dead node's partitions.
 //! - [`report`]: the text of `cluster status` and `cluster haproxy-map`.
 //! - [`wire`]: the versioned binary encoding (prost) of a call and its
 //!   answer between nodes, with the map epoch and the request id.
@@ -36,5 +38,6 @@ pub mod nats;
 pub mod node;
 pub mod operate;
 pub mod partition;
+pub mod replica;
 pub mod report;
 pub mod wire;

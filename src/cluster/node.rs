@@ -61,6 +61,8 @@ pub struct Node {
     pub freezer: Arc<Freezer>,
     /// Moves this node is the target of: partition -> move id.
     pub imports: Mutex<HashMap<usize, Vec<u8>>>,
+    /// Replicated durability: each partition's log state (`None` otherwise).
+    pub states: Option<Arc<super::replica::states::UnitStates>>,
 }
 
 /// Deletes from `store` the partitions the map does not give this node (a
@@ -97,12 +99,14 @@ pub fn call_subject(cluster: &str, node: &str) -> String {
 }
 
 /// Joins the cluster `config` names (see the module doc); `client_addr`
-/// and `internal_addr` are the bound listeners' addresses.
+/// and `internal_addr` are the bound listeners' addresses; `replicated`:
+/// the node's durability is replicated (its partitions start not ready).
 pub fn join(
     config: &ClusterConfig,
     data_dir: &Path,
     client_addr: &str,
     internal_addr: SocketAddr,
+    replicated: bool,
 ) -> anyhow::Result<Arc<Node>> {
     let id = NodeId::new(&config.node_id)?;
     let mut options = NatsOptions::new(config.nats.clone(), &config.name, &config.node_id);
@@ -138,6 +142,9 @@ pub fn join(
         admin_intake: Mutex::new(Some(admin_intake)),
         freezer: Arc::new(Freezer::new(partitions.get() as usize)),
         imports: Mutex::new(HashMap::new()),
+        states: replicated.then(|| {
+            Arc::new(super::replica::states::UnitStates::new(partitions.get() as usize))
+        }),
     };
     Ok(Arc::new(node))
 }

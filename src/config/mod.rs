@@ -33,6 +33,11 @@ pub enum Durability {
     Group,
     /// No sync at all: benchmarks only; a crash loses recent writes.
     None,
+    /// Cluster mode only: every batch is appended to its partitions'
+    /// replicated JetStream logs (3 replicas) and acknowledged by their
+    /// quorum before it is applied here and answered; a node's loss loses
+    /// nothing acknowledged and its partitions are taken over.
+    Replicated,
 }
 
 impl std::str::FromStr for Durability {
@@ -42,7 +47,8 @@ impl std::str::FromStr for Durability {
             "sync" => Ok(Self::Sync),
             "group" => Ok(Self::Group),
             "none" => Ok(Self::None),
-            other => Err(format!("unknown durability '{other}' (sync, group, none)")),
+            "replicated" => Ok(Self::Replicated),
+            other => Err(format!("unknown durability '{other}' (sync, group, none, replicated)")),
         }
     }
 }
@@ -261,6 +267,9 @@ impl Config {
         }
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");
+        }
+        if self.durability == Durability::Replicated && self.cluster.is_none() {
+            return invalid("durability", "replicated needs cluster mode ([cluster], --cluster-nats)");
         }
         if let Some(token) = &self.registration_token {
             if token.is_empty() {

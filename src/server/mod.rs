@@ -128,6 +128,7 @@ fn open_store(
     let shares = join_cluster(cluster, config, local_addr, shard_count)?;
     let store = Store::open(&config.data_dir, shard_count)?;
     crate::cluster::node::drop_unowned(&store, &shares[0].0, shard_count)?;
+    crate::cluster::replica::adopt_owned(&shares[0].0, &store, shard_count)?;
     Ok((store, shares))
 }
 
@@ -144,7 +145,14 @@ fn join_cluster(
     let internal = bind_all(internal_listen, shard_count)?;
     let internal_addr = internal[0].local_addr()?;
     let client_addr = cluster.client_addr(local_addr);
-    let node = crate::cluster::node::join(cluster, &config.data_dir, &client_addr, internal_addr)?;
+    let replicated = config.durability == crate::config::Durability::Replicated;
+    let node = crate::cluster::node::join(
+        cluster,
+        &config.data_dir,
+        &client_addr,
+        internal_addr,
+        replicated,
+    )?;
     Ok(internal.into_iter().map(|listener| (node.clone(), listener)).collect())
 }
 
@@ -209,11 +217,12 @@ pub fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running>
     let mut threads = Vec::with_capacity(shard_count);
     let shards = mesh.into_iter().zip(listeners).zip(push_links).enumerate();
     for (id, (((outboxes, inboxes), listener), push_link)) in shards {
-        let writer = crate::store::writer::WriterThread::spawn(
+        let writer = crate::store::writer::WriterThread::spawn_replicated(
             store.clone(),
             id,
             config.durability,
             metrics.clone(),
+            cluster.first().and_then(|(node, _)| crate::cluster::replica::appender::boxed(node)),
         )?;
         let setup = ShardSetup {
             id,

@@ -203,6 +203,7 @@ async fn serve(mut setup: ShardSetup) {
         let admin = node.admin_intake.lock().expect("admin intake lock").take();
         if let Some(admin) = admin {
             monoio::spawn(crate::cluster::moves::admin::serve(ctx.clone(), node.clone(), admin));
+            monoio::spawn(crate::cluster::replica::tasks::run(ctx.clone(), node.clone()));
         }
     }
     let committer = ctx.clone();

@@ -1,9 +1,8 @@
 //! RocksDB schema and durability.
 //!
 //! One database per process, opened once in [`Store::open`]. Each shard `n`
-//! owns the column families `s{n}_accounts`, `s{n}_messages` and
-//! `s{n}_directory` and touches no
-//! others; the `default` family holds process-wide metadata, of which the
+//! owns the column families `s{n}_accounts`, `s{n}_messages`,
+//! `s{n}_directory` and `s{n}_log` and touches no others; the `default` family holds process-wide metadata, of which the
 //! shard count is the one that matters: data is partitioned by it (see
 //! [`crate::shard::owner`]), so opening with a different count is refused
 //! rather than silently re-partitioning.
@@ -13,6 +12,8 @@
 //! - [`directory`]: the contact-discovery index entries a shard owns.
 //! - [`units`]: one routing unit's (a cluster partition's) key ranges:
 //!   read in chunks, written in, deleted (moving a partition).
+//! - [`replica`]: the hook of replicated durability: a batch goes to
+//!   the partition logs before it is applied here.
 //! - [`batch`]: the shard's open write batch: staged writes, their waits,
 //!   and the elision of puts acknowledged before they were written.
 //! - [`commit`]: the shard's writer: staging, and the commit loop that hands
@@ -28,6 +29,7 @@ pub mod batch;
 pub mod commit;
 pub mod directory;
 pub mod messages;
+pub mod replica;
 pub mod units;
 pub mod writer;
 
@@ -104,6 +106,12 @@ pub fn directory_family(shard: usize) -> String {
     format!("s{shard}_directory")
 }
 
+/// The name of shard `shard`'s partition-log family (replicated
+/// durability: per partition, the last log sequence applied here).
+pub fn log_family(shard: usize) -> String {
+    format!("s{shard}_log")
+}
+
 /// The open database, shared by every shard (each uses only its own families).
 #[derive(Clone)]
 pub struct Store {
@@ -125,7 +133,7 @@ impl Store {
         let existing = DB::list_cf(&options, dir).unwrap_or_default();
         let mut families: Vec<String> = (0..shard_count)
             .flat_map(|shard| {
-                [accounts_family(shard), messages_family(shard), directory_family(shard)]
+                [accounts_family(shard), messages_family(shard), directory_family(shard), log_family(shard)]
             })
             .collect();
         for name in existing {

@@ -13,7 +13,9 @@
 //! single pair is larger); nothing outside the unit's range is read,
 //! written or deleted.
 
-use crate::store::{accounts_family, directory_family, messages_family, Store, StoreError};
+use crate::store::{
+    accounts_family, directory_family, log_family, messages_family, Store, StoreError,
+};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 
 /// The column families a unit's data lives in.
@@ -25,11 +27,14 @@ pub enum Family {
     Messages,
     /// Contact-discovery entries (key: the identifier hash).
     Directory,
+    /// The last partition-log sequence applied (key: the unit's first key).
+    Log,
 }
 
 impl Family {
     /// Every family, in the order a move copies them.
-    pub const ALL: [Family; 3] = [Family::Accounts, Family::Messages, Family::Directory];
+    pub const ALL: [Family; 4] =
+        [Family::Accounts, Family::Messages, Family::Directory, Family::Log];
 
     /// The family's code on the wire.
     pub fn code(self) -> u8 {
@@ -37,6 +42,7 @@ impl Family {
             Family::Accounts => 0,
             Family::Messages => 1,
             Family::Directory => 2,
+            Family::Log => 3,
         }
     }
 
@@ -50,6 +56,7 @@ impl Family {
             Family::Accounts => accounts_family(shard),
             Family::Messages => messages_family(shard),
             Family::Directory => directory_family(shard),
+            Family::Log => log_family(shard),
         }
     }
 }
@@ -66,6 +73,37 @@ pub fn bounds(unit: usize, unit_count: usize) -> (Vec<u8>, Option<Vec<u8>>) {
     let low = start(unit).to_be_bytes().to_vec();
     let high = (unit + 1 < unit_count).then(|| start(unit + 1).to_be_bytes().to_vec());
     (low, high)
+}
+
+/// The unit of `unit_count` (a power of two) that `key` lies in (a key
+/// shorter than 8 bytes reads as if padded with zeros).
+pub fn unit_of_key(key: &[u8], unit_count: usize) -> usize {
+    assert!(unit_count.is_power_of_two(), "{unit_count} units");
+    let mut high = [0u8; 8];
+    let len = key.len().min(8);
+    high[..len].copy_from_slice(&key[..len]);
+    let shift = 64 - unit_count.trailing_zeros();
+    if shift == 64 {
+        0
+    } else {
+        (u64::from_be_bytes(high) >> shift) as usize
+    }
+}
+
+/// The key of unit `unit`'s applied-sequence record in its `Log` family
+/// (the unit's first key, so the record moves and drops with the unit).
+pub fn log_key(unit: usize, unit_count: usize) -> Vec<u8> {
+    bounds(unit, unit_count).0
+}
+
+/// The last partition-log sequence applied to unit `unit` on shard
+/// `shard` (0: none).
+pub fn applied_seq(store: &Store, shard: usize, unit: (usize, usize)) -> Result<u64, StoreError> {
+    let cf = store.family(&log_family(shard))?;
+    let Some(value) = store.db().get_cf(cf, log_key(unit.0, unit.1))? else { return Ok(0) };
+    <[u8; 8]>::try_from(value.as_slice()).map(u64::from_be_bytes).map_err(|_| {
+        StoreError::Corrupt { family: log_family(shard), reason: "applied seq is not 8 bytes".into() }
+    })
 }
 
 /// Whether `key` lies in unit `unit` of `unit_count`.

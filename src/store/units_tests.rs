@@ -60,3 +60,30 @@ fn a_unit_is_read_in_chunks_written_elsewhere_and_deleted_alone() {
         assert_eq!(left, all[unit], "unit {unit} untouched");
     }
 }
+
+#[test]
+fn the_unit_of_a_key_is_the_unit_that_holds_it() {
+    for unit_count in [1usize, 2, 16, 64, 4096] {
+        for high in [0, 1, u64::MAX / 7, u64::MAX / 2, u64::MAX - 1, u64::MAX] {
+            let unit = unit_of_key(&key(high, 0x11), unit_count);
+            assert!(holds(&key(high, 0x11), unit, unit_count), "{high:x} in {unit}/{unit_count}");
+            assert!(holds(&log_key(unit, unit_count), unit, unit_count));
+        }
+    }
+    assert_eq!(unit_of_key(&[0xff], 2), 1);
+    assert_eq!(unit_of_key(&[], 64), 0);
+}
+
+#[test]
+fn the_applied_sequence_is_zero_until_written_and_drops_with_the_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 1).unwrap();
+    assert_eq!(applied_seq(&store, 0, (3, 4)).unwrap(), 0);
+    let record = vec![(log_key(3, 4), 42u64.to_be_bytes().to_vec())];
+    write(&store, 0, Family::Log, (3, 4), &record).unwrap();
+    assert_eq!(applied_seq(&store, 0, (3, 4)).unwrap(), 42);
+    assert_eq!(applied_seq(&store, 0, (2, 4)).unwrap(), 0);
+    assert!(has_data(&store, 0, (3, 4)).unwrap());
+    delete(&store, 0, (3, 4)).unwrap();
+    assert_eq!(applied_seq(&store, 0, (3, 4)).unwrap(), 0);
+}

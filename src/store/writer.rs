@@ -17,7 +17,10 @@
 
 use crate::config::Durability;
 use crate::metrics::Metrics;
-use crate::store::{accounts_family, directory_family, messages_family, Store, StoreError};
+use crate::store::replica::{Replicate, Replicated};
+use crate::store::{
+    accounts_family, directory_family, log_family, messages_family, Store, StoreError,
+};
 use futures_channel::oneshot;
 use rocksdb::{WriteBatch, WriteOptions};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +36,8 @@ pub enum Family {
     Messages,
     /// `s{n}_directory`.
     Directory,
+    /// `s{n}_log`: per unit, the last partition-log sequence applied.
+    Log,
 }
 
 /// One write.
@@ -91,12 +96,27 @@ impl WriterThread {
         durability: Durability,
         metrics: Metrics,
     ) -> std::io::Result<Self> {
+        Self::spawn_replicated(store, shard, durability, metrics, None)
+    }
+
+    /// [`Self::spawn`]; with `replica` (replicated durability), each batch
+    /// goes to the partition logs first and only what they took is applied.
+    pub fn spawn_replicated(
+        store: Store,
+        shard: usize,
+        durability: Durability,
+        metrics: Metrics,
+        replica: Option<Box<dyn Replicate>>,
+    ) -> std::io::Result<Self> {
         let (producer, consumer) = rtrb::RingBuffer::new(BATCHES_QUEUED_MAX);
         let parked = Arc::new(AtomicBool::new(false));
         let writer_parked = parked.clone();
         let handle = std::thread::Builder::new()
             .name(format!("writer-{shard}"))
-            .spawn(move || run(store, (shard, metrics), durability, consumer, writer_parked))?;
+            .spawn(move || {
+                let target = Target { store, shard, metrics, durability, replica };
+                run(target, consumer, writer_parked)
+            })?;
         Ok(Self { producer, thread: handle.thread().clone(), parked })
     }
 
@@ -137,21 +157,34 @@ fn next_job(consumer: &mut rtrb::Consumer<BatchJob>, parked: &AtomicBool) -> Opt
     }
 }
 
-fn run(
+/// Where the writer thread writes, and how.
+struct Target {
     store: Store,
-    (shard, metrics): (usize, Metrics),
+    shard: usize,
+    metrics: Metrics,
     durability: Durability,
-    mut consumer: rtrb::Consumer<BatchJob>,
-    parked: Arc<AtomicBool>,
-) {
-    let db = store.db().clone();
-    let names = [accounts_family(shard), messages_family(shard), directory_family(shard)];
+    replica: Option<Box<dyn Replicate>>,
+}
+
+fn run(mut target: Target, mut consumer: rtrb::Consumer<BatchJob>, parked: Arc<AtomicBool>) {
+    let (shard, durability) = (target.shard, target.durability);
+    let db = target.store.db().clone();
+    let names = [
+        accounts_family(shard),
+        messages_family(shard),
+        directory_family(shard),
+        log_family(shard),
+    ];
+    // Replicated: the partition logs hold the acknowledged writes; the
+    // local copy is caught up from them after a crash, so it is not synced.
+    let synced = !matches!(durability, Durability::None | Durability::Replicated);
     let mut sync_options = WriteOptions::default();
-    sync_options.set_sync(durability != Durability::None);
+    sync_options.set_sync(synced);
     let lazy_options = WriteOptions::default();
-    while let Some(job) = next_job(&mut consumer, &parked) {
+    while let Some(mut job) = next_job(&mut consumer, &parked) {
         let handles = names.each_ref().map(|name| db.cf_handle(name));
-        let [Some(accounts_cf), Some(messages_cf), Some(directory_cf)] = handles else {
+        let [Some(accounts_cf), Some(messages_cf), Some(directory_cf), Some(log_cf)] = handles
+        else {
             let _ = job.done.send(Err("column family missing".into()));
             continue;
         };
@@ -159,32 +192,54 @@ fn run(
             Family::Accounts => accounts_cf,
             Family::Messages => messages_cf,
             Family::Directory => directory_cf,
+            Family::Log => log_cf,
         };
+        let write_started = std::time::Instant::now();
+        let stage_count = job.stage_ends.len();
+        let mut replicated = Ok(());
+        if let Some(replica) = target.replica.as_mut() {
+            let Replicated { apply, result } =
+                replica.replicate(std::mem::take(&mut job.ops), &job.stage_ends);
+            job.ops = apply;
+            job.stage_ends = vec![job.ops.len()];
+            replicated = result;
+        }
         let options = if job.durable { &sync_options } else { &lazy_options };
         // `sync` makes each stage durable on its own; the others write all at once.
         let whole = [job.ops.len()];
         let ends: &[usize] =
             if durability == Durability::Sync && job.durable { &job.stage_ends } else { &whole };
-        let write_started = std::time::Instant::now();
-        let mut result = Ok(());
-        let mut start = 0;
-        for &end in ends {
-            let mut batch = WriteBatch::default();
-            for op in &job.ops[start..end] {
-                match op {
-                    Op::Put { family: f, key, value } => batch.put_cf(family(*f), key, value),
-                    Op::Delete { family: f, key } => batch.delete_cf(family(*f), key),
-                }
-            }
-            start = end;
-            result = db.write_opt(batch, options).map_err(|error| error.to_string());
-            if result.is_err() {
-                break;
+        let result = write_stages(&db, &job.ops, ends, options, family);
+        if let (Err(_), Some(replica)) = (&result, target.replica.as_mut()) {
+            replica.not_applied(&job.ops);
+        }
+        let histograms = &target.metrics[shard].histograms;
+        histograms.writer_write_seconds.record_us(write_started.elapsed().as_micros() as u64);
+        histograms.writer_batch_jobs.record(stage_count as u64);
+        let _ = job.done.send(replicated.and(result));
+    }
+}
+
+/// Writes `ops` as one RocksDB write per stage (ends at `ends`), in order,
+/// stopping at the first failure.
+fn write_stages<'a>(
+    db: &rocksdb::DB,
+    ops: &[Op],
+    ends: &[usize],
+    options: &WriteOptions,
+    family: impl Fn(Family) -> &'a rocksdb::ColumnFamily,
+) -> Result<(), String> {
+    let mut start = 0;
+    for &end in ends {
+        let mut batch = WriteBatch::default();
+        for op in &ops[start..end] {
+            match op {
+                Op::Put { family: f, key, value } => batch.put_cf(family(*f), key, value),
+                Op::Delete { family: f, key } => batch.delete_cf(family(*f), key),
             }
         }
-        let histograms = &metrics[shard].histograms;
-        histograms.writer_write_seconds.record_us(write_started.elapsed().as_micros() as u64);
-        histograms.writer_batch_jobs.record(job.stage_ends.len() as u64);
-        let _ = job.done.send(result);
+        start = end;
+        db.write_opt(batch, options).map_err(|error| error.to_string())?;
     }
+    Ok(())
 }

@@ -42,6 +42,8 @@ pub struct Cluster {
     nats_urls: Vec<String>,
     map: PartitionMap,
     dir: tempfile::TempDir,
+    /// `durability` of every node (`None`: the default).
+    durability: Option<&'static str>,
 }
 
 /// One node: its id, its process (`None` once killed) and its logs.
@@ -72,6 +74,15 @@ impl Cluster {
     /// Starts one node per id (in parallel: each waits for the others to
     /// make the map) and returns once every node's `/health` is 200.
     pub fn start(nats: &NatsCluster, ids: &[&str]) -> Self {
+        Self::start_with(nats, ids, None)
+    }
+
+    /// [`Cluster::start`] with `durability = "replicated"` on every node.
+    pub fn start_replicated(nats: &NatsCluster, ids: &[&str]) -> Self {
+        Self::start_with(nats, ids, Some("replicated"))
+    }
+
+    fn start_with(nats: &NatsCluster, ids: &[&str], durability: Option<&'static str>) -> Self {
         let node_ids: Vec<NodeId> = ids.iter().map(|id| id.parse().expect("a node id")).collect();
         let count = PartitionCount::new(PARTITIONS).unwrap();
         let name = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
@@ -84,6 +95,7 @@ impl Cluster {
             nats_urls: nats.urls(),
             map: PartitionMap::initial(count, &node_ids).expect("the initial map"),
             dir: tempfile::tempdir().expect("a temp dir for the nodes"),
+            durability,
         };
         let starting: Vec<_> = (0..ids.len()).map(|i| cluster.spawn_start(i)).collect();
         for (i, thread) in starting.into_iter().enumerate() {
@@ -198,8 +210,10 @@ impl Cluster {
 
     pub fn config_toml(&self) -> String {
         let initial: Vec<String> = self.nodes.iter().map(|n| format!("{:?}", n.id)).collect();
+        let durability =
+            self.durability.map(|mode| format!("durability = {mode:?}\n")).unwrap_or_default();
         format!(
-            "{}\n[cluster]\nname = {:?}\ninitial_nodes = [{}]\nheartbeat_ttl_ms = {}\n\
+            "{durability}{}\n[cluster]\nname = {:?}\ninitial_nodes = [{}]\nheartbeat_ttl_ms = {}\n\
              heartbeat_interval_ms = 500\ncall_timeout_ms = {}\n",
             common::TEST_LIMITS,
             self.name,

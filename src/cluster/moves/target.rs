@@ -64,10 +64,36 @@ pub fn chunk(ctx: &ShardCtx, node: &Node, chunk: Chunk) -> Result<(), String> {
     units::write(&ctx.store, shard, family, range, &pairs).map_err(|e| e.to_string())
 }
 
-/// `Load`: read the copied partition into the owning shard's memory.
+/// `Load`: read the copied partition into the owning shard's memory;
+/// replicated, first catch the copy up with the partition's log and fence
+/// it (the frozen source appends nothing more), and make it ready.
 pub async fn load(ctx: &ShardCtx, node: &Node, step: MoveStep) -> Result<(), String> {
     let partition = held(node, &step)?;
-    memory::run(ctx, partition % ctx.shard_count, partition, UnitOp::Load).await
+    let shard = partition % ctx.shard_count;
+    let fenced = match &node.states {
+        Some(_) => Some(fence(ctx, node, partition).await?),
+        None => None,
+    };
+    memory::run(ctx, shard, partition, UnitOp::Load).await?;
+    if let (Some(states), Some(seq)) = (&node.states, fenced) {
+        states.ready(partition, seq);
+    }
+    Ok(())
+}
+
+/// Catches the copied `partition` up with its log and fences it.
+async fn fence(ctx: &ShardCtx, node: &Node, partition: usize) -> Result<u64, String> {
+    let (map, _) = super::read_map(&node.nats).await?;
+    let adoption = crate::cluster::replica::adopt::Adoption {
+        nats: &node.nats,
+        store: &ctx.store,
+        shard: partition % ctx.shard_count,
+        unit: (partition, node.partitions.get() as usize),
+        replicas: node.config.map_replicas as usize,
+        fence: (node.id.as_str(), map.epoch()),
+    };
+    let fenced = crate::cluster::replica::adopt::catch_up_and_fence(&adoption).await;
+    fenced.map_err(|error| error.to_string())
 }
 
 /// `Abort`: forget the move and its copy, unless the map gave us the partition.
@@ -76,6 +102,9 @@ pub async fn abort(ctx: &ShardCtx, node: &Node, step: MoveStep) -> Result<(), St
     node.imports.lock().expect("imports lock").remove(&partition);
     if owns(node, partition).await? {
         return Ok(());
+    }
+    if let Some(states) = &node.states {
+        states.unready(partition);
     }
     memory::drop_partition(ctx, partition).await
 }

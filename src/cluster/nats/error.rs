@@ -55,6 +55,10 @@ pub enum NatsError {
         /// The revision the swap expected.
         expected: u64,
     },
+    /// A partition log append was refused: the log's last sequence is
+    /// not the one named (`.0`): another append came first (the fence).
+    #[error("the partition log is not at sequence {0} any more")]
+    WrongLastSequence(u64),
     /// A request got no answer in time.
     #[error("timed out")]
     Timeout,

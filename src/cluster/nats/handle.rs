@@ -15,6 +15,7 @@
 //! older revision after a newer one.
 
 use super::error::NatsError;
+use super::log::LogState;
 use super::record::NodeRecord;
 use super::serve::{CallIntake, INTAKE_SLOTS_MAX};
 use super::{MapVersion, REQUEST_BYTES_MAX, REQUEST_SLOTS};
@@ -46,6 +47,27 @@ pub(super) enum Request {
     /// Serve the requests sent to a subject, at most `slots` waiting, each
     /// answered within `timeout` (the request timeout when `None`).
     Serve { subject: String, slots: usize, timeout: Option<Duration>, answer: Answer<CallIntake> },
+    /// Open (or create with `replicas`) a partition's log.
+    LogEnsure { partition: u32, replicas: usize, answer: Answer<LogState> },
+    /// Where a partition's log stands.
+    LogState { partition: u32, answer: Answer<LogState> },
+    /// Append to a partition's log if it is at `expected_last_seq`.
+    LogAppend { partition: u32, expected_last_seq: u64, payload: Bytes, answer: Answer<u64> },
+    /// Read a partition's log from `.0` through `.1`.
+    LogRead { partition: u32, range: (u64, u64), answer: Answer<Vec<(u64, Bytes)>> },
+    /// Purge a partition's log below a sequence.
+    LogPurge { partition: u32, keep_from_seq: u64, answer: Answer<u64> },
+}
+
+/// An answer still on its way, for a thread that blocks for it (a
+/// store writer thread): several can be sent before any is awaited.
+pub struct Pending<T>(oneshot::Receiver<Result<T, NatsError>>);
+
+impl<T> Pending<T> {
+    /// Blocks the calling thread (never a runtime's) until the answer.
+    pub fn wait(self) -> Result<T, NatsError> {
+        self.0.blocking_recv().map_err(|_| NatsError::Stopped)?
+    }
 }
 
 /// A shard's way to the cluster thread. Cheap to clone; the thread ends
@@ -165,13 +187,70 @@ impl NatsHandle {
         self.call(|answer| Request::Serve { subject, slots, timeout, answer }).await
     }
 
-    async fn call<T>(&self, request: impl FnOnce(Answer<T>) -> Request) -> Result<T, NatsError> {
+    /// Opens partition `partition`'s log, creating it with `replicas`
+    /// when missing; where it stands.
+    pub async fn log_ensure(&self, partition: u32, replicas: usize) -> Result<LogState, NatsError> {
+        self.call(|answer| Request::LogEnsure { partition, replicas, answer }).await
+    }
+
+    /// Where partition `partition`'s log stands.
+    pub async fn log_state(&self, partition: u32) -> Result<LogState, NatsError> {
+        self.call(|answer| Request::LogState { partition, answer }).await
+    }
+
+    /// Appends `payload` to partition `partition`'s log if it is at
+    /// `expected_last_seq`; the new sequence.
+    pub async fn log_append(
+        &self,
+        partition: u32,
+        expected_last_seq: u64,
+        payload: Bytes,
+    ) -> Result<u64, NatsError> {
+        self.start_log_append(partition, expected_last_seq, payload)?.0.await.map_err(|_| NatsError::Stopped)?
+    }
+
+    /// [`Self::log_append`] for a thread that blocks: sent now, awaited
+    /// with [`Pending::wait`].
+    pub fn start_log_append(
+        &self,
+        partition: u32,
+        expected_last_seq: u64,
+        payload: Bytes,
+    ) -> Result<Pending<u64>, NatsError> {
+        if payload.len() > REQUEST_BYTES_MAX {
+            let reason = format!("a log entry of {} bytes is over {REQUEST_BYTES_MAX}", payload.len());
+            return Err(NatsError::InvalidArgument(reason));
+        }
+        self.send(|answer| Request::LogAppend { partition, expected_last_seq, payload, answer })
+    }
+
+    /// Partition `partition`'s log entries from `.0` through `.1` (a
+    /// bounded share of them: read on after the last one returned).
+    pub async fn log_read(
+        &self,
+        partition: u32,
+        range: (u64, u64),
+    ) -> Result<Vec<(u64, Bytes)>, NatsError> {
+        self.call(|answer| Request::LogRead { partition, range, answer }).await
+    }
+
+    /// Purges partition `partition`'s log below `keep_from_seq`; how many
+    /// entries went.
+    pub async fn log_purge(&self, partition: u32, keep_from_seq: u64) -> Result<u64, NatsError> {
+        self.call(|answer| Request::LogPurge { partition, keep_from_seq, answer }).await
+    }
+
+    fn send<T>(&self, request: impl FnOnce(Answer<T>) -> Request) -> Result<Pending<T>, NatsError> {
         let (answer, answered) = oneshot::channel();
         self.requests.try_send(request(answer)).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => NatsError::Busy,
             mpsc::error::TrySendError::Closed(_) => NatsError::Stopped,
         })?;
-        answered.await.map_err(|_| NatsError::Stopped)?
+        Ok(Pending(answered))
+    }
+
+    async fn call<T>(&self, request: impl FnOnce(Answer<T>) -> Request) -> Result<T, NatsError> {
+        self.send(request)?.0.await.map_err(|_| NatsError::Stopped)?
     }
 }
 

@@ -9,6 +9,8 @@
 //! - [`error`]: the one error type, [`NatsError`](error::NatsError), and the mapping from
 //!   `async-nats`'s many error kinds.
 //! - [`buckets`]: the two JetStream KV buckets and every operation on them.
+//! - [`log`]: the partition logs (replicated durability): fenced
+//!   appends, ordered reads, purges.
 //! - [`thread`]: starting the thread, its request loop, the heartbeat and
 //!   the map watch.
 //! - [`handle`]: the shards' end: [`NatsHandle`] (requests, answered on a
@@ -51,6 +53,7 @@
 pub mod buckets;
 pub mod error;
 pub mod handle;
+pub mod log;
 pub mod options;
 pub mod record;
 pub mod serve;

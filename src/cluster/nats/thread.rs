@@ -16,6 +16,7 @@
 use super::buckets::{self, Buckets};
 use super::error::{self, NatsError};
 use super::handle::{NatsHandle, Request};
+use super::log;
 use super::options::NatsOptions;
 use super::record::NodeRecord;
 use super::{MapVersion, INFLIGHT_MAX, MAP_KEY, REQUEST_SLOTS};
@@ -31,6 +32,10 @@ const RETRY_PAUSE: Duration = Duration::from_millis(250);
 /// What every request task shares.
 struct Shared {
     client: Client,
+    /// JetStream, for the partition logs.
+    jetstream: async_nats::jetstream::Context,
+    /// The cluster's name (in the logs' stream names).
+    cluster: String,
     buckets: Buckets,
     /// The record the heartbeat rewrites (`None` until the node registers).
     registration: watch::Sender<Option<NodeRecord>>,
@@ -89,7 +94,8 @@ async fn start(
     map.send_replace(current);
     let (registration, _) = watch::channel(None);
     let request_timeout = options.request_timeout();
-    Ok(Shared { client, buckets, registration, request_timeout })
+    let cluster = options.cluster.clone();
+    Ok(Shared { client, jetstream, cluster, buckets, registration, request_timeout })
 }
 
 /// The map as it is now, trying again until `deadline` while the error is
@@ -180,6 +186,32 @@ async fn answer(shared: &Shared, request: Request) {
             let intake = super::serve::subscribe(&shared.client, subject, slots, timeout).await;
             drop(answer.send(intake));
         }
+        other => answer_log(shared, other).await,
+    }
+}
+
+/// Runs one partition log request (see [`super::log`]).
+async fn answer_log(shared: &Shared, request: Request) {
+    let (js, cluster) = (&shared.jetstream, shared.cluster.as_str());
+    match request {
+        Request::LogEnsure { partition, replicas, answer } => {
+            drop(answer.send(log::ensure(js, cluster, partition, replicas).await))
+        }
+        Request::LogState { partition, answer } => {
+            drop(answer.send(log::state(js, cluster, partition).await))
+        }
+        Request::LogAppend { partition, expected_last_seq, payload, answer } => {
+            let appended = log::append(js, cluster, partition, expected_last_seq, payload).await;
+            drop(answer.send(appended))
+        }
+        Request::LogRead { partition, range, answer } => {
+            let timeout = shared.request_timeout;
+            drop(answer.send(log::read(js, cluster, partition, range, timeout).await))
+        }
+        Request::LogPurge { partition, keep_from_seq, answer } => {
+            drop(answer.send(log::purge(js, cluster, partition, keep_from_seq).await))
+        }
+        _ => unreachable!("answer() takes every other request"),
     }
 }
 

@@ -1,0 +1,125 @@
+//! Replicated durability, against 3 real nodes (`durability =
+//! "replicated"`) joined through a real 3-server NATS JetStream cluster on
+//! loopback (16 partitions; heartbeat TTL 3 s, call timeout 1 s):
+//! - every partition gets its log stream (3 replicas) and sends answer 200
+//!   as in cluster mode;
+//! - `kill -9` of a node with a backlog queued for one of its devices:
+//!   sends to its partitions answer only 200 or 503 (with `Retry-After`),
+//!   and 200 again once the live nodes took its partitions over (time
+//!   printed); the device then drains every acknowledged send through a
+//!   live node, once each; restarted, the killed node drops its stale
+//!   copies and serves as a forwarding node;
+//! - a restarted owner (killed, back within the TTL) catches up from its
+//!   log and loses nothing acknowledged.
+
+#[path = "common/cluster.rs"]
+mod cluster;
+mod common;
+#[path = "common/messaging.rs"]
+mod messaging;
+#[path = "common/nats.rs"]
+mod nats;
+
+use cluster::{Cluster, Ledger};
+use common::{Account, Ws};
+use messaging::drain_backlog;
+use nats::NatsCluster;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const NODES: [&str; 3] = ["n1", "n2", "n3"];
+/// The longest a takeover or a restart may take to serve again.
+const RECOVERY: Duration = Duration::from_secs(30);
+
+/// Sends through `via` until one answers 200 (503 only before it); the
+/// time it took.
+fn wait_served(
+    cluster: &Cluster,
+    via: usize,
+    (sender, dest): (&Account, &Uuid),
+    ledger: &mut Ledger,
+    next: &mut u64,
+) -> Duration {
+    let started = Instant::now();
+    cluster.poll("sends to the partitions to answer 200", RECOVERY, || {
+        let answer = cluster.send(via, sender, dest, *next);
+        if answer.status == 503 {
+            cluster::assert_unavailable(&answer, "a send during the takeover");
+        }
+        ledger.record(*next, &answer);
+        *next += 1;
+        (answer.status == 200).then_some(()).ok_or(format!("{} {}", answer.status, answer.text()))
+    });
+    started.elapsed()
+}
+
+/// `account`'s WebSocket through `via`, polling while refused with 503.
+fn connect_when_served(cluster: &Cluster, via: usize, account: &Account) -> Ws {
+    cluster.poll("a socket", RECOVERY, || match cluster.node(via).connect(account) {
+        Ok(ws) => Ok(ws),
+        Err(tungstenite::Error::Http(response)) if response.status() == 503 => {
+            Err(format!("{response:?}"))
+        }
+        Err(other) => panic!("a socket through {}: {other}", cluster.id(via)),
+    })
+}
+
+fn log_streams(nats: &NatsCluster, cluster: &Cluster) -> Vec<String> {
+    let prefix = format!("SB_LOG_{}_", cluster.name);
+    nats.stream_names().into_iter().filter(|name| name.starts_with(&prefix)).collect()
+}
+
+#[test]
+fn a_killed_nodes_partitions_are_taken_over_and_nothing_acknowledged_is_lost() {
+    let nats = NatsCluster::start(3);
+    let mut cluster = Cluster::start_replicated(&nats, &NODES);
+    assert_eq!(log_streams(&nats, &cluster).len(), cluster::PARTITIONS as usize);
+    let victim = 2;
+    let recipient = cluster.register_owned_by(0, victim);
+    let sender = cluster.register_owned_by(1, 0);
+    let mut ledger = Ledger::default();
+    for timestamp in 0..30 {
+        let answer = cluster.send(timestamp as usize % 2, &sender, &recipient.uuid, timestamp);
+        assert_eq!(answer.status, 200, "send {timestamp} before the kill: {}", answer.text());
+        ledger.record(timestamp, &answer);
+    }
+    let killed = Instant::now();
+    cluster.kill9(victim);
+    let mut next = 10_000;
+    let to_recipient = (&sender, &recipient.uuid);
+    wait_served(&cluster, 0, to_recipient, &mut ledger, &mut next);
+    eprintln!("served again {:?} after the kill -9", killed.elapsed());
+    wait_served(&cluster, 1, to_recipient, &mut ledger, &mut next);
+    let mut ws = connect_when_served(&cluster, 1, &recipient);
+    ledger.assert_delivered(&drain_backlog(&mut ws));
+    drop(ws);
+
+    cluster.restart(victim);
+    let after = cluster.send(victim, &sender, &recipient.uuid, next);
+    assert_eq!(after.status, 200, "a send through the restarted node: {}", after.text());
+    let mut ws = connect_when_served(&cluster, victim, &recipient);
+    let again = drain_backlog(&mut ws);
+    let timestamps: Vec<u64> = again.iter().filter_map(|e| e["timestamp"].as_u64()).collect();
+    assert_eq!(timestamps, vec![next], "only the new send; nothing acknowledged came back");
+}
+
+#[test]
+fn an_owner_restarted_within_the_ttl_catches_up_and_loses_nothing() {
+    let nats = NatsCluster::start(3);
+    let mut cluster = Cluster::start_replicated(&nats, &NODES);
+    let owner = 1;
+    let recipient = cluster.register_owned_by(0, owner);
+    let sender = cluster.register_owned_by(2, 2);
+    let mut ledger = Ledger::default();
+    for timestamp in 0..40 {
+        let answer = cluster.send((timestamp % 3) as usize, &sender, &recipient.uuid, timestamp);
+        assert_eq!(answer.status, 200, "send {timestamp}: {}", answer.text());
+        ledger.record(timestamp, &answer);
+    }
+    cluster.kill9(owner);
+    cluster.restart(owner);
+    let mut next = 10_000;
+    wait_served(&cluster, 0, (&sender, &recipient.uuid), &mut ledger, &mut next);
+    let mut ws = connect_when_served(&cluster, owner, &recipient);
+    ledger.assert_delivered(&drain_backlog(&mut ws));
+}
