@@ -10,7 +10,10 @@
 //!   live node, once each; restarted, the killed node drops its stale
 //!   copies and serves as a forwarding node;
 //! - a restarted owner (killed, back within the TTL) catches up from its
-//!   log and loses nothing acknowledged.
+//!   log and loses nothing acknowledged;
+//! - with snapshots every second, a partition's log is purged up to its
+//!   snapshot; after its owner's `kill -9` the new owner restores the
+//!   snapshot, replays the rest, and loses nothing acknowledged.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -25,6 +28,7 @@ use common::{Account, Ws};
 use messaging::drain_backlog;
 use nats::NatsCluster;
 use std::time::{Duration, Instant};
+use switchboard::cluster::partition::{partition_of, PartitionCount};
 use uuid::Uuid;
 
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
@@ -121,5 +125,36 @@ fn an_owner_restarted_within_the_ttl_catches_up_and_loses_nothing() {
     let mut next = 10_000;
     wait_served(&cluster, 0, (&sender, &recipient.uuid), &mut ledger, &mut next);
     let mut ws = connect_when_served(&cluster, owner, &recipient);
+    ledger.assert_delivered(&drain_backlog(&mut ws));
+}
+
+#[test]
+fn a_partition_restored_from_its_snapshot_after_the_log_was_purged_loses_nothing() {
+    let nats = NatsCluster::start(3);
+    let extra = "snapshot_interval_ms = 1000\nsnapshot_entries_min = 5\n";
+    let mut cluster = Cluster::start_replicated_with(&nats, &NODES, extra);
+    let victim = 2;
+    let recipient = cluster.register_owned_by(0, victim);
+    let sender = cluster.register_owned_by(1, 1);
+    let mut ledger = Ledger::default();
+    for timestamp in 0..30 {
+        let answer = cluster.send(timestamp as usize % 3, &sender, &recipient.uuid, timestamp);
+        assert_eq!(answer.status, 200, "send {timestamp}: {}", answer.text());
+        ledger.record(timestamp, &answer);
+    }
+    let partition = partition_of(&recipient.uuid, PartitionCount::new(cluster::PARTITIONS).unwrap());
+    let stream = format!("SB_LOG_{}_{}", cluster.name, partition.index());
+    cluster.poll("a snapshot and a purge of the recipient's log", RECOVERY, || {
+        match nats.stream_seqs(&stream) {
+            Some((first, last)) if first > 1 => Ok(eprintln!("log {stream} at {first}..{last}")),
+            seqs => Err(format!("{stream}: {seqs:?}")),
+        }
+    });
+    let snapshots = format!("OBJ_switchboard_snap_{}", cluster.name);
+    assert!(nats.stream_names().contains(&snapshots), "the snapshot bucket {snapshots}");
+    cluster.kill9(victim);
+    let mut next = 10_000;
+    wait_served(&cluster, 0, (&sender, &recipient.uuid), &mut ledger, &mut next);
+    let mut ws = connect_when_served(&cluster, 0, &recipient);
     ledger.assert_delivered(&drain_backlog(&mut ws));
 }

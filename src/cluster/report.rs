@@ -104,13 +104,31 @@ pub fn read_snapshot(urls: Vec<String>, cluster: &str) -> Result<Snapshot, Strin
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let nodes = handle.nodes().await.map_err(|e| e.to_string())?;
-        let map = match handle.read_map().await.map_err(|e| e.to_string())? {
+        let nodes = transient_retried(|| handle.nodes()).await?;
+        let map = match transient_retried(|| handle.read_map()).await? {
             Some(version) => Some(PartitionMap::decode(&version.bytes).map_err(|e| e.to_string())?),
             None => None,
         };
         Ok(Snapshot { map, nodes })
     })
+}
+
+/// `read`, again while it fails transiently (a bucket whose stream is
+/// electing a leader answers "no responders" for a moment), for up to 5 s.
+async fn transient_retried<T, F, Fut>(read: F) -> Result<T, String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::cluster::nats::error::NatsError>>,
+{
+    for _ in 0..25 {
+        match read().await {
+            Err(error) if error.is_transient() => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await
+            }
+            result => return result.map_err(|e| e.to_string()),
+        }
+    }
+    read().await.map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -44,8 +44,14 @@ pub const MOVE_CHUNK_PAUSE_MS_MAX: u64 = 10_000;
 pub const INITIAL_NODES_MAX: usize = 64;
 
 const PARTITIONS_DEFAULT: u32 = 64;
-const HEARTBEAT_TTL_MS_DEFAULT: u64 = 15_000;
-const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 3000;
+const HEARTBEAT_TTL_MS_DEFAULT: u64 = 10_000;
+const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 2000;
+const SNAPSHOT_INTERVAL_MS_DEFAULT: u64 = 60_000;
+const SNAPSHOT_ENTRIES_MIN_DEFAULT: u64 = 10_000;
+/// The shortest and longest `snapshot_interval_ms`.
+pub const SNAPSHOT_INTERVAL_MS_RANGE: (u64, u64) = (1_000, 86_400_000);
+/// The most `snapshot_entries_min`.
+pub const SNAPSHOT_ENTRIES_MIN_MAX: u64 = 100_000_000;
 const CALL_TIMEOUT_MS_DEFAULT: u64 = 2000;
 const MAP_REPLICAS_DEFAULT: u32 = 3;
 
@@ -98,6 +104,12 @@ pub struct ClusterConfig {
     /// A move pauses this long after each chunk it copies (a throttle on
     /// the disk and network a move takes from serving; 0: no pause).
     pub move_chunk_pause_ms: u64,
+    /// Replicated durability: how often an owner looks whether a
+    /// partition's log grew enough to snapshot it (and purge the log).
+    pub snapshot_interval_ms: u64,
+    /// Replicated durability: log entries since the last snapshot that
+    /// make a partition due for the next one.
+    pub snapshot_entries_min: u64,
 }
 
 impl Default for ClusterConfig {
@@ -116,6 +128,8 @@ impl Default for ClusterConfig {
             map_replicas: MAP_REPLICAS_DEFAULT,
             initial_nodes: Vec::new(),
             move_chunk_pause_ms: 0,
+            snapshot_interval_ms: SNAPSHOT_INTERVAL_MS_DEFAULT,
+            snapshot_entries_min: SNAPSHOT_ENTRIES_MIN_DEFAULT,
         }
     }
 }
@@ -329,6 +343,15 @@ impl ClusterConfig {
                 "cluster.call_timeout_ms",
                 format!("must be from {CALL_TIMEOUT_MS_MIN} to {CALL_TIMEOUT_MS_MAX}"),
             );
+        }
+        let (interval_min, interval_max) = SNAPSHOT_INTERVAL_MS_RANGE;
+        if !(interval_min..=interval_max).contains(&self.snapshot_interval_ms) {
+            let reason = format!("must be {interval_min} to {interval_max}");
+            return invalid("cluster.snapshot_interval_ms", reason);
+        }
+        if !(1..=SNAPSHOT_ENTRIES_MIN_MAX).contains(&self.snapshot_entries_min) {
+            let reason = format!("must be 1 to {SNAPSHOT_ENTRIES_MIN_MAX}");
+            return invalid("cluster.snapshot_entries_min", reason);
         }
         if self.move_chunk_pause_ms > MOVE_CHUNK_PAUSE_MS_MAX {
             return invalid(

@@ -47,7 +47,7 @@ fn a_valid_section_round_trips_with_its_defaults() {
     assert!(text.contains("partitions = 64\n"), "{text}");
     assert_eq!(Config::from_toml(&text).unwrap(), config);
     let cluster = valid();
-    assert_eq!((cluster.name.as_str(), cluster.heartbeat_ttl_ms), ("switchboard", 15_000));
+    assert_eq!((cluster.name.as_str(), cluster.heartbeat_ttl_ms), ("switchboard", 10_000));
     assert_eq!((cluster.heartbeat_interval_ms, cluster.call_timeout_ms), (3000, 2000));
     assert_eq!(cluster.map_replicas, 3);
     assert_eq!(cluster.client_addr(listen()), "127.0.0.1:8080");
@@ -287,4 +287,20 @@ fn initial_nodes_default_to_this_node_and_hostile_lists_are_refused() {
         ClusterOverrides { initial_nodes: Some(vec!["a".into()]), ..Default::default() };
     let mut none = None;
     assert!(flags_only.apply(&mut none).is_err(), "initial nodes need cluster mode");
+}
+
+#[test]
+fn snapshot_settings_are_bounded() {
+    let (min, max) = SNAPSHOT_INTERVAL_MS_RANGE;
+    for ok in [min, 60_000, max] {
+        assert!(ClusterConfig { snapshot_interval_ms: ok, ..valid() }.validate(listen(), admin()).is_ok());
+    }
+    for bad in [0, min - 1, max + 1, u64::MAX] {
+        let config = ClusterConfig { snapshot_interval_ms: bad, ..valid() };
+        assert_eq!(refused_field(&config), "cluster.snapshot_interval_ms");
+    }
+    for bad in [0, SNAPSHOT_ENTRIES_MIN_MAX + 1] {
+        let config = ClusterConfig { snapshot_entries_min: bad, ..valid() };
+        assert_eq!(refused_field(&config), "cluster.snapshot_entries_min");
+    }
 }

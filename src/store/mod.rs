@@ -10,6 +10,8 @@
 //! - [`accounts`]: the account record codec and loading a shard's accounts.
 //! - [`messages`]: per-device message queues: keys, values, bounded reads.
 //! - [`directory`]: the contact-discovery index entries a shard owns.
+//! - [`unit_snapshot`]: one unit's data and log sequence as of one
+//!   instant (a RocksDB snapshot), for the partition snapshots.
 //! - [`units`]: one routing unit's (a cluster partition's) key ranges:
 //!   read in chunks, written in, deleted (moving a partition).
 //! - [`replica`]: the hook of replicated durability: a batch goes to
@@ -30,6 +32,7 @@ pub mod commit;
 pub mod directory;
 pub mod messages;
 pub mod replica;
+pub mod unit_snapshot;
 pub mod units;
 pub mod writer;
 

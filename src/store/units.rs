@@ -51,7 +51,8 @@ impl Family {
         Self::ALL.into_iter().find(|family| family.code() == code)
     }
 
-    fn name(self, shard: usize) -> String {
+    /// The family's column family name on shard `shard`.
+    pub fn name(self, shard: usize) -> String {
         match self {
             Family::Accounts => accounts_family(shard),
             Family::Messages => messages_family(shard),

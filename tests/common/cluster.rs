@@ -44,6 +44,8 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     /// `durability` of every node (`None`: the default).
     durability: Option<&'static str>,
+    /// More `[cluster]` lines for every node.
+    cluster_extra: String,
 }
 
 /// One node: its id, its process (`None` once killed) and its logs.
@@ -74,15 +76,26 @@ impl Cluster {
     /// Starts one node per id (in parallel: each waits for the others to
     /// make the map) and returns once every node's `/health` is 200.
     pub fn start(nats: &NatsCluster, ids: &[&str]) -> Self {
-        Self::start_with(nats, ids, None)
+        Self::start_with(nats, ids, None, "")
     }
 
     /// [`Cluster::start`] with `durability = "replicated"` on every node.
     pub fn start_replicated(nats: &NatsCluster, ids: &[&str]) -> Self {
-        Self::start_with(nats, ids, Some("replicated"))
+        Self::start_with(nats, ids, Some("replicated"), "")
     }
 
-    fn start_with(nats: &NatsCluster, ids: &[&str], durability: Option<&'static str>) -> Self {
+    /// [`Cluster::start_replicated`] with more `[cluster]` lines.
+    pub fn start_replicated_with(nats: &NatsCluster, ids: &[&str], cluster_extra: &str) -> Self {
+        Self::start_with(nats, ids, Some("replicated"), cluster_extra)
+    }
+
+
+    fn start_with(
+        nats: &NatsCluster,
+        ids: &[&str],
+        durability: Option<&'static str>,
+        cluster_extra: &str,
+    ) -> Self {
         let node_ids: Vec<NodeId> = ids.iter().map(|id| id.parse().expect("a node id")).collect();
         let count = PartitionCount::new(PARTITIONS).unwrap();
         let name = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
@@ -96,6 +109,7 @@ impl Cluster {
             map: PartitionMap::initial(count, &node_ids).expect("the initial map"),
             dir: tempfile::tempdir().expect("a temp dir for the nodes"),
             durability,
+            cluster_extra: cluster_extra.to_string(),
         };
         let starting: Vec<_> = (0..ids.len()).map(|i| cluster.spawn_start(i)).collect();
         for (i, thread) in starting.into_iter().enumerate() {
@@ -214,12 +228,13 @@ impl Cluster {
             self.durability.map(|mode| format!("durability = {mode:?}\n")).unwrap_or_default();
         format!(
             "{durability}{}\n[cluster]\nname = {:?}\ninitial_nodes = [{}]\nheartbeat_ttl_ms = {}\n\
-             heartbeat_interval_ms = 500\ncall_timeout_ms = {}\n",
+             heartbeat_interval_ms = 500\ncall_timeout_ms = {}\n{}",
             common::TEST_LIMITS,
             self.name,
             initial.join(", "),
             HEARTBEAT_TTL.as_millis(),
-            CALL_TIMEOUT.as_millis()
+            CALL_TIMEOUT.as_millis(),
+            self.cluster_extra
         )
     }
 

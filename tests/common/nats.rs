@@ -162,6 +162,18 @@ impl NatsCluster {
         })
     }
 
+    /// Stream `stream`'s first and last sequence, asked of any running
+    /// server's monitoring port (`None` when no server knows it).
+    pub fn stream_seqs(&self, stream: &str) -> Option<(u64, u64)> {
+        self.running().find_map(|i| {
+            let jsz = self.get_json(i, "/jsz?streams=true")?;
+            let accounts = jsz["account_details"].as_array()?;
+            let streams = accounts.iter().filter_map(|a| a["stream_detail"].as_array()).flatten();
+            let found = streams.into_iter().find(|s| s["name"] == stream)?;
+            Some((found["state"]["first_seq"].as_u64()?, found["state"]["last_seq"].as_u64()?))
+        })
+    }
+
     /// The names of the streams JetStream holds (a KV bucket `b` is `KV_b`).
     pub fn stream_names(&self) -> Vec<String> {
         let i = self.running().next().expect("a running server");

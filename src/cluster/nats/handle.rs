@@ -57,6 +57,10 @@ pub(super) enum Request {
     LogRead { partition: u32, range: (u64, u64), answer: Answer<Vec<(u64, Bytes)>> },
     /// Purge a partition's log below a sequence.
     LogPurge { partition: u32, keep_from_seq: u64, answer: Answer<u64> },
+    /// Store a partition's snapshot.
+    SnapshotPut { partition: u32, replicas: usize, bytes: Bytes, answer: Answer<()> },
+    /// Read a partition's snapshot.
+    SnapshotGet { partition: u32, replicas: usize, answer: Answer<Option<Bytes>> },
 }
 
 /// An answer still on its way, for a thread that blocks for it (a
@@ -238,6 +242,26 @@ impl NatsHandle {
     /// entries went.
     pub async fn log_purge(&self, partition: u32, keep_from_seq: u64) -> Result<u64, NatsError> {
         self.call(|answer| Request::LogPurge { partition, keep_from_seq, answer }).await
+    }
+
+    /// Stores `bytes` as partition `partition`'s snapshot (the bucket made
+    /// with `replicas` when missing).
+    pub async fn snapshot_put(
+        &self,
+        partition: u32,
+        replicas: usize,
+        bytes: Bytes,
+    ) -> Result<(), NatsError> {
+        self.call(|answer| Request::SnapshotPut { partition, replicas, bytes, answer }).await
+    }
+
+    /// Partition `partition`'s snapshot, if any.
+    pub async fn snapshot_get(
+        &self,
+        partition: u32,
+        replicas: usize,
+    ) -> Result<Option<Bytes>, NatsError> {
+        self.call(|answer| Request::SnapshotGet { partition, replicas, answer }).await
     }
 
     fn send<T>(&self, request: impl FnOnce(Answer<T>) -> Request) -> Result<Pending<T>, NatsError> {

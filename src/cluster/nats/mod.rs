@@ -11,6 +11,7 @@
 //! - [`buckets`]: the two JetStream KV buckets and every operation on them.
 //! - [`log`]: the partition logs (replicated durability): fenced
 //!   appends, ordered reads, purges.
+//! - [`snapshots`]: the partition snapshots (an object store bucket).
 //! - [`thread`]: starting the thread, its request loop, the heartbeat and
 //!   the map watch.
 //! - [`handle`]: the shards' end: [`NatsHandle`] (requests, answered on a
@@ -57,6 +58,7 @@ pub mod log;
 pub mod options;
 pub mod record;
 pub mod serve;
+pub mod snapshots;
 pub mod thread;
 
 use bytes::Bytes;

@@ -16,7 +16,7 @@
 use super::buckets::{self, Buckets};
 use super::error::{self, NatsError};
 use super::handle::{NatsHandle, Request};
-use super::log;
+use super::{log, snapshots};
 use super::options::NatsOptions;
 use super::record::NodeRecord;
 use super::{MapVersion, INFLIGHT_MAX, MAP_KEY, REQUEST_SLOTS};
@@ -210,6 +210,13 @@ async fn answer_log(shared: &Shared, request: Request) {
         }
         Request::LogPurge { partition, keep_from_seq, answer } => {
             drop(answer.send(log::purge(js, cluster, partition, keep_from_seq).await))
+        }
+        Request::SnapshotPut { partition, replicas, bytes, answer } => {
+            let put = snapshots::put(js, cluster, (partition, replicas), bytes).await;
+            drop(answer.send(put))
+        }
+        Request::SnapshotGet { partition, replicas, answer } => {
+            drop(answer.send(snapshots::get(js, cluster, (partition, replicas)).await))
         }
         _ => unreachable!("answer() takes every other request"),
     }

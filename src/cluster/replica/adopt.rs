@@ -13,9 +13,11 @@
 //! record, in one synced write, in log order, each exactly once; after
 //! [`catch_up_and_fence`] returns `Ok(seq)` no append but this node's can
 //! follow `seq` until someone fences after it; a log purged past the local
-//! copy is [`AdoptError::Behind`] (a snapshot must be restored first).
+//! copy is caught up from the partition's snapshot first, and is
+//! [`AdoptError::Behind`] when the snapshot does not reach the log either.
 
 use super::entry::{self, Decoded};
+use super::snapshot;
 use crate::cluster::nats::error::NatsError;
 use crate::cluster::nats::handle::NatsHandle;
 use crate::store::{replica, units, Store, StoreError};
@@ -78,7 +80,7 @@ pub async fn catch_up_and_fence(adoption: &Adoption<'_>) -> Result<u64, AdoptErr
     let state = adoption.nats.log_ensure(partition, adoption.replicas).await?;
     let mut applied = units::applied_seq(adoption.store, adoption.shard, adoption.unit)?;
     if state.first_seq > applied + 1 && state.last_seq > applied {
-        return Err(AdoptError::Behind { first_seq: state.first_seq, applied });
+        applied = restore_snapshot(adoption, state.first_seq, applied).await?;
     }
     let mut last_seq = state.last_seq;
     for _ in 0..FENCE_TRIES_MAX {
@@ -96,6 +98,28 @@ pub async fn catch_up_and_fence(adoption: &Adoption<'_>) -> Result<u64, AdoptErr
         }
     }
     Err(AdoptError::Contended)
+}
+
+/// Replaces the local copy with the partition's snapshot, which must
+/// reach the log's first sequence; the sequence it covers.
+async fn restore_snapshot(
+    adoption: &Adoption<'_>,
+    first_seq: u64,
+    applied: u64,
+) -> Result<u64, AdoptError> {
+    let partition = adoption.unit.0 as u32;
+    let behind = AdoptError::Behind { first_seq, applied };
+    let Some(bytes) = adoption.nats.snapshot_get(partition, adoption.replicas).await? else {
+        return Err(behind);
+    };
+    let decoded = snapshot::decode(&bytes, adoption.unit)
+        .map_err(|error| AdoptError::Entry { seq: 0, reason: format!("snapshot: {error}") })?;
+    if decoded.0 + 1 < first_seq {
+        return Err(behind);
+    }
+    snapshot::restore(adoption.store, adoption.shard, adoption.unit, &decoded)?;
+    tracing::info!(partition, seq = decoded.0, "partition restored from its snapshot");
+    Ok(decoded.0)
 }
 
 /// Applies the entries after `applied` through `last_seq`; the sequence

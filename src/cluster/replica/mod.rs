@@ -8,6 +8,8 @@
 //! - [`states`]: per partition, ready or not, and the last sequence.
 //! - [`appender`]: the writer threads' side: fenced appends per batch.
 //! - [`adopt`]: catching a partition up with its log and fencing it.
+//! - [`snapshot`]: a partition's data as of one sequence, in the object
+//!   store, so its log can be purged.
 //! - [`takeover`]: which live node takes which partition of a dead one.
 //! - [`tasks`]: the membership watch and the adopter, on one shard.
 //!
@@ -22,6 +24,7 @@
 pub mod adopt;
 pub mod appender;
 pub mod entry;
+pub mod snapshot;
 pub mod states;
 pub mod takeover;
 pub mod tasks;

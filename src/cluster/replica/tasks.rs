@@ -45,6 +45,7 @@ const ADOPT_RETRY_MS: u64 = 500;
 pub async fn run(ctx: Rc<ShardCtx>, node: Arc<Node>) {
     let Some(states) = node.states.clone() else { return };
     monoio::spawn(watch_members(node.clone()));
+    monoio::spawn(snapshot_loop(ctx.clone(), node.clone(), states.clone()));
     adopt_loop(ctx, node, states).await
 }
 
@@ -141,6 +142,49 @@ async fn adopt(ctx: &ShardCtx, node: &Node, unit: usize, epoch: u64) -> Result<u
     memory::run(ctx, shard, unit, UnitOp::Load).await?;
     let took_ms = started.elapsed().as_millis() as u64;
     tracing::info!(unit, seq, epoch, took_ms, "partition caught up with its log: serving it");
+    Ok(seq)
+}
+
+/// Every `snapshot_interval_ms`: snapshots each ready partition whose log
+/// grew by `snapshot_entries_min` since its last snapshot here, and purges
+/// the log up to it.
+async fn snapshot_loop(ctx: Rc<ShardCtx>, node: Arc<Node>, states: Arc<UnitStates>) {
+    let mut covered: HashMap<usize, u64> = HashMap::new();
+    let interval = Duration::from_millis(node.config.snapshot_interval_ms);
+    loop {
+        monoio::time::sleep(interval).await;
+        for unit in 0..states.len() {
+            let since = states.last_seq(unit).saturating_sub(*covered.get(&unit).unwrap_or(&0));
+            if !states.is_ready(unit) || since < node.config.snapshot_entries_min {
+                continue;
+            }
+            match snapshot_unit(&ctx, &node, unit).await {
+                Ok(seq) => drop(covered.insert(unit, seq)),
+                Err(error) => tracing::warn!(unit, %error, "partition snapshot not taken"),
+            }
+        }
+    }
+}
+
+/// Snapshots partition `unit` (if the map, read fresh, still names this
+/// node) and purges its log up to the snapshot; the sequence covered.
+pub async fn snapshot_unit(ctx: &ShardCtx, node: &Node, unit: usize) -> Result<u64, String> {
+    let count = node.partitions.get() as usize;
+    let (map, _) = crate::cluster::moves::read_map(&node.nats).await?;
+    let id = crate::cluster::partition::PartitionId::new(unit as u32, node.partitions)
+        .map_err(|e| e.to_string())?;
+    if map.owner(id) != Some(&node.id) {
+        return Err(format!("partition {unit} is not this node's any more"));
+    }
+    let started = Instant::now();
+    let taken = super::snapshot::take(&ctx.store, unit % ctx.shard_count, (unit, count));
+    let (seq, bytes) = taken.map_err(|e| e.to_string())?;
+    let size = bytes.len();
+    let replicas = node.config.map_replicas as usize;
+    node.nats.snapshot_put(unit as u32, replicas, Bytes::from(bytes)).await.map_err(|e| e.to_string())?;
+    let purged = node.nats.log_purge(unit as u32, seq + 1).await.map_err(|e| e.to_string())?;
+    let took_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(unit, seq, size, purged, took_ms, "partition snapshot stored, log purged");
     Ok(seq)
 }
 
