@@ -158,3 +158,47 @@ fn a_partition_restored_from_its_snapshot_after_the_log_was_purged_loses_nothing
     let mut ws = connect_when_served(&cluster, 0, &recipient);
     ledger.assert_delivered(&drain_backlog(&mut ws));
 }
+
+#[test]
+fn a_move_catches_up_from_the_log_and_loses_nothing() {
+    let nats = NatsCluster::start(3);
+    let cluster = Cluster::start_replicated(&nats, &NODES);
+    let recipient = cluster.register_owned_by(1, 0);
+    let sender = cluster.register_owned_by(1, 1);
+    let partition = partition_of(&recipient.uuid, PartitionCount::new(cluster::PARTITIONS).unwrap());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (addr, from, to, until) = (cluster.addr(1), sender.clone(), recipient.uuid, stop.clone());
+    let sending = std::thread::spawn(move || {
+        let mut ledger = Ledger::default();
+        for timestamp in 0..20_000 {
+            if until.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            let answer = cluster::send_at(&addr, &from, &to, timestamp);
+            if answer.status == 503 {
+                cluster::assert_unavailable(&answer, "a send during the move");
+            }
+            ledger.record(timestamp, &answer);
+        }
+        ledger
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let output = std::process::Command::new(common::binary())
+        .args(["cluster", "move", "--cluster-nats", &nats.urls().join(",")])
+        .args(["--cluster-name", &cluster.name, "--partition", &partition.index().to_string()])
+        .args(["--to", "n3"])
+        .output()
+        .expect("switchboard cluster move");
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let ledger = sending.join().expect("the sender");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(text.starts_with(&format!("partition {} is on node n3", partition.index())), "{text}");
+    let refused = ledger.tried.len() - ledger.acked.len();
+    eprintln!("move took {took:?}; {} sends acked, {refused} answered 503", ledger.acked.len());
+    let mut ws = connect_when_served(&cluster, 1, &recipient);
+    ledger.assert_delivered(&drain_backlog(&mut ws));
+}

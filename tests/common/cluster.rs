@@ -89,7 +89,6 @@ impl Cluster {
         Self::start_with(nats, ids, Some("replicated"), cluster_extra)
     }
 
-
     fn start_with(
         nats: &NatsCluster,
         ids: &[&str],

@@ -53,6 +53,7 @@ async fn run(ctx: &ShardCtx, node: &Node, moving: &Cell<bool>, step: Step) -> Ad
         Step::Load(step) => target::load(ctx, node, step).await,
         Step::Confirm(step) => target::confirm(node, &step),
         Step::Abort(step) => target::abort(ctx, node, step).await,
+        Step::Prepare(step) => target::prepare(ctx, node, step).await,
     };
     let epoch = source::current_map(node).map_or(0, |map| map.epoch());
     match result {

@@ -23,7 +23,7 @@ pub const CHUNK_BYTES_MAX: usize = 512 * 1024;
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AdminRequest {
     /// What to do.
-    #[prost(oneof = "Step", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(oneof = "Step", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub step: Option<Step>,
 }
 
@@ -48,6 +48,10 @@ pub enum Step {
     /// Source to target: the move is off; drop the copy.
     #[prost(message, tag = "6")]
     Abort(MoveStep),
+    /// Source to target (replicated durability), before the freeze: catch
+    /// a copy up from the partition's snapshot and log.
+    #[prost(message, tag = "7")]
+    Prepare(MoveStep),
 }
 
 /// `Step::Move`.

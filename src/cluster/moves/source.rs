@@ -33,9 +33,12 @@ pub fn current_map(node: &Node) -> Option<PartitionMap> {
 
 /// Sends `request` to `to`'s admin subject; its reply, or why none.
 pub async fn ask(node: &Node, to: &str, step: Step) -> Result<AdminReply, String> {
-    let request = messages::encode(&AdminRequest { step: Some(step) });
+    let request = messages::encode(&AdminRequest { step: Some(step.clone()) });
     let subject = admin_subject(&node.config.name, to);
-    let reply = node.nats.request(&subject, Bytes::from(request)).await;
+    // A catch-up from the log may take longer than a call.
+    let long = matches!(step, Step::Prepare(_) | Step::Load(_))
+        .then(|| Duration::from_millis(crate::cluster::operate::MOVE_TIMEOUT_MS));
+    let reply = node.nats.request_within(&subject, Bytes::from(request), long).await;
     let reply = reply.map_err(|error| format!("node {to}: {error}"))?;
     messages::decode::<AdminReply>(&reply).map_err(|error| format!("node {to}: {error}"))
 }
@@ -74,6 +77,14 @@ pub async fn run(ctx: &ShardCtx, node: &Node, partition: u32, to: &str) -> Resul
     getrandom::fill(&mut move_id).map_err(|e| e.to_string())?;
     let here = MoveStep { move_id, partition };
     step(node, to, Step::Begin(here.clone())).await?;
+    if node.states.is_some() {
+        // Replicated: the target catches up from the log while this node
+        // still serves; the freeze only waits for the last entries.
+        if let Err(error) = step(node, to, Step::Prepare(here.clone())).await {
+            let _ = step(node, to, Step::Abort(here)).await;
+            return Err(error);
+        }
+    }
     let unit = partition as usize;
     node.freezer.freeze(unit);
     let copied = copy(ctx, node, &here, to).await;
@@ -108,6 +119,17 @@ async fn copy(ctx: &ShardCtx, node: &Node, here: &MoveStep, to: &str) -> Result<
         monoio::time::sleep(Duration::from_millis(POLL_MS)).await;
         waited_ms += POLL_MS;
     }
+    if node.states.is_none() {
+        send_chunks(ctx, node, here, to).await?;
+    }
+    step(node, to, Step::Load(here.clone())).await?;
+    step(node, to, Step::Confirm(here.clone())).await
+}
+
+/// Copies every family of the partition to `to`, chunk by chunk.
+async fn send_chunks(ctx: &ShardCtx, node: &Node, here: &MoveStep, to: &str) -> Result<(), String> {
+    let unit = here.partition as usize;
+    let shard = unit % ctx.shard_count;
     let range = (unit, node.partitions.get() as usize);
     for family in Family::ALL {
         for pairs in units::chunks(&ctx.store, shard, family, range, CHUNK_BYTES_MAX) {
@@ -121,8 +143,7 @@ async fn copy(ctx: &ShardCtx, node: &Node, here: &MoveStep, to: &str) -> Result<
             }
         }
     }
-    step(node, to, Step::Load(here.clone())).await?;
-    step(node, to, Step::Confirm(here.clone())).await
+    Ok(())
 }
 
 /// Flips the map; the new epoch. A lost answer is resolved by reading the

@@ -64,6 +64,36 @@ pub fn chunk(ctx: &ShardCtx, node: &Node, chunk: Chunk) -> Result<(), String> {
     units::write(&ctx.store, shard, family, range, &pairs).map_err(|e| e.to_string())
 }
 
+/// `Prepare` (replicated durability): bring the copy up to the log's end
+/// from the partition's snapshot and log, with no fence: the source still
+/// serves the partition meanwhile; `Load` catches the last entries up.
+pub async fn prepare(ctx: &ShardCtx, node: &Node, step: MoveStep) -> Result<(), String> {
+    let partition = held(node, &step)?;
+    if node.states.is_none() {
+        return Err("prepare is for replicated durability".into());
+    }
+    let (map, _) = super::read_map(&node.nats).await?;
+    let adoption = adoption(ctx, node, partition, map.epoch());
+    let applied = crate::cluster::replica::adopt::catch_up(&adoption).await;
+    applied.map(drop).map_err(|error| error.to_string())
+}
+
+fn adoption<'a>(
+    ctx: &'a ShardCtx,
+    node: &'a Node,
+    partition: usize,
+    epoch: u64,
+) -> crate::cluster::replica::adopt::Adoption<'a> {
+    crate::cluster::replica::adopt::Adoption {
+        nats: &node.nats,
+        store: &ctx.store,
+        shard: partition % ctx.shard_count,
+        unit: (partition, node.partitions.get() as usize),
+        replicas: node.config.map_replicas as usize,
+        fence: (node.id.as_str(), epoch),
+    }
+}
+
 /// `Load`: read the copied partition into the owning shard's memory;
 /// replicated, first catch the copy up with the partition's log and fence
 /// it (the frozen source appends nothing more), and make it ready.
@@ -84,14 +114,7 @@ pub async fn load(ctx: &ShardCtx, node: &Node, step: MoveStep) -> Result<(), Str
 /// Catches the copied `partition` up with its log and fences it.
 async fn fence(ctx: &ShardCtx, node: &Node, partition: usize) -> Result<u64, String> {
     let (map, _) = super::read_map(&node.nats).await?;
-    let adoption = crate::cluster::replica::adopt::Adoption {
-        nats: &node.nats,
-        store: &ctx.store,
-        shard: partition % ctx.shard_count,
-        unit: (partition, node.partitions.get() as usize),
-        replicas: node.config.map_replicas as usize,
-        fence: (node.id.as_str(), map.epoch()),
-    };
+    let adoption = adoption(ctx, node, partition, map.epoch());
     let fenced = crate::cluster::replica::adopt::catch_up_and_fence(&adoption).await;
     fenced.map_err(|error| error.to_string())
 }

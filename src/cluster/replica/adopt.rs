@@ -57,6 +57,13 @@ pub enum AdoptError {
     Contended,
 }
 
+impl AdoptError {
+    /// Whether trying again later may succeed (NATS was unavailable).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Log(error) if error.is_transient()) || matches!(self, Self::Contended)
+    }
+}
+
 /// Where the unit's data lives here, and whose fence to write.
 pub struct Adoption<'a> {
     /// The cluster thread.
@@ -73,16 +80,30 @@ pub struct Adoption<'a> {
     pub fence: (&'a str, u64),
 }
 
-/// Catches the unit up and fences it; the fence's sequence (the next
-/// append must follow it).
-pub async fn catch_up_and_fence(adoption: &Adoption<'_>) -> Result<u64, AdoptError> {
+/// Catches the unit up with its log as it is now, without a fence (a
+/// move's target, while the source still serves); the sequence applied.
+pub async fn catch_up(adoption: &Adoption<'_>) -> Result<u64, AdoptError> {
+    let (applied, last_seq) = restored(adoption).await?;
+    replay(adoption, applied, last_seq).await
+}
+
+/// Opens the log and restores the snapshot when the log does not reach
+/// the local copy; the sequence applied and the log's last.
+async fn restored(adoption: &Adoption<'_>) -> Result<(u64, u64), AdoptError> {
     let partition = adoption.unit.0 as u32;
     let state = adoption.nats.log_ensure(partition, adoption.replicas).await?;
     let mut applied = units::applied_seq(adoption.store, adoption.shard, adoption.unit)?;
     if state.first_seq > applied + 1 && state.last_seq > applied {
         applied = restore_snapshot(adoption, state.first_seq, applied).await?;
     }
-    let mut last_seq = state.last_seq;
+    Ok((applied, state.last_seq))
+}
+
+/// Catches the unit up and fences it; the fence's sequence (the next
+/// append must follow it).
+pub async fn catch_up_and_fence(adoption: &Adoption<'_>) -> Result<u64, AdoptError> {
+    let partition = adoption.unit.0 as u32;
+    let (mut applied, mut last_seq) = restored(adoption).await?;
     for _ in 0..FENCE_TRIES_MAX {
         applied = replay(adoption, applied, last_seq).await?;
         let fence = Bytes::from(entry::encode_fence(adoption.fence.0, adoption.fence.1));

@@ -32,6 +32,10 @@ pub mod tasks;
 use crate::cluster::node::Node;
 use crate::store::Store;
 
+/// How long start-up retries catching up a partition whose log or
+/// snapshot is transiently unavailable, ms.
+const ADOPT_AT_START_MS: u64 = 30_000;
+
 /// At start, before the shards load: catches up and fences every partition
 /// the map gives this node, and makes them ready.
 pub fn adopt_owned(node: &Node, store: &Store, shard_count: usize) -> anyhow::Result<()> {
@@ -56,13 +60,27 @@ pub fn adopt_owned(node: &Node, store: &Store, shard_count: usize) -> anyhow::Re
         })
         .collect();
     let started = std::time::Instant::now();
-    let fenced = runtime.block_on(futures_util::future::join_all(
-        adoptions.iter().map(adopt::catch_up_and_fence),
-    ));
-    for (adoption, fenced) in adoptions.iter().zip(fenced) {
-        let seq = fenced
-            .map_err(|error| anyhow::anyhow!("partition {}: {error}", adoption.unit.0))?;
-        states.ready(adoption.unit.0, seq);
+    let deadline = started + std::time::Duration::from_millis(ADOPT_AT_START_MS);
+    let mut waiting: Vec<&adopt::Adoption<'_>> = adoptions.iter().collect();
+    while !waiting.is_empty() {
+        let fenced = runtime
+            .block_on(futures_util::future::join_all(waiting.iter().map(|a| adopt::catch_up_and_fence(a))));
+        let mut failed = Vec::new();
+        for (adoption, fenced) in waiting.into_iter().zip(fenced) {
+            match fenced {
+                Ok(seq) => states.ready(adoption.unit.0, seq),
+                // A log just made may not have elected its leader yet.
+                Err(error) if error.is_transient() && std::time::Instant::now() < deadline => {
+                    tracing::info!(unit = adoption.unit.0, %error, "catching up: retrying");
+                    failed.push(adoption);
+                }
+                Err(error) => anyhow::bail!("partition {}: {error}", adoption.unit.0),
+            }
+        }
+        waiting = failed;
+        if !waiting.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
     let took_ms = started.elapsed().as_millis() as u64;
     tracing::info!(partitions = owned.len(), took_ms, "partitions caught up with their logs");
