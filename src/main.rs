@@ -54,6 +54,19 @@ enum ClusterCommand {
     /// Move partitions, one at a time, until the live nodes hold an even
     /// share (the fewest moves; down nodes keep theirs).
     Rebalance(RebalanceArgs),
+    /// Replicated durability: snapshot partitions now (all, or one) and
+    /// purge their logs up to the snapshots.
+    Snapshot(SnapshotArgs),
+}
+
+/// `cluster snapshot`.
+#[derive(Args)]
+struct SnapshotArgs {
+    #[command(flatten)]
+    query: ClusterQuery,
+    /// The partition (default: every partition).
+    #[arg(long)]
+    partition: Option<u32>,
 }
 
 /// `cluster move`.
@@ -113,12 +126,23 @@ fn cluster_change(command: ClusterCommand) -> anyhow::Result<()> {
             println!("partition {} is on node {} (map epoch {epoch})", args.partition, args.to);
             return Ok(());
         }
+        ClusterCommand::Snapshot(args) => {
+            let operator = connect(args.query)?;
+            let count = operator.map().map_err(anyhow::Error::msg)?.partition_count().get();
+            for partition in args.partition.map_or(0..count, |p| p..p.saturating_add(1)) {
+                let seq = operator.snapshot_partition(partition).map_err(|reason| {
+                    anyhow::anyhow!("partition {partition}: no snapshot: {reason}")
+                })?;
+                println!("partition {partition}: snapshot at log sequence {seq}");
+            }
+            return Ok(());
+        }
         ClusterCommand::Rebalance(args) => {
             let operator = connect(args.query)?;
             let moves = operator.plan().map_err(|reason| anyhow::anyhow!("no plan: {reason}"))?;
             (operator, moves, args.dry_run)
         }
-        _ => unreachable!("only move and rebalance change the cluster"),
+        _ => unreachable!("only move, snapshot and rebalance change the cluster"),
     };
     println!("{} move(s) for an even spread", moves.len());
     for step in moves {

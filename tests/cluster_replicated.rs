@@ -202,3 +202,47 @@ fn a_move_catches_up_from_the_log_and_loses_nothing() {
     let mut ws = connect_when_served(&cluster, 1, &recipient);
     ledger.assert_delivered(&drain_backlog(&mut ws));
 }
+
+/// `switchboard cluster <args>` for `cluster`: (success, stdout, stderr).
+fn cli(nats: &NatsCluster, cluster: &Cluster, args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(common::binary())
+        .args(["cluster", args[0], "--cluster-nats", &nats.urls().join(",")])
+        .args(["--cluster-name", &cluster.name])
+        .args(&args[1..])
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("switchboard cluster");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.success(), text(&output.stdout), text(&output.stderr))
+}
+
+#[test]
+fn an_operator_snapshots_a_partition_on_demand_and_hostile_arguments_change_nothing() {
+    let nats = NatsCluster::start(3);
+    let cluster = Cluster::start_replicated(&nats, &NODES);
+    let recipient = cluster.register_owned_by(0, 2);
+    let sender = cluster.register_owned_by(1, 1);
+    for timestamp in 0..10 {
+        let answer = cluster.send(timestamp as usize % 3, &sender, &recipient.uuid, timestamp);
+        assert_eq!(answer.status, 200, "send {timestamp}: {}", answer.text());
+    }
+    let partition = partition_of(&recipient.uuid, PartitionCount::new(cluster::PARTITIONS).unwrap());
+    let p = partition.index().to_string();
+    let (ok, stdout, stderr) = cli(&nats, &cluster, &["snapshot", "--partition", &p]);
+    assert!(ok, "cluster snapshot: {stderr}");
+    let prefix = format!("partition {p}: snapshot at log sequence ");
+    let seq: u64 = stdout.trim().strip_prefix(&prefix).and_then(|s| s.parse().ok()).expect(&stdout);
+    assert!(seq >= 10, "ten sends are in the log before the snapshot: {seq}");
+    let stream = format!("SB_LOG_{}_{p}", cluster.name);
+    assert_eq!(nats.stream_seqs(&stream), Some((seq + 1, seq)), "purged up to the snapshot");
+    for hostile in [&["snapshot", "--partition", "16"][..], &["snapshot", "--partition", "-1"]] {
+        let (ok, stdout, stderr) = cli(&nats, &cluster, hostile);
+        assert!(!ok && stdout.is_empty(), "{hostile:?}: {stdout}");
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(first.contains("partition") || first.contains("'-1'"), "{hostile:?}: {stderr}");
+        assert!(stderr.trim().lines().count() <= 6, "short: {stderr}");
+    }
+    assert_eq!(nats.stream_seqs(&stream), Some((seq + 1, seq)), "nothing changed");
+    let mut ws = connect_when_served(&cluster, 1, &recipient);
+    assert_eq!(drain_backlog(&mut ws).len(), 10, "the snapshot kept every queued send");
+}

@@ -1,7 +1,8 @@
 //! The operator's cluster commands that change it: `cluster move` (one
-//! partition to one node, run by the partition's owner) and `cluster
+//! partition to one node, run by the partition's owner), `cluster
 //! rebalance` (the fewest moves to an even spread over the live nodes, one
-//! after the other). Runs in the `switchboard` CLI process, which connects
+//! after the other) and `cluster snapshot` (replicated durability: a
+//! partition's snapshot now, its log purged up to it). Runs in the `switchboard` CLI process, which connects
 //! to NATS only (it holds no data).
 //!
 //! Invariants: a move is asked of the partition's owner by the map read
@@ -11,7 +12,7 @@
 
 use super::map::{plan_rebalance, Absent, Move, PartitionMap};
 use super::moves::admin_subject;
-use super::moves::messages::{self, AdminReply, AdminRequest, MovePartition, Step};
+use super::moves::messages::{self, AdminReply, AdminRequest, MovePartition, SnapshotPartition, Step};
 use super::nats::handle::NatsHandle;
 use super::nats::options::NatsOptions;
 use super::partition::PartitionId;
@@ -58,15 +59,33 @@ impl Operator {
             return Ok(map.epoch());
         }
         let step = Step::Move(MovePartition { partition, to: to.to_string() });
-        let request = messages::encode(&AdminRequest { step: Some(step) });
-        let subject = admin_subject(&self.cluster, &owner);
-        let reply = self.runtime.block_on(self.nats.request(&subject, Bytes::from(request)));
-        let reply = reply.map_err(|e| format!("owner {owner}: {e}"))?;
-        let reply: AdminReply = messages::decode(&reply).map_err(|e| e.to_string())?;
+        let reply = self.ask(&owner, step)?;
         match reply.ok {
             true => Ok(reply.epoch),
             false => Err(format!("owner {owner}: {}", reply.error)),
         }
+    }
+
+    /// Has `partition`'s owner snapshot it and purge its log; the log
+    /// sequence the snapshot covers.
+    pub fn snapshot_partition(&self, partition: u32) -> Result<u64, String> {
+        let map = self.map()?;
+        let id = PartitionId::new(partition, map.partition_count()).map_err(|e| e.to_string())?;
+        let owner = map.owner(id).ok_or("no owner")?.as_str().to_string();
+        let step = Step::Snapshot(SnapshotPartition { partition });
+        let reply = self.ask(&owner, step)?;
+        match reply.ok {
+            true => Ok(reply.seq),
+            false => Err(format!("owner {owner}: {}", reply.error)),
+        }
+    }
+
+    fn ask(&self, owner: &str, step: Step) -> Result<AdminReply, String> {
+        let request = messages::encode(&AdminRequest { step: Some(step) });
+        let subject = admin_subject(&self.cluster, owner);
+        let reply = self.runtime.block_on(self.nats.request(&subject, Bytes::from(request)));
+        let reply = reply.map_err(|e| format!("owner {owner}: {e}"))?;
+        messages::decode(&reply).map_err(|e| e.to_string())
     }
 
     /// The moves an even spread over the live nodes needs.

@@ -48,6 +48,16 @@ async fn run(ctx: &ShardCtx, node: &Node, moving: &Cell<bool>, step: Step) -> Ad
                 Err(error) => messages::failed(0, error),
             };
         }
+        Step::Snapshot(asked) => {
+            let unit = asked.partition as usize;
+            if unit >= node.partitions.get() as usize || node.states.is_none() {
+                return messages::failed(0, "no such partition, or durability is not replicated");
+            }
+            return match crate::cluster::replica::tasks::snapshot_unit(ctx, node, unit).await {
+                Ok(seq) => messages::AdminReply { seq, ..messages::ok(0) },
+                Err(error) => messages::failed(0, error),
+            };
+        }
         Step::Begin(step) => target::begin(ctx, node, step).await,
         Step::Chunk(chunk) => target::chunk(ctx, node, chunk),
         Step::Load(step) => target::load(ctx, node, step).await,

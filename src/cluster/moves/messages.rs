@@ -23,7 +23,7 @@ pub const CHUNK_BYTES_MAX: usize = 512 * 1024;
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AdminRequest {
     /// What to do.
-    #[prost(oneof = "Step", tags = "1, 2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "Step", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub step: Option<Step>,
 }
 
@@ -52,6 +52,18 @@ pub enum Step {
     /// a copy up from the partition's snapshot and log.
     #[prost(message, tag = "7")]
     Prepare(MoveStep),
+    /// Operator to owner (replicated durability): snapshot `partition`
+    /// now and purge its log up to the snapshot.
+    #[prost(message, tag = "8")]
+    Snapshot(SnapshotPartition),
+}
+
+/// `Step::Snapshot`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SnapshotPartition {
+    /// The partition.
+    #[prost(uint32, tag = "1")]
+    pub partition: u32,
 }
 
 /// `Step::Move`.
@@ -105,6 +117,9 @@ pub struct AdminReply {
     /// The map epoch after the step.
     #[prost(uint64, tag = "3")]
     pub epoch: u64,
+    /// `Step::Snapshot`: the log sequence the snapshot covers.
+    #[prost(uint64, tag = "4")]
+    pub seq: u64,
 }
 
 /// Why bytes are not an admin message.
@@ -142,12 +157,12 @@ pub fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, AdminDecodeError>
 
 /// A reply: success at `epoch`.
 pub fn ok(epoch: u64) -> AdminReply {
-    AdminReply { ok: true, error: String::new(), epoch }
+    AdminReply { ok: true, error: String::new(), epoch, seq: 0 }
 }
 
 /// A reply: failure, with why.
 pub fn failed(epoch: u64, error: impl Into<String>) -> AdminReply {
-    AdminReply { ok: false, error: error.into(), epoch }
+    AdminReply { ok: false, error: error.into(), epoch, seq: 0 }
 }
 
 #[cfg(test)]
