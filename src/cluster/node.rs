@@ -142,9 +142,8 @@ pub fn join(
         admin_intake: Mutex::new(Some(admin_intake)),
         freezer: Arc::new(Freezer::new(partitions.get() as usize)),
         imports: Mutex::new(HashMap::new()),
-        states: replicated.then(|| {
-            Arc::new(super::replica::states::UnitStates::new(partitions.get() as usize))
-        }),
+        states: replicated
+            .then(|| Arc::new(super::replica::states::UnitStates::new(partitions.get() as usize))),
     };
     Ok(Arc::new(node))
 }

@@ -12,7 +12,9 @@
 
 use super::map::{plan_rebalance, Absent, Move, PartitionMap};
 use super::moves::admin_subject;
-use super::moves::messages::{self, AdminReply, AdminRequest, MovePartition, SnapshotPartition, Step};
+use super::moves::messages::{
+    self, AdminReply, AdminRequest, MovePartition, SnapshotPartition, Step,
+};
 use super::nats::handle::NatsHandle;
 use super::nats::options::NatsOptions;
 use super::partition::PartitionId;

@@ -293,7 +293,9 @@ fn initial_nodes_default_to_this_node_and_hostile_lists_are_refused() {
 fn snapshot_settings_are_bounded() {
     let (min, max) = SNAPSHOT_INTERVAL_MS_RANGE;
     for ok in [min, 60_000, max] {
-        assert!(ClusterConfig { snapshot_interval_ms: ok, ..valid() }.validate(listen(), admin()).is_ok());
+        assert!(ClusterConfig { snapshot_interval_ms: ok, ..valid() }
+            .validate(listen(), admin())
+            .is_ok());
     }
     for bad in [0, min - 1, max + 1, u64::MAX] {
         let config = ClusterConfig { snapshot_interval_ms: bad, ..valid() };

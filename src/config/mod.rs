@@ -269,7 +269,10 @@ impl Config {
             return invalid("data_dir", "must not be empty");
         }
         if self.durability == Durability::Replicated && self.cluster.is_none() {
-            return invalid("durability", "replicated needs cluster mode ([cluster], --cluster-nats)");
+            return invalid(
+                "durability",
+                "replicated needs cluster mode ([cluster], --cluster-nats)",
+            );
         }
         if let Some(token) = &self.registration_token {
             if token.is_empty() {

@@ -136,7 +136,12 @@ impl Store {
         let existing = DB::list_cf(&options, dir).unwrap_or_default();
         let mut families: Vec<String> = (0..shard_count)
             .flat_map(|shard| {
-                [accounts_family(shard), messages_family(shard), directory_family(shard), log_family(shard)]
+                [
+                    accounts_family(shard),
+                    messages_family(shard),
+                    directory_family(shard),
+                    log_family(shard),
+                ]
             })
             .collect();
         for name in existing {

@@ -26,9 +26,11 @@ pub fn read(
     let snapshot = store.db().snapshot();
     let log_cf = store.family(&log_family(shard))?;
     let seq = match snapshot.get_cf(log_cf, log_key(unit.0, unit.1))? {
-        Some(value) => <[u8; 8]>::try_from(value.as_slice()).map(u64::from_be_bytes).map_err(
-            |_| StoreError::Corrupt { family: log_family(shard), reason: "seq not 8 bytes".into() },
-        )?,
+        Some(value) => {
+            <[u8; 8]>::try_from(value.as_slice()).map(u64::from_be_bytes).map_err(|_| {
+                StoreError::Corrupt { family: log_family(shard), reason: "seq not 8 bytes".into() }
+            })?
+        }
         None => 0,
     };
     let (low, high) = bounds(unit.0, unit.1);

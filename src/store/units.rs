@@ -102,8 +102,9 @@ pub fn log_key(unit: usize, unit_count: usize) -> Vec<u8> {
 pub fn applied_seq(store: &Store, shard: usize, unit: (usize, usize)) -> Result<u64, StoreError> {
     let cf = store.family(&log_family(shard))?;
     let Some(value) = store.db().get_cf(cf, log_key(unit.0, unit.1))? else { return Ok(0) };
-    <[u8; 8]>::try_from(value.as_slice()).map(u64::from_be_bytes).map_err(|_| {
-        StoreError::Corrupt { family: log_family(shard), reason: "applied seq is not 8 bytes".into() }
+    <[u8; 8]>::try_from(value.as_slice()).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt {
+        family: log_family(shard),
+        reason: "applied seq is not 8 bytes".into(),
     })
 }
 

@@ -111,9 +111,8 @@ impl WriterThread {
         let (producer, consumer) = rtrb::RingBuffer::new(BATCHES_QUEUED_MAX);
         let parked = Arc::new(AtomicBool::new(false));
         let writer_parked = parked.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("writer-{shard}"))
-            .spawn(move || {
+        let handle =
+            std::thread::Builder::new().name(format!("writer-{shard}")).spawn(move || {
                 let target = Target { store, shard, metrics, durability, replica };
                 run(target, consumer, writer_parked)
             })?;

@@ -47,6 +47,12 @@ pub(super) enum Request {
     /// Serve the requests sent to a subject, at most `slots` waiting, each
     /// answered within `timeout` (the request timeout when `None`).
     Serve { subject: String, slots: usize, timeout: Option<Duration>, answer: Answer<CallIntake> },
+    /// A partition log or snapshot request (replicated durability).
+    Partition(PartitionRequest),
+}
+
+/// The requests of replicated durability, on one partition's log or snapshot.
+pub(super) enum PartitionRequest {
     /// Open (or create with `replicas`) a partition's log.
     LogEnsure { partition: u32, replicas: usize, answer: Answer<LogState> },
     /// Where a partition's log stands.
@@ -194,12 +200,16 @@ impl NatsHandle {
     /// Opens partition `partition`'s log, creating it with `replicas`
     /// when missing; where it stands.
     pub async fn log_ensure(&self, partition: u32, replicas: usize) -> Result<LogState, NatsError> {
-        self.call(|answer| Request::LogEnsure { partition, replicas, answer }).await
+        self.call(|answer| {
+            Request::Partition(PartitionRequest::LogEnsure { partition, replicas, answer })
+        })
+        .await
     }
 
     /// Where partition `partition`'s log stands.
     pub async fn log_state(&self, partition: u32) -> Result<LogState, NatsError> {
-        self.call(|answer| Request::LogState { partition, answer }).await
+        self.call(|answer| Request::Partition(PartitionRequest::LogState { partition, answer }))
+            .await
     }
 
     /// Appends `payload` to partition `partition`'s log if it is at
@@ -210,7 +220,10 @@ impl NatsHandle {
         expected_last_seq: u64,
         payload: Bytes,
     ) -> Result<u64, NatsError> {
-        self.start_log_append(partition, expected_last_seq, payload)?.0.await.map_err(|_| NatsError::Stopped)?
+        self.start_log_append(partition, expected_last_seq, payload)?
+            .0
+            .await
+            .map_err(|_| NatsError::Stopped)?
     }
 
     /// [`Self::log_append`] for a thread that blocks: sent now, awaited
@@ -222,10 +235,18 @@ impl NatsHandle {
         payload: Bytes,
     ) -> Result<Pending<u64>, NatsError> {
         if payload.len() > REQUEST_BYTES_MAX {
-            let reason = format!("a log entry of {} bytes is over {REQUEST_BYTES_MAX}", payload.len());
+            let reason =
+                format!("a log entry of {} bytes is over {REQUEST_BYTES_MAX}", payload.len());
             return Err(NatsError::InvalidArgument(reason));
         }
-        self.send(|answer| Request::LogAppend { partition, expected_last_seq, payload, answer })
+        self.send(|answer| {
+            Request::Partition(PartitionRequest::LogAppend {
+                partition,
+                expected_last_seq,
+                payload,
+                answer,
+            })
+        })
     }
 
     /// Partition `partition`'s log entries from `.0` through `.1` (a
@@ -235,13 +256,19 @@ impl NatsHandle {
         partition: u32,
         range: (u64, u64),
     ) -> Result<Vec<(u64, Bytes)>, NatsError> {
-        self.call(|answer| Request::LogRead { partition, range, answer }).await
+        self.call(|answer| {
+            Request::Partition(PartitionRequest::LogRead { partition, range, answer })
+        })
+        .await
     }
 
     /// Purges partition `partition`'s log below `keep_from_seq`; how many
     /// entries went.
     pub async fn log_purge(&self, partition: u32, keep_from_seq: u64) -> Result<u64, NatsError> {
-        self.call(|answer| Request::LogPurge { partition, keep_from_seq, answer }).await
+        self.call(|answer| {
+            Request::Partition(PartitionRequest::LogPurge { partition, keep_from_seq, answer })
+        })
+        .await
     }
 
     /// Stores `bytes` as partition `partition`'s snapshot (the bucket made
@@ -252,7 +279,10 @@ impl NatsHandle {
         replicas: usize,
         bytes: Bytes,
     ) -> Result<(), NatsError> {
-        self.call(|answer| Request::SnapshotPut { partition, replicas, bytes, answer }).await
+        self.call(|answer| {
+            Request::Partition(PartitionRequest::SnapshotPut { partition, replicas, bytes, answer })
+        })
+        .await
     }
 
     /// Partition `partition`'s snapshot, if any.
@@ -261,7 +291,10 @@ impl NatsHandle {
         partition: u32,
         replicas: usize,
     ) -> Result<Option<Bytes>, NatsError> {
-        self.call(|answer| Request::SnapshotGet { partition, replicas, answer }).await
+        self.call(|answer| {
+            Request::Partition(PartitionRequest::SnapshotGet { partition, replicas, answer })
+        })
+        .await
     }
 
     fn send<T>(&self, request: impl FnOnce(Answer<T>) -> Request) -> Result<Pending<T>, NatsError> {

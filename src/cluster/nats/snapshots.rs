@@ -31,7 +31,11 @@ pub fn object_name(partition: u32) -> String {
 }
 
 /// Opens the cluster's snapshot bucket, creating it with `replicas`.
-async fn open(jetstream: &Context, cluster: &str, replicas: usize) -> Result<ObjectStore, NatsError> {
+async fn open(
+    jetstream: &Context,
+    cluster: &str,
+    replicas: usize,
+) -> Result<ObjectStore, NatsError> {
     let bucket = bucket_name(cluster);
     if let Ok(store) = jetstream.get_object_store(&bucket).await {
         return Ok(store);
@@ -58,7 +62,10 @@ pub async fn put(
 ) -> Result<(), NatsError> {
     let store = open(jetstream, cluster, replicas).await?;
     let mut reader: &[u8] = &bytes;
-    store.put(object_name(partition).as_str(), &mut reader).await.map_err(|e| error::unavailable(&e))?;
+    store
+        .put(object_name(partition).as_str(), &mut reader)
+        .await
+        .map_err(|e| error::unavailable(&e))?;
     Ok(())
 }
 
@@ -75,10 +82,15 @@ pub async fn get(
         Err(e) => return Err(error::unavailable(&e)),
     };
     if object.info().size as u64 > SNAPSHOT_BYTES_MAX {
-        let reason = format!("a snapshot of {} bytes is over {SNAPSHOT_BYTES_MAX}", object.info().size);
+        let reason =
+            format!("a snapshot of {} bytes is over {SNAPSHOT_BYTES_MAX}", object.info().size);
         return Err(NatsError::Malformed(reason));
     }
     let mut bytes = Vec::with_capacity(object.info().size);
-    object.take(SNAPSHOT_BYTES_MAX).read_to_end(&mut bytes).await.map_err(|e| error::unavailable(&e))?;
+    object
+        .take(SNAPSHOT_BYTES_MAX)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| error::unavailable(&e))?;
     Ok(Some(Bytes::from(bytes)))
 }

@@ -15,10 +15,10 @@
 
 use super::buckets::{self, Buckets};
 use super::error::{self, NatsError};
-use super::handle::{NatsHandle, Request};
-use super::{log, snapshots};
+use super::handle::{NatsHandle, PartitionRequest, Request};
 use super::options::NatsOptions;
 use super::record::NodeRecord;
+use super::{log, snapshots};
 use super::{MapVersion, INFLIGHT_MAX, MAP_KEY, REQUEST_SLOTS};
 use async_nats::{Client, ConnectOptions};
 use futures_util::StreamExt;
@@ -186,39 +186,39 @@ async fn answer(shared: &Shared, request: Request) {
             let intake = super::serve::subscribe(&shared.client, subject, slots, timeout).await;
             drop(answer.send(intake));
         }
-        other => answer_log(shared, other).await,
+        Request::Partition(request) => answer_partition(shared, request).await,
     }
 }
 
-/// Runs one partition log request (see [`super::log`]).
-async fn answer_log(shared: &Shared, request: Request) {
+/// Runs one partition log or snapshot request (see [`super::log`] and
+/// [`super::snapshots`]).
+async fn answer_partition(shared: &Shared, request: PartitionRequest) {
     let (js, cluster) = (&shared.jetstream, shared.cluster.as_str());
     match request {
-        Request::LogEnsure { partition, replicas, answer } => {
+        PartitionRequest::LogEnsure { partition, replicas, answer } => {
             drop(answer.send(log::ensure(js, cluster, partition, replicas).await))
         }
-        Request::LogState { partition, answer } => {
+        PartitionRequest::LogState { partition, answer } => {
             drop(answer.send(log::state(js, cluster, partition).await))
         }
-        Request::LogAppend { partition, expected_last_seq, payload, answer } => {
+        PartitionRequest::LogAppend { partition, expected_last_seq, payload, answer } => {
             let appended = log::append(js, cluster, partition, expected_last_seq, payload).await;
             drop(answer.send(appended))
         }
-        Request::LogRead { partition, range, answer } => {
+        PartitionRequest::LogRead { partition, range, answer } => {
             let timeout = shared.request_timeout;
             drop(answer.send(log::read(js, cluster, partition, range, timeout).await))
         }
-        Request::LogPurge { partition, keep_from_seq, answer } => {
+        PartitionRequest::LogPurge { partition, keep_from_seq, answer } => {
             drop(answer.send(log::purge(js, cluster, partition, keep_from_seq).await))
         }
-        Request::SnapshotPut { partition, replicas, bytes, answer } => {
+        PartitionRequest::SnapshotPut { partition, replicas, bytes, answer } => {
             let put = snapshots::put(js, cluster, (partition, replicas), bytes).await;
             drop(answer.send(put))
         }
-        Request::SnapshotGet { partition, replicas, answer } => {
+        PartitionRequest::SnapshotGet { partition, replicas, answer } => {
             drop(answer.send(snapshots::get(js, cluster, (partition, replicas)).await))
         }
-        _ => unreachable!("answer() takes every other request"),
     }
 }
 

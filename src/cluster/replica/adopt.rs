@@ -145,7 +145,11 @@ async fn restore_snapshot(
 
 /// Applies the entries after `applied` through `last_seq`; the sequence
 /// applied through.
-async fn replay(adoption: &Adoption<'_>, mut applied: u64, last_seq: u64) -> Result<u64, AdoptError> {
+async fn replay(
+    adoption: &Adoption<'_>,
+    mut applied: u64,
+    last_seq: u64,
+) -> Result<u64, AdoptError> {
     let partition = adoption.unit.0 as u32;
     while applied < last_seq {
         let entries = adoption.nats.log_read(partition, (applied + 1, last_seq)).await?;

@@ -128,7 +128,11 @@ impl Replicate for LogAppender {
                     self.states.appended(unit, seq);
                     apply.extend(share);
                     let key = units::log_key(unit, unit_count);
-                    apply.push(Op::Put { family: Family::Log, key, value: seq.to_be_bytes().into() });
+                    apply.push(Op::Put {
+                        family: Family::Log,
+                        key,
+                        value: seq.to_be_bytes().into(),
+                    });
                 }
                 Err(error) => {
                     if self.states.unready(unit) {

@@ -63,8 +63,9 @@ pub fn adopt_owned(node: &Node, store: &Store, shard_count: usize) -> anyhow::Re
     let deadline = started + std::time::Duration::from_millis(ADOPT_AT_START_MS);
     let mut waiting: Vec<&adopt::Adoption<'_>> = adoptions.iter().collect();
     while !waiting.is_empty() {
-        let fenced = runtime
-            .block_on(futures_util::future::join_all(waiting.iter().map(|a| adopt::catch_up_and_fence(a))));
+        let fenced = runtime.block_on(futures_util::future::join_all(
+            waiting.iter().map(|a| adopt::catch_up_and_fence(a)),
+        ));
         let mut failed = Vec::new();
         for (adoption, fenced) in waiting.into_iter().zip(fenced) {
             match fenced {

@@ -44,7 +44,11 @@ pub enum SnapshotError {
 pub type Decoded = (u64, Vec<(Family, Vec<Pair>)>);
 
 /// Reads unit `unit` of shard `shard` and encodes it.
-pub fn take(store: &Store, shard: usize, unit: (usize, usize)) -> Result<(u64, Vec<u8>), StoreError> {
+pub fn take(
+    store: &Store,
+    shard: usize,
+    unit: (usize, usize),
+) -> Result<(u64, Vec<u8>), StoreError> {
     let (seq, families) = unit_snapshot::read(store, shard, unit, PARTITION_BYTES_MAX)?;
     Ok((seq, encode(seq, &families)))
 }

@@ -8,8 +8,8 @@
 //! a function of its inputs alone; `None` when nothing is to be taken (no
 //! dead owner) or nobody can take it (no live node).
 
-use crate::cluster::map::{MapError, PartitionMap};
 use crate::cluster::identity::NodeId;
+use crate::cluster::map::{MapError, PartitionMap};
 
 /// The map with every partition of a dead owner given to a live node, or
 /// `None` when there is none to give or nobody to give it to.
@@ -31,7 +31,8 @@ pub fn take_over(map: &PartitionMap, live: &[NodeId]) -> Result<Option<Partition
     }
     let mut taken = map.clone();
     for partition in orphans {
-        let (index, _) = counts.iter().enumerate().min_by_key(|&(i, &count)| (count, i)).expect("live");
+        let (index, _) =
+            counts.iter().enumerate().min_by_key(|&(i, &count)| (count, i)).expect("live");
         counts[index] += 1;
         taken = taken.with_owner(partition, live[index])?;
     }

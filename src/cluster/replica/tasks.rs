@@ -111,7 +111,8 @@ async fn adopt_loop(ctx: Rc<ShardCtx>, node: Arc<Node>, states: Arc<UnitStates>)
                     }
                     Err(error) => {
                         tracing::warn!(unit, %error, "partition not adopted yet");
-                        retry_at.insert(unit, Instant::now() + Duration::from_millis(ADOPT_RETRY_MS));
+                        retry_at
+                            .insert(unit, Instant::now() + Duration::from_millis(ADOPT_RETRY_MS));
                     }
                 }
             } else if !mine && states.unready(unit) {
@@ -181,7 +182,10 @@ pub async fn snapshot_unit(ctx: &ShardCtx, node: &Node, unit: usize) -> Result<u
     let (seq, bytes) = taken.map_err(|e| e.to_string())?;
     let size = bytes.len();
     let replicas = node.config.map_replicas as usize;
-    node.nats.snapshot_put(unit as u32, replicas, Bytes::from(bytes)).await.map_err(|e| e.to_string())?;
+    node.nats
+        .snapshot_put(unit as u32, replicas, Bytes::from(bytes))
+        .await
+        .map_err(|e| e.to_string())?;
     let purged = node.nats.log_purge(unit as u32, seq + 1).await.map_err(|e| e.to_string())?;
     let took_ms = started.elapsed().as_millis() as u64;
     tracing::info!(unit, seq, size, purged, took_ms, "partition snapshot stored, log purged");
