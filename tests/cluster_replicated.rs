@@ -142,14 +142,16 @@ fn a_partition_restored_from_its_snapshot_after_the_log_was_purged_loses_nothing
         assert_eq!(answer.status, 200, "send {timestamp}: {}", answer.text());
         ledger.record(timestamp, &answer);
     }
-    let partition = partition_of(&recipient.uuid, PartitionCount::new(cluster::PARTITIONS).unwrap());
+    let partition =
+        partition_of(&recipient.uuid, PartitionCount::new(cluster::PARTITIONS).unwrap());
     let stream = format!("SB_LOG_{}_{}", cluster.name, partition.index());
-    cluster.poll("a snapshot and a purge of the recipient's log", RECOVERY, || {
+    let (first, last) = cluster.poll("a snapshot and a purge of the recipient's log", RECOVERY, || {
         match nats.stream_seqs(&stream) {
-            Some((first, last)) if first > 1 => Ok(eprintln!("log {stream} at {first}..{last}")),
+            Some((first, last)) if first > 1 => Ok((first, last)),
             seqs => Err(format!("{stream}: {seqs:?}")),
         }
     });
+    eprintln!("log {stream} at {first}..{last}");
     let snapshots = format!("OBJ_switchboard_snap_{}", cluster.name);
     assert!(nats.stream_names().contains(&snapshots), "the snapshot bucket {snapshots}");
     cluster.kill9(victim);
@@ -165,7 +167,8 @@ fn a_move_catches_up_from_the_log_and_loses_nothing() {
     let cluster = Cluster::start_replicated(&nats, &NODES);
     let recipient = cluster.register_owned_by(1, 0);
     let sender = cluster.register_owned_by(1, 1);
-    let partition = partition_of(&recipient.uuid, PartitionCount::new(cluster::PARTITIONS).unwrap());
+    let partition =
+        partition_of(&recipient.uuid, PartitionCount::new(cluster::PARTITIONS).unwrap());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (addr, from, to, until) = (cluster.addr(1), sender.clone(), recipient.uuid, stop.clone());
     let sending = std::thread::spawn(move || {
@@ -226,7 +229,8 @@ fn an_operator_snapshots_a_partition_on_demand_and_hostile_arguments_change_noth
         let answer = cluster.send(timestamp as usize % 3, &sender, &recipient.uuid, timestamp);
         assert_eq!(answer.status, 200, "send {timestamp}: {}", answer.text());
     }
-    let partition = partition_of(&recipient.uuid, PartitionCount::new(cluster::PARTITIONS).unwrap());
+    let partition =
+        partition_of(&recipient.uuid, PartitionCount::new(cluster::PARTITIONS).unwrap());
     let p = partition.index().to_string();
     let (ok, stdout, stderr) = cli(&nats, &cluster, &["snapshot", "--partition", &p]);
     assert!(ok, "cluster snapshot: {stderr}");

@@ -13,7 +13,9 @@
 //! [`QueueCursor`]); only a 200 to a stored envelope's request deletes it,
 //! and the deletes of one loop turn are one write; the delete need not be
 //! synced (if a crash loses it, the envelope is delivered again:
-//! at-least-once). An envelope acknowledged while its put is still in the
+//! at-least-once); a delete whose write fails is retried for about a
+//! minute, its keys owed meanwhile (`shard::owed_deletes`) and never
+//! delivered again by this shard. An envelope acknowledged while its put is still in the
 //! shard's open write batch is elided instead (neither put nor delete is
 //! written, counted in `switchboard_messages_elided_total`). The delivery
 //! receipts the acknowledgements of one loop turn owe are handed back
@@ -187,6 +189,9 @@ impl Outbox {
     ) -> bool {
         let now_ms = ctx.clock.now_ms();
         for (message, staged) in page {
+            if ctx.owed_deletes.contains(&message.key) {
+                continue; // acknowledged; its delete is being retried
+            }
             if let Some((_, _, stored_ms, _)) = parse_key(&message.key) {
                 let waited_us = now_ms.saturating_sub(stored_ms).saturating_mul(1000);
                 ctx.stats().histograms.deliver_seconds.record_us(waited_us);
@@ -328,7 +333,8 @@ impl Outbox {
     }
 
     /// Deletes the envelopes acknowledged since the last call, as one write
-    /// in its own task; counts them once the delete is applied. Returns the
+    /// in its own task (retried when it fails); counts them once the delete
+    /// is applied. Returns the
     /// delivery receipts those acknowledgements owe their senders.
     pub fn delete_acked(&mut self, ctx: &Rc<ShardCtx>) -> Vec<ReceiptTo> {
         if self.acked.is_empty() {
@@ -336,19 +342,41 @@ impl Outbox {
             return std::mem::take(&mut self.receipts_due);
         }
         let keys = std::mem::take(&mut self.acked);
-        let count = keys.len() as u32;
         let ctx = ctx.clone();
         let device = self.device;
-        monoio::spawn(async move {
-            let ops = keys.into_iter().map(|key| Op::Delete { family: Family::Messages, key });
-            match ctx.writer.write_lazy(ops.collect()).await {
-                Ok(()) => {
-                    ShardMetrics::add(&ctx.stats().messages_acked_total, u64::from(count));
-                    ctx.queue_lens.remove(device, count);
-                }
-                Err(error) => tracing::warn!(shard = ctx.id, %error, "acked envelopes not deleted"),
-            }
-        });
+        monoio::spawn(async move { delete_retrying(&ctx, device, keys).await });
         std::mem::take(&mut self.receipts_due)
     }
+}
+
+/// Attempts at deleting acknowledged envelopes before giving up (with
+/// pauses doubling from 50 ms to 2 s: about a minute in all).
+const DELETE_ATTEMPTS_MAX: u32 = 36;
+
+/// Deletes `device`'s acknowledged envelopes `keys`, retrying a failed
+/// write (a partition log not ready, a full disk); meanwhile the keys are
+/// owed and never delivered again by this shard.
+async fn delete_retrying(ctx: &ShardCtx, device: AuthedDevice, keys: Vec<Vec<u8>>) {
+    let count = keys.len() as u32;
+    let mut pause_ms = 50;
+    for attempt in 1..=DELETE_ATTEMPTS_MAX {
+        let ops = keys.iter().map(|key| Op::Delete { family: Family::Messages, key: key.clone() });
+        match ctx.writer.write_lazy(ops.collect()).await {
+            Ok(()) => {
+                ShardMetrics::add(&ctx.stats().messages_acked_total, u64::from(count));
+                ctx.queue_lens.remove(device, count);
+                break;
+            }
+            Err(error) if attempt < DELETE_ATTEMPTS_MAX => {
+                if attempt == 1 {
+                    ctx.owed_deletes.insert(&keys);
+                    tracing::warn!(shard = ctx.id, %error, "acked envelopes not deleted yet: retrying");
+                }
+                monoio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+                pause_ms = (pause_ms * 2).min(2_000);
+            }
+            Err(error) => tracing::error!(shard = ctx.id, %error, "acked envelopes not deleted"),
+        }
+    }
+    ctx.owed_deletes.remove(&keys);
 }

@@ -25,8 +25,10 @@ pub struct Page {
 /// The oldest page of `device`'s queue.
 pub fn first_page(ctx: &ShardCtx, device: AuthedDevice) -> Result<Page, StoreError> {
     let limit = ctx.config.limits.message_page_len_max;
-    let (messages, more) =
+    let (mut messages, more) =
         read_page(&ctx.store, ctx.id, &device.account, device.device_id, None, limit)?;
+    // Acknowledged already; their deletes are being retried.
+    messages.retain(|message| !ctx.owed_deletes.contains(&message.key));
     Ok(Page { messages, more })
 }
 

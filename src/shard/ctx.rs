@@ -26,6 +26,7 @@ use crate::push::link::{PushLink, ShardPush};
 use crate::ratelimit::Limiters;
 use crate::shard::mailbox::SessionTimers;
 use crate::shard::mesh::Mesh;
+use crate::shard::owed_deletes::OwedDeletes;
 use crate::shard::place::{unit_of, ClusterLink, Place};
 use crate::shard::provisioning::ProvisioningRegistry;
 use crate::shard::queue_lens::QueueLens;
@@ -77,6 +78,8 @@ pub struct ShardCtx {
     pub timers: SessionTimers,
     /// Stored envelopes per device.
     pub queue_lens: QueueLens,
+    /// Acknowledged envelopes whose deletes are being retried.
+    pub owed_deletes: OwedDeletes,
     /// Delivery receipts owed by this shard's acknowledgements, not yet sent.
     pub receipt_window: ReceiptWindow,
     /// Provisioning sockets waiting on this shard.
@@ -161,6 +164,7 @@ impl ShardCtx {
             sessions: RefCell::new(SessionRegistry::default()),
             timers,
             queue_lens: parts.queue_lens,
+            owed_deletes: OwedDeletes::default(),
             receipt_window: ReceiptWindow::new(RECEIPT_WINDOW_TIMESTAMPS_MAX),
             provisioning: ProvisioningRegistry::default(),
             stamps: EnvelopeStamps::default(),

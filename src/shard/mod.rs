@@ -17,6 +17,7 @@
 //! - [`tail`]: a session's in-memory queue tail (what was just stored).
 //! - [`sessions`]: which connection is live for each device.
 //! - [`queue_lens`]: stored envelopes per device.
+//! - [`owed_deletes`]: acknowledged envelopes whose deletes are retried.
 //! - [`receipt_window`]: delivery receipts owed, gathered over a short window.
 //! - [`provisioning`]: provisioning sockets waiting for their message.
 //! - [`warnings`]: folding a repeated warning into one line per interval.
@@ -31,6 +32,7 @@ pub mod ctx;
 pub mod mailbox;
 pub mod mesh;
 pub mod msg;
+pub mod owed_deletes;
 pub mod owner;
 pub mod place;
 pub mod provisioning;

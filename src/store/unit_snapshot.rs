@@ -15,6 +15,9 @@ use rocksdb::{Direction, IteratorMode};
 /// The unit's data families, in the order a snapshot holds them.
 pub const DATA_FAMILIES: [Family; 3] = [Family::Accounts, Family::Messages, Family::Directory];
 
+/// A unit's pairs, per data family.
+pub type FamilyPairs = Vec<(Family, Vec<Pair>)>;
+
 /// Unit `unit`'s pairs per data family on shard `shard`, and the log
 /// sequence they cover (0: none recorded).
 pub fn read(
@@ -22,7 +25,7 @@ pub fn read(
     shard: usize,
     unit: (usize, usize),
     bytes_max: usize,
-) -> Result<(u64, Vec<(Family, Vec<Pair>)>), StoreError> {
+) -> Result<(u64, FamilyPairs), StoreError> {
     let snapshot = store.db().snapshot();
     let log_cf = store.family(&log_family(shard))?;
     let seq = match snapshot.get_cf(log_cf, log_key(unit.0, unit.1))? {

@@ -48,13 +48,12 @@ impl LogAppender {
 
     /// Sends `unit`'s entries; the sequence each will get, and its answer.
     fn send(&self, unit: usize, ops: &[Op]) -> Result<Vec<(u64, Pending<u64>)>, String> {
-        let mut expected = self.states.last_seq(unit);
+        let first = self.states.last_seq(unit);
         let mut sent = Vec::new();
-        for share in split(ops, ENTRY_BYTES_MAX) {
+        for (expected, share) in (first..).zip(split(ops, ENTRY_BYTES_MAX)) {
             let payload = Bytes::from(entry::encode_ops(share));
             let pending = self.nats.start_log_append(unit as u32, expected, payload);
             sent.push((expected + 1, pending.map_err(|e| e.to_string())?));
-            expected += 1;
         }
         Ok(sent)
     }

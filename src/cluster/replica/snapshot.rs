@@ -13,7 +13,7 @@
 //! local copy whole (deleted first, its applied sequence last, so a crash
 //! midway leaves sequence 0 and the next adoption restores again).
 
-use crate::store::unit_snapshot::{self, DATA_FAMILIES};
+use crate::store::unit_snapshot::{self, FamilyPairs, DATA_FAMILIES};
 use crate::store::units::{self, Family, Pair};
 use crate::store::{replica, Store, StoreError};
 
@@ -41,7 +41,7 @@ pub enum SnapshotError {
 }
 
 /// A decoded snapshot: the sequence it covers and the pairs per family.
-pub type Decoded = (u64, Vec<(Family, Vec<Pair>)>);
+pub type Decoded = (u64, FamilyPairs);
 
 /// Reads unit `unit` of shard `shard` and encodes it.
 pub fn take(
