@@ -10,6 +10,8 @@
 //!   send acknowledged with 200 is delivered, once;
 //! - `SIGSTOP` of a node: the same 503s while it is frozen, 200 for other
 //!   partitions, then recovery after `SIGCONT` with nothing acknowledged lost;
+//!   a request authenticated as the stopped node's account (forwarded whole
+//!   to it) answers 503 within the call timeout too;
 //! - `kill -9` of the NATS server leading the map bucket's stream: sends
 //!   between every pair of nodes answer 200 or 503 only, and 200 again
 //!   within a bound; the same after the NATS server returns; nothing
@@ -224,6 +226,22 @@ fn a_stopped_node_answers_503_until_it_continues_and_loses_nothing_acknowledged(
     assert_others_served(&cluster, &[(0, &sender, &other.uuid)]);
     let mut ws = connect_when_served(&cluster, 2, &recipient);
     ledger.assert_delivered(&drain_backlog(&mut ws));
+}
+
+#[test]
+fn a_request_forwarded_to_a_stopped_owner_answers_503_within_the_call_timeout() {
+    let nats = NatsCluster::start(3);
+    let mut cluster = Cluster::start(&nats, &NODES);
+    let victim = 2;
+    let stopped_login = cluster.register_owned_by(0, victim);
+    let recipient = cluster.register_owned_by(0, 1);
+    cluster.pause(victim);
+    // Authenticated as the stopped node's account: forwarded whole to it.
+    let answer = cluster.send(0, &stopped_login, &recipient.uuid, 1);
+    assert_unavailable(&answer, "a request forwarded to a stopped owner");
+    let login = cluster::request(&cluster.addr(1), "GET", "/v1/devices", Some(&stopped_login), b"");
+    assert_unavailable(&login, "a login forwarded to a stopped owner");
+    cluster.resume(victim);
 }
 
 /// One account owned by each node: (senders, recipients).

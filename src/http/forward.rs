@@ -11,7 +11,9 @@
 //!
 //! Invariants: at most [`FORWARD_CHUNK_BYTES`] are buffered per direction;
 //! an owner that cannot be reached within the call timeout gets the client
-//! a 503 with `Retry-After` (nothing was sent anywhere); the forwarding
+//! a 503 with `Retry-After` (nothing was sent anywhere), and so does one
+//! that starts no answer within the call timeout (the request was sent: it
+//! may still run when the owner continues, as a timed-out call may); the forwarding
 //! connection counts against this shard's connection limit while it lasts.
 
 use crate::http::refusal::NODE_UNAVAILABLE_RETRY_AFTER_S;
@@ -49,7 +51,24 @@ pub async fn forward(
         return;
     }
     drop(buffered);
+    // An owner that takes the request but does not answer within the call
+    // timeout (stopped, or wedged) gets the client a 503 too, as a call
+    // would; what it does later with the bytes it has is at-least-once.
+    let answering = upstream.stream.readable(false);
+    match monoio::time::timeout(call_timeout(ctx), answering).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) | Err(_) => {
+            ShardMetrics::inc(&ctx.stats().cluster_calls_failed_total);
+            let _ = client.write_all(&unavailable().to_http(true)).await;
+            return;
+        }
+    }
     let _ = splice(&mut client, &mut upstream).await;
+}
+
+/// The cluster's call timeout.
+fn call_timeout(ctx: &ShardCtx) -> Duration {
+    Duration::from_millis(ctx.config.cluster.as_ref().map_or(2_000, |c| c.call_timeout_ms))
 }
 
 /// The 503 a client gets when its owner node cannot be reached.
@@ -63,13 +82,11 @@ fn unavailable() -> Response {
 /// A plain connection to `node`'s internal listener, within the call timeout.
 async fn connect(ctx: &ShardCtx, node: &str) -> Option<Transport> {
     let cluster = ctx.cluster.as_ref()?;
-    let timeout_ms = ctx.config.cluster.as_ref().map_or(2_000, |c| c.call_timeout_ms);
     let connecting = async {
         let addr = cluster.internal_addr(node).await?;
         TcpStream::connect(addr).await.ok()
     };
-    let stream =
-        monoio::time::timeout(Duration::from_millis(timeout_ms), connecting).await.ok()??;
+    let stream = monoio::time::timeout(call_timeout(ctx), connecting).await.ok()??;
     let _ = stream.set_nodelay(true);
     Some(Transport::plain(stream))
 }
