@@ -48,7 +48,7 @@ fn a_valid_section_round_trips_with_its_defaults() {
     assert_eq!(Config::from_toml(&text).unwrap(), config);
     let cluster = valid();
     assert_eq!((cluster.name.as_str(), cluster.heartbeat_ttl_ms), ("switchboard", 10_000));
-    assert_eq!((cluster.heartbeat_interval_ms, cluster.call_timeout_ms), (3000, 2000));
+    assert_eq!((cluster.heartbeat_interval_ms, cluster.call_timeout_ms), (2000, 2000));
     assert_eq!(cluster.map_replicas, 3);
     assert_eq!(cluster.client_addr(listen()), "127.0.0.1:8080");
     let advertised = ClusterConfig { advertise: Some("chat.example:443".into()), ..valid() };

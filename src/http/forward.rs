@@ -51,19 +51,15 @@ pub async fn forward(
         return;
     }
     drop(buffered);
-    // An owner that takes the request but does not answer within the call
+    // An owner that takes the request but starts no answer within the call
     // timeout (stopped, or wedged) gets the client a 503 too, as a call
     // would; what it does later with the bytes it has is at-least-once.
-    let answering = upstream.stream.readable(false);
-    match monoio::time::timeout(call_timeout(ctx), answering).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) | Err(_) => {
+    if let Err(error) = splice(&mut client, &mut upstream, call_timeout(ctx)).await {
+        if error.kind() == io::ErrorKind::TimedOut {
             ShardMetrics::inc(&ctx.stats().cluster_calls_failed_total);
             let _ = client.write_all(&unavailable().to_http(true)).await;
-            return;
         }
     }
-    let _ = splice(&mut client, &mut upstream).await;
 }
 
 /// The cluster's call timeout.
@@ -91,18 +87,40 @@ async fn connect(ctx: &ShardCtx, node: &str) -> Option<Transport> {
     Some(Transport::plain(stream))
 }
 
-/// Copies bytes both ways until either side closes or fails.
-async fn splice(client: &mut Transport, upstream: &mut Transport) -> io::Result<()> {
+/// Copies bytes both ways until either side closes or fails; `TimedOut`
+/// when the upstream has sent nothing `answer_within` after the client's
+/// last bytes (the client got nothing yet).
+async fn splice(
+    client: &mut Transport,
+    upstream: &mut Transport,
+    answer_within: Duration,
+) -> io::Result<()> {
     let mut chunk = vec![0u8; FORWARD_CHUNK_BYTES];
+    let mut answered = false;
+    let mut answer_by = std::time::Instant::now() + answer_within;
     loop {
         let moved_up = pump(client, upstream, &mut chunk).await?;
         let moved_down = pump(upstream, client, &mut chunk).await?;
+        answered |= moved_down;
+        if moved_up {
+            answer_by = std::time::Instant::now() + answer_within;
+        }
         if moved_up || moved_down || client.wire.has_buffered_input() {
             continue;
         }
+        // Once answered, the timer only re-arms (a socket may idle for hours).
+        let wait = match answered {
+            true => Duration::from_secs(3600),
+            false => answer_by.saturating_duration_since(std::time::Instant::now()),
+        };
         monoio::select! {
             ready = client.stream.readable(false) => ready?,
             ready = upstream.stream.readable(false) => ready?,
+            _ = monoio::time::sleep(wait) => {
+                if !answered {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+            }
         }
     }
 }

@@ -1,19 +1,24 @@
-//! Test support for the Jepsen-style loss tests (`tests/cluster_chaos.rs`):
-//! the settings they read from the environment, a seeded random source,
-//! the table of nodes that serve at the moment, sender threads that record
-//! every send's answer, recipient devices that drain and acknowledge
-//! continuously (reconnecting through any serving node when their socket
-//! drops) and record every delivery, and the tally of both.
+//! Test support for the Jepsen-style loss tests (`tests/cluster_chaos.rs`),
+//! the part every thread shares: the settings a run reads from the
+//! environment, a seeded random source, the fault kinds, the table of nodes
+//! that serve at the moment, and the sender threads that record every
+//! send's answer. The recipient devices are in `chaos_devices.rs`, the
+//! tally and checks of what both recorded in `chaos_check.rs`.
 //!
-//! Nothing here panics on a fault's effect (a refused or reset connection,
-//! a silent socket): a sender records it as not acknowledged, a device
-//! reconnects. What must never happen (a status other than 200 or 503, a
-//! delivery of something never sent, a device refused with anything but
-//! 503) ends the thread with an `Err` the test fails on.
+//! Invariants: a [`SendLog`] holds each timestamp at most once (a second
+//! record of one panics) and [`SendLog::acked`] is exactly its sends
+//! answered 200; a sender never panics on a fault's effect (a refused or
+//! reset connection, a silent socket is recorded as status 0, not
+//! acknowledged), and ends with an `Err` the test fails on only for what
+//! must never happen (a status other than 200, 503 or no answer). Every
+//! wait is bounded ([`ANSWER_WAIT`], [`Settings::faults_max`],
+//! [`SECS_MAX`]); [`StopOnDrop`] raises every flag, so a failing test
+//! never leaves a thread running.
 //!
 //! Include it with `mod common;`, `#[path = "common/messaging.rs"] mod
 //! messaging;`, `#[path = "common/cluster.rs"] mod cluster;` and
-//! `#[path = "common/chaos.rs"] mod chaos;`.
+//! `#[path = "common/chaos.rs"] mod chaos;` (and the other `chaos_*`
+//! modules the same way).
 #![allow(dead_code)]
 
 use crate::common::Account;
@@ -31,6 +36,9 @@ use uuid::Uuid;
 pub const SECS_ENV: &str = "SWITCHBOARD_CHAOS_SECS";
 /// The seed of every random choice (default: from the clock, printed).
 pub const SEED_ENV: &str = "SWITCHBOARD_CHAOS_SEED";
+/// Set (to anything), the node logs of every run are kept, not only a
+/// failed run's.
+pub const KEEP_LOGS_ENV: &str = "SWITCHBOARD_CHAOS_KEEP_LOGS";
 /// The fault period of the short run `.ci/run` makes.
 pub const SECS_DEFAULT: u64 = 12;
 /// The longest fault period the tests accept (a limit on everything).
@@ -39,9 +47,10 @@ pub const SECS_MAX: u64 = 3600;
 pub const FAULTS_MIN: usize = 2;
 /// How long a send waits for its answer (a frozen node answers nothing).
 pub const ANSWER_WAIT: Duration = Duration::from_secs(10);
-/// A sender's pause after an acknowledged send, and after a refused one.
+/// A sender's pause after an acknowledged send.
 const SEND_PACE: Duration = Duration::from_millis(15);
-const REFUSED_PACE: Duration = Duration::from_millis(100);
+/// A sender's or device's pause after a refusal, or while no node serves.
+pub const REFUSED_PACE: Duration = Duration::from_millis(100);
 
 /// What a run reads from the environment.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +111,29 @@ impl Rng {
     }
 }
 
+/// The kind of fault a test makes, one at a time, again and again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `kill -9` of a node, then its restart on its data directory.
+    NodeKill,
+    /// `kill -9` of the NATS server leading a recipient's partition log
+    /// stream, then its restart on its store.
+    NatsLeaderKill,
+    /// `SIGSTOP` of a node, then `SIGCONT`.
+    NodePause,
+}
+
+impl Fault {
+    /// Its name in the printed lines and the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::NodeKill => "node-kill",
+            Fault::NatsLeaderKill => "nats-leader-kill",
+            Fault::NodePause => "node-pause",
+        }
+    }
+}
+
 /// The client address of every node that serves now (`None` while it is
 /// killed or frozen), shared by the threads that pick a node to talk to.
 #[derive(Default)]
@@ -151,13 +183,15 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// One send: to which recipient, through which node, when (since the
-/// run's start) and its status (0: no answer, the connection failed).
+/// One send: to which recipient, through which node, when it was made
+/// and answered (since the run's start) and its status (0: no answer, the
+/// connection failed).
 #[derive(Debug, Clone, Copy)]
 pub struct SendRecord {
     pub recipient: usize,
     pub via: usize,
-    pub at: Duration,
+    pub sent_at: Duration,
+    pub answered_at: Duration,
     pub status: u16,
 }
 
@@ -219,10 +253,12 @@ pub fn spawn_sender(
             };
             let recipient = n as usize % plan.recipients.len();
             let timestamp = plan.first_timestamp + n;
+            let sent_at = started.elapsed();
             let (status, answer) =
                 try_send(&addr, &plan.account, &plan.recipients[recipient], timestamp);
-            let at = started.elapsed();
-            log.record(timestamp, SendRecord { recipient, via, at, status }, &answer)?;
+            let answered_at = started.elapsed();
+            let send = SendRecord { recipient, via, sent_at, answered_at, status };
+            log.record(timestamp, send, &answer)?;
             n += 1;
             std::thread::sleep(if status == 200 { SEND_PACE } else { REFUSED_PACE });
         }
@@ -257,233 +293,4 @@ pub fn try_send(addr: &str, sender: &Account, dest: &Uuid, timestamp: u64) -> (u
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, text)
-}
-
-/// How long a device waits for a handshake's answer (a frozen node
-/// accepts the connection in its kernel and answers nothing).
-const HANDSHAKE_WAIT: Duration = Duration::from_secs(3);
-/// A device's socket read timeout: how often it looks at the flags.
-const READ_TICK: Duration = Duration::from_millis(200);
-/// A socket silent this long is dead (the server pings every 500 ms).
-const SILENT_MAX: Duration = Duration::from_secs(3);
-/// How long the final drain of one device may take, reconnects included.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A device's WebSocket (plain TCP on loopback).
-pub type DeviceWs = tungstenite::WebSocket<TcpStream>;
-
-/// One delivery of an envelope to a device.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub timestamp: u64,
-    /// The device's connection it came on (1, 2, ...) and its node.
-    pub conn: u32,
-    pub via: usize,
-    /// When it arrived, since the run's start.
-    pub at: Duration,
-    /// When the device's 200 for it was written to the socket; `None`
-    /// when the socket failed first (the server may not have it).
-    pub acked_at: Option<Duration>,
-}
-
-/// Everything one device saw.
-#[derive(Debug, Default)]
-pub struct DeviceLog {
-    pub deliveries: Vec<Delivery>,
-    /// Connections opened.
-    pub connections: u32,
-    /// Sockets that ended under the device: when, through which node, why.
-    pub drops: Vec<(Duration, usize, String)>,
-}
-
-/// Why a device's socket session ended.
-enum End {
-    /// The drain flag went up: reconnect to drain.
-    Drain,
-    /// The drain connection's backlog is read.
-    QueueEmpty,
-    /// The socket failed, closed or went silent: reconnect.
-    Dropped(String),
-    /// Something that must not happen: the test fails.
-    Fatal(String),
-}
-
-/// Why a connection was not opened.
-enum Refusal {
-    Retry(String),
-    Fatal(String),
-}
-
-/// Runs device 1 of `account` (device number `index`, which picks the
-/// node it tries first) until it drained to queue-empty after
-/// [`Flags::drain`]: connects through a serving node, acknowledges every
-/// delivery with 200 and records it, reconnects whenever its socket ends.
-pub fn spawn_device(
-    account: Account,
-    index: usize,
-    serving: Arc<Serving>,
-    flags: Arc<Flags>,
-    started: Instant,
-) -> JoinHandle<Result<DeviceLog, String>> {
-    std::thread::spawn(move || {
-        let mut log = DeviceLog::default();
-        let mut attempt = index;
-        let mut drain_deadline = None;
-        loop {
-            if flags.abort.load(Ordering::SeqCst) {
-                return Err(format!("device {index}: aborted"));
-            }
-            let draining = flags.drain.load(Ordering::SeqCst);
-            if draining
-                && *drain_deadline.get_or_insert(Instant::now() + DRAIN_TIMEOUT) < Instant::now()
-            {
-                return Err(format!("device {index}: no queue-empty within {DRAIN_TIMEOUT:?}"));
-            }
-            let Some((via, addr)) = serving.pick(attempt) else {
-                std::thread::sleep(REFUSED_PACE);
-                continue;
-            };
-            attempt += 1;
-            let mut ws = match open(&addr, &account) {
-                Ok(ws) => ws,
-                Err(Refusal::Retry(_)) => {
-                    std::thread::sleep(REFUSED_PACE);
-                    continue;
-                }
-                Err(Refusal::Fatal(why)) => return Err(format!("device {index} via {via}: {why}")),
-            };
-            log.connections += 1;
-            let conn = log.connections;
-            match session(&mut ws, (conn, via), draining, &mut log, &flags, started) {
-                End::Drain => {}
-                End::QueueEmpty => return Ok(log),
-                End::Dropped(why) => log.drops.push((started.elapsed(), via, why)),
-                End::Fatal(why) => return Err(format!("device {index} via {via}: {why}")),
-            }
-        }
-    })
-}
-
-/// Opens `account`'s WebSocket at `addr`.
-fn open(addr: &str, account: &Account) -> Result<DeviceWs, Refusal> {
-    let socket: SocketAddr = addr.parse().map_err(|_| Refusal::Fatal(format!("address {addr}")))?;
-    let stream = TcpStream::connect_timeout(&socket, Duration::from_secs(1))
-        .map_err(|error| Refusal::Retry(error.to_string()))?;
-    let _ = stream.set_read_timeout(Some(HANDSHAKE_WAIT));
-    let _ = stream.set_write_timeout(Some(HANDSHAKE_WAIT));
-    let url = format!(
-        "ws://{addr}/v1/websocket/?login={}.{}&password={}",
-        account.uuid, account.device_id, account.password
-    );
-    match tungstenite::client(url.as_str(), stream) {
-        Ok((ws, _)) => {
-            let _ = ws.get_ref().set_read_timeout(Some(READ_TICK));
-            Ok(ws)
-        }
-        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
-            let status = response.status();
-            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default());
-            let why = format!("socket refused with {status}: {body}");
-            Err(if status == 503 { Refusal::Retry(why) } else { Refusal::Fatal(why) })
-        }
-        Err(other) => Err(Refusal::Retry(other.to_string())),
-    }
-}
-
-/// Reads and acknowledges server requests on connection `conn` (through
-/// node `via`) until the socket ends, the drain flag goes up (unless this
-/// is the drain connection) or, draining, queue-empty arrives.
-fn session(
-    ws: &mut DeviceWs,
-    (conn, via): (u32, usize),
-    draining: bool,
-    log: &mut DeviceLog,
-    flags: &Flags,
-    started: Instant,
-) -> End {
-    let mut heard = Instant::now();
-    loop {
-        if flags.abort.load(Ordering::SeqCst) {
-            return End::Fatal("aborted".into());
-        }
-        if !draining && flags.drain.load(Ordering::SeqCst) {
-            return End::Drain;
-        }
-        if heard.elapsed() > SILENT_MAX {
-            return End::Dropped(format!("silent for {SILENT_MAX:?}"));
-        }
-        let text = match ws.read() {
-            Ok(tungstenite::Message::Text(text)) => text,
-            Ok(tungstenite::Message::Close(frame)) => {
-                return End::Dropped(format!("closed {frame:?}"))
-            }
-            Ok(tungstenite::Message::Binary(_)) => return End::Fatal("a binary message".into()),
-            Ok(_) => {
-                heard = Instant::now();
-                continue;
-            }
-            Err(tungstenite::Error::Io(error))
-                if matches!(
-                    error.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(error) => return End::Dropped(error.to_string()),
-        };
-        heard = Instant::now();
-        let mut bytes = text.as_bytes().to_vec();
-        let request = match switchboard::protocol::frame::decode(&mut bytes, 1 << 20) {
-            Ok(switchboard::protocol::frame::Frame::Request(request)) => request,
-            other => return End::Fatal(format!("not a server request: {other:?}")),
-        };
-        let delivered = match request.path.as_str() {
-            "/api/v1/message" => match delivery(request.body.as_deref(), (conn, via), started) {
-                Ok(delivery) => Some(delivery),
-                Err(why) => return End::Fatal(why),
-            },
-            "/api/v1/queue/empty" | "/api/v1/receipt" => None,
-            other => return End::Fatal(format!("unexpected server request {other}")),
-        };
-        let acked = ack(ws, request.id);
-        if let Some(mut delivery) = delivered {
-            delivery.acked_at = acked.is_ok().then(|| started.elapsed());
-            log.deliveries.push(delivery);
-        }
-        if let Err(why) = acked {
-            return End::Dropped(format!("ack: {why}"));
-        }
-        if draining && request.path == "/api/v1/queue/empty" {
-            return End::QueueEmpty;
-        }
-    }
-}
-
-/// The delivery an envelope's body describes; `Err` when it is not one
-/// of the tests' sends (`m{timestamp}`).
-fn delivery(
-    body: Option<&[u8]>,
-    (conn, via): (u32, usize),
-    started: Instant,
-) -> Result<Delivery, String> {
-    let envelope: serde_json::Value = serde_json::from_slice(body.unwrap_or_default())
-        .map_err(|error| format!("an envelope that is not JSON: {error}"))?;
-    let timestamp = envelope["timestamp"].as_u64().ok_or(format!("no timestamp: {envelope}"))?;
-    let content = crate::messaging::content(&envelope);
-    if content != crate::cluster::message(timestamp).as_bytes() {
-        return Err(format!(
-            "envelope {timestamp} carries {:?}",
-            String::from_utf8_lossy(&content)
-        ));
-    }
-    Ok(Delivery { timestamp, conn, via, at: started.elapsed(), acked_at: None })
-}
-
-/// Answers server request `id` with 200.
-fn ack(ws: &mut DeviceWs, id: u64) -> Result<(), String> {
-    use switchboard::protocol::frame::{encode_response, WsResponse};
-    let response =
-        WsResponse { id, status: 200, message: Some("OK".into()), body: None, headers: vec![] };
-    ws.send(tungstenite::Message::text(encode_response(&response))).map_err(|e| e.to_string())
 }

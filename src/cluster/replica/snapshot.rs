@@ -3,10 +3,12 @@
 //! restored by a node that adopts the partition when the log alone no
 //! longer reaches back to its local copy.
 //!
-//! Encoding (version 1, integers big-endian): `version u8 | seq u64 |`
-//! then records `family u8 | key_len u32 | key | value_len u32 | value`
-//! to the end. [`decode`] never panics, checks every length against the
-//! bytes left, and accepts only data families and keys of the partition.
+//! Encoding (version 1, integers big-endian): `version u8 | seq u64 |
+//! records u64` then that many records `family u8 | key_len u32 | key |
+//! value_len u32 | value`, and nothing after. [`decode`] never panics,
+//! checks every length against the bytes left and the record count (a
+//! snapshot cut short anywhere is refused), and accepts only data
+//! families and keys of the partition.
 //!
 //! Invariants: a snapshot holds exactly the partition's state after its
 //! sequence (read through one RocksDB snapshot); a restore replaces the
@@ -19,6 +21,9 @@ use crate::store::{replica, Store, StoreError};
 
 /// The version byte in front of every snapshot.
 pub const SNAPSHOT_VERSION: u8 = 1;
+
+/// Bytes before the records: version, sequence, record count.
+const HEADER_BYTES: usize = 1 + 8 + 8;
 
 /// The largest partition snapshotted, bytes of keys and values.
 pub const PARTITION_BYTES_MAX: usize = 1 << 30;
@@ -59,9 +64,11 @@ pub fn encode(seq: u64, families: &[(Family, Vec<Pair>)]) -> Vec<u8> {
         .iter()
         .flat_map(|(_, pairs)| pairs.iter().map(|(k, v)| 9 + k.len() + v.len()))
         .sum();
-    let mut out = Vec::with_capacity(9 + size);
+    let records: usize = families.iter().map(|(_, pairs)| pairs.len()).sum();
+    let mut out = Vec::with_capacity(HEADER_BYTES + size);
     out.push(SNAPSHOT_VERSION);
     out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&(records as u64).to_be_bytes());
     for (family, pairs) in families {
         for (key, value) in pairs {
             out.push(family.code());
@@ -76,13 +83,15 @@ pub fn encode(seq: u64, families: &[(Family, Vec<Pair>)]) -> Vec<u8> {
 
 /// Reads a snapshot of unit `unit` of `unit_count`.
 pub fn decode(bytes: &[u8], (unit, unit_count): (usize, usize)) -> Result<Decoded, SnapshotError> {
-    if bytes.len() < 9 || bytes[0] != SNAPSHOT_VERSION {
+    if bytes.len() < HEADER_BYTES || bytes[0] != SNAPSHOT_VERSION {
         return Err(SnapshotError::Version);
     }
     let seq = u64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes"));
+    let records = u64::from_be_bytes(bytes[9..HEADER_BYTES].try_into().expect("8 bytes"));
     let mut families: Vec<(Family, Vec<Pair>)> =
         DATA_FAMILIES.iter().map(|family| (*family, Vec::new())).collect();
-    let mut at = 9;
+    let mut at = HEADER_BYTES;
+    let mut read = 0u64;
     let take = |at: &mut usize, len: usize| -> Result<&[u8], SnapshotError> {
         let end = at.checked_add(len).filter(|end| *end <= bytes.len());
         let end = end.ok_or(SnapshotError::Truncated(*at))?;
@@ -106,6 +115,10 @@ pub fn decode(bytes: &[u8], (unit, unit_count): (usize, usize)) -> Result<Decode
             return Err(SnapshotError::OutsideUnit(unit));
         }
         families[index].1.push((key, value));
+        read += 1;
+    }
+    if read != records {
+        return Err(SnapshotError::Truncated(at));
     }
     Ok((seq, families))
 }
@@ -147,7 +160,7 @@ mod tests {
         assert_eq!(decode(&bytes, (2, 4)), Ok((77, families.clone())));
         assert_eq!(decode(&bytes, (1, 4)), Err(SnapshotError::OutsideUnit(1)));
         assert_eq!(decode(&bytes[..5], (2, 4)), Err(SnapshotError::Version));
-        for cut in 10..bytes.len() {
+        for cut in 0..bytes.len() {
             assert!(decode(&bytes[..cut], (2, 4)).is_err(), "cut at {cut}");
         }
         let mut log_record = encode(1, &[]);
@@ -155,7 +168,7 @@ mod tests {
         assert_eq!(decode(&log_record, (0, 1)), Err(SnapshotError::Family(3)));
         let mut huge = encode(1, &[]);
         huge.extend_from_slice(&[1, 0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(decode(&huge, (0, 1)), Err(SnapshotError::Truncated(10)));
+        assert_eq!(decode(&huge, (0, 1)), Err(SnapshotError::Truncated(22)));
     }
 
     #[test]

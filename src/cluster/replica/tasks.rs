@@ -70,7 +70,13 @@ async fn take_over_dead(node: &Node) -> Result<(), NatsError> {
     let live = node.nats.nodes().await?;
     let Some(version) = node.nats.read_map().await? else { return Ok(()) };
     let Ok(map) = PartitionMap::decode(&version.bytes) else { return Ok(()) };
-    let live: Vec<NodeId> = live.iter().filter_map(|record| NodeId::new(&record.id).ok()).collect();
+    let mut live: Vec<NodeId> =
+        live.iter().filter_map(|record| NodeId::new(&record.id).ok()).collect();
+    // A node that can swap the map is alive, whatever its heartbeats did
+    // (a NATS server's loss can fail them for a while).
+    if !live.contains(&node.id) {
+        live.push(node.id.clone());
+    }
     let Ok(Some(taken)) = take_over(&map, &live) else { return Ok(()) };
     match node.nats.swap_map(Bytes::from(taken.encode()), version.revision).await {
         Ok(_) => {
