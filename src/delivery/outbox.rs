@@ -13,9 +13,10 @@
 //! [`QueueCursor`]); only a 200 to a stored envelope's request deletes it,
 //! and the deletes of one loop turn are one write; the delete need not be
 //! synced (if a crash loses it, the envelope is delivered again:
-//! at-least-once); a delete whose write fails is retried for about a
-//! minute, its keys owed meanwhile (`shard::owed_deletes`) and never
-//! delivered again by this shard. An envelope acknowledged while its put is still in the
+//! at-least-once); until a delete is applied its keys are owed
+//! (`shard::owed_deletes`) and never delivered again by this shard (a
+//! reconnecting device reads the store before the delete lands), and a
+//! delete whose write fails is retried for about a minute. An envelope acknowledged while its put is still in the
 //! shard's open write batch is elided instead (neither put nor delete is
 //! written, counted in `switchboard_messages_elided_total`). The delivery
 //! receipts the acknowledgements of one loop turn owe are handed back
@@ -342,6 +343,9 @@ impl Outbox {
             return std::mem::take(&mut self.receipts_due);
         }
         let keys = std::mem::take(&mut self.acked);
+        // Owed until applied: a new connection of the device reading the
+        // store meanwhile must not get them again.
+        ctx.owed_deletes.insert(&keys);
         let ctx = ctx.clone();
         let device = self.device;
         monoio::spawn(async move { delete_retrying(&ctx, device, keys).await });
@@ -353,9 +357,9 @@ impl Outbox {
 /// pauses doubling from 50 ms to 2 s: about a minute in all).
 const DELETE_ATTEMPTS_MAX: u32 = 36;
 
-/// Deletes `device`'s acknowledged envelopes `keys`, retrying a failed
-/// write (a partition log not ready, a full disk); meanwhile the keys are
-/// owed and never delivered again by this shard.
+/// Deletes `device`'s acknowledged envelopes `keys` (owed meanwhile: never
+/// delivered again by this shard), retrying a failed write (a partition
+/// log not ready, a full disk).
 async fn delete_retrying(ctx: &ShardCtx, device: AuthedDevice, keys: Vec<Vec<u8>>) {
     let count = keys.len() as u32;
     let mut pause_ms = 50;
@@ -369,7 +373,6 @@ async fn delete_retrying(ctx: &ShardCtx, device: AuthedDevice, keys: Vec<Vec<u8>
             }
             Err(error) if attempt < DELETE_ATTEMPTS_MAX => {
                 if attempt == 1 {
-                    ctx.owed_deletes.insert(&keys);
                     tracing::warn!(shard = ctx.id, %error, "acked envelopes not deleted yet: retrying");
                 }
                 monoio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;

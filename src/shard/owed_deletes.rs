@@ -1,8 +1,8 @@
-//! Envelopes a device acknowledged whose delete is not applied yet (its
-//! write failed: a partition log not ready under replicated durability, a
-//! full disk) and is being retried: the shard never delivers them again
-//! meanwhile, so an acknowledged envelope does not come back just because
-//! its delete had to wait.
+//! Envelopes a device acknowledged whose delete is not applied yet (in
+//! the open batch, being written, or retried after a failed write: a
+//! partition log not ready under replicated durability, a full disk): the
+//! shard never delivers them again meanwhile, so an acknowledged envelope
+//! does not come back to a device that reconnects before its delete lands.
 //!
 //! Invariants: at most [`OWED_KEYS_MAX`] keys (past that an
 //! acknowledgement is not remembered, and its envelope may be delivered

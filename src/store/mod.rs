@@ -14,6 +14,7 @@
 //!   instant (a RocksDB snapshot), for the partition snapshots.
 //! - [`units`]: one routing unit's (a cluster partition's) key ranges:
 //!   read in chunks, written in, deleted (moving a partition).
+//! - [`ops`]: one staged write (put or delete) and its family.
 //! - [`replica`]: the hook of replicated durability: a batch goes to
 //!   the partition logs before it is applied here.
 //! - [`batch`]: the shard's open write batch: staged writes, their waits,
@@ -31,6 +32,7 @@ pub mod batch;
 pub mod commit;
 pub mod directory;
 pub mod messages;
+pub mod ops;
 pub mod replica;
 pub mod unit_snapshot;
 pub mod units;

@@ -11,7 +11,7 @@
 //! returned it (it is in the log); a batch's waiters are told `Ok` only if
 //! every one of its ops was appended and the local write succeeded.
 
-use crate::store::writer::Op;
+use crate::store::ops::Op;
 
 /// What to do locally after a batch went to the logs.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ pub fn apply_caught_up(
     ops: &[Op],
     seq: u64,
 ) -> Result<(), crate::store::StoreError> {
-    use crate::store::writer::Family;
+    use crate::store::ops::Family;
     let names = [
         crate::store::accounts_family(shard),
         crate::store::messages_family(shard),

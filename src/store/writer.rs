@@ -27,39 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Which of the shard's column families an op targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// `s{n}_accounts`.
-    Accounts,
-    /// `s{n}_messages`.
-    Messages,
-    /// `s{n}_directory`.
-    Directory,
-    /// `s{n}_log`: per unit, the last partition-log sequence applied.
-    Log,
-}
-
-/// One write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    /// Insert or overwrite a key.
-    Put {
-        /// Target family.
-        family: Family,
-        /// Key bytes.
-        key: Vec<u8>,
-        /// Value bytes.
-        value: Vec<u8>,
-    },
-    /// Remove a key.
-    Delete {
-        /// Target family.
-        family: Family,
-        /// Key bytes.
-        key: Vec<u8>,
-    },
-}
+pub use crate::store::ops::{Family, Op};
 
 /// Batches on the ring at once: the shard sends the next only after the
 /// last completed, so one slot is used and the second is headroom.
