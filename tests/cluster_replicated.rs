@@ -145,12 +145,13 @@ fn a_partition_restored_from_its_snapshot_after_the_log_was_purged_loses_nothing
     let partition =
         partition_of(&recipient.uuid, PartitionCount::new(cluster::PARTITIONS).unwrap());
     let stream = format!("SB_LOG_{}_{}", cluster.name, partition.index());
-    let (first, last) = cluster.poll("a snapshot and a purge of the recipient's log", RECOVERY, || {
-        match nats.stream_seqs(&stream) {
-            Some((first, last)) if first > 1 => Ok((first, last)),
-            seqs => Err(format!("{stream}: {seqs:?}")),
-        }
-    });
+    let (first, last) =
+        cluster.poll("a snapshot and a purge of the recipient's log", RECOVERY, || {
+            match nats.stream_seqs(&stream) {
+                Some((first, last)) if first > 1 => Ok((first, last)),
+                seqs => Err(format!("{stream}: {seqs:?}")),
+            }
+        });
     eprintln!("log {stream} at {first}..{last}");
     let snapshots = format!("OBJ_switchboard_snap_{}", cluster.name);
     assert!(nats.stream_names().contains(&snapshots), "the snapshot bucket {snapshots}");
