@@ -68,7 +68,20 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|error| match error.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            error.exit()
+        }
+        // One line, as every refusal: clap's own first line, without its hints.
+        _ => refuse(
+            error
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: "),
+        ),
+    });
     if !cli.server.ip().is_loopback() {
         anyhow::bail!("loadgen drives loopback servers only (got {})", cli.server);
     }
@@ -204,6 +217,7 @@ fn run_day(
         day_start_hour: options.day_start_hour,
         day_hours: options.day_hours,
         seed: options.seed,
+        server_pid: options.server_pid,
         started: Default::default(),
     })?;
     day::summarize(&result);

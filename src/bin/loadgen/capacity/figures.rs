@@ -39,6 +39,9 @@ pub struct Figures {
     pub curve_connections: Figure,
     pub rss_start_bytes: Figure,
     pub rss_per_account_bytes: Figure,
+    /// RSS the first writes take whatever the account count (memtable
+    /// arenas), per shard.
+    pub rss_registration_fixed_bytes: Figure,
     pub rss_per_idle_connection_bytes: Figure,
     /// Extra RSS of a connection carrying traffic, over an idle one, and
     /// the messages per second per connection it was measured at.
@@ -46,6 +49,9 @@ pub struct Figures {
     pub busy_messages_per_connection_sec: Figure,
     /// RSS growth per envelope written and not yet flushed (memtable).
     pub rss_per_unflushed_envelope_bytes: Figure,
+    /// RSS growth once writes have filled and flushed memtables several
+    /// times: where the memtables' share settles, per shard.
+    pub rss_memtable_high_water_bytes: Figure,
     pub fds_start: Figure,
     /// Content bytes of the envelopes the disk figures were measured with.
     pub disk_content_bytes: Figure,
@@ -87,14 +93,20 @@ impl Figures {
             read_curve(root).ok_or_else(|| missing("closed_loop and open_loop CPU points"))?;
         let pairs = get("pairs")?;
         let idle = "idle/loadgen/result";
-        let accounts = get(&format!("{idle}/connections_wanted"))?;
         let rss_start = get("idle/server_rss_start_bytes")?;
-        let registered = get(&format!("{idle}/server_rss_before_bytes"))?;
-        let per_account = (registered.value - rss_start.value).max(0.0) / accounts.value.max(1.0);
+        let (small, small_gain) =
+            registration(root, "small").ok_or_else(|| missing("registration/small"))?;
+        let (large, large_gain) =
+            registration(root, "large").ok_or_else(|| missing("registration/large"))?;
+        let per_account = ((large_gain - small_gain) / (large - small).max(1.0)).max(0.0);
+        let registration_fixed = (small_gain - per_account * small).max(0.0);
         let per_idle = get(&format!("{idle}/server_rss_per_connection_bytes"))?;
         let (busy_extra, busy_rate) =
             busy_connection(root, 2.0 * pairs.value, per_account, per_idle.value)
                 .ok_or_else(|| missing("open_loop server_rss_mid_bytes"))?;
+        let flushing = "backlog_flushing/result";
+        let high_water = get(&format!("{flushing}/server_rss_bytes_per_stored"))?.value
+            * get(&format!("{flushing}/stored"))?.value;
         let kept = get("backlog_kept/loadgen/result/stored")?;
         let compacted = get("backlog_kept/compacted/result/bytes_after")?;
         let empty = get("backlog_kept/empty_compacted/result/bytes_after")?;
@@ -106,19 +118,48 @@ impl Figures {
             curve,
             curve_connections: derived(2.0 * pairs.value, "2 x pairs".into()),
             rss_start_bytes: rss_start,
-            rss_per_account_bytes: derived(per_account, format!("({idle}/server_rss_before_bytes - idle/server_rss_start_bytes) / connections_wanted")),
+            rss_per_account_bytes: derived(
+                per_account,
+                "registration: slope of RSS gained between small and large".into(),
+            ),
+            rss_registration_fixed_bytes: derived(
+                registration_fixed,
+                "registration/small: RSS gained less its accounts at the slope".into(),
+            ),
             rss_per_idle_connection_bytes: per_idle,
-            rss_busy_extra_bytes: derived(busy_extra, "open_loop (25 % or nearest) server_rss_mid_bytes".into()),
-            busy_messages_per_connection_sec: derived(busy_rate, "open_loop (25 % or nearest) rate / (2 x pairs)".into()),
+            rss_busy_extra_bytes: derived(
+                busy_extra,
+                "open_loop (25 % or nearest) server_rss_mid_bytes".into(),
+            ),
+            busy_messages_per_connection_sec: derived(
+                busy_rate,
+                "open_loop (25 % or nearest) rate / (2 x pairs)".into(),
+            ),
             rss_per_unflushed_envelope_bytes: get("backlog/result/server_rss_bytes_per_stored")?,
+            rss_memtable_high_water_bytes: derived(
+                high_water,
+                format!("{flushing}: server_rss_bytes_per_stored x stored"),
+            ),
             fds_start: get("idle/server_fds_start")?,
             disk_content_bytes: get("backlog_kept/loadgen/result/content_bytes")?,
-            disk_bytes_per_envelope_compacted: derived(per_compacted, "backlog_kept: (compacted - empty_compacted) bytes_after / stored".into()),
+            disk_bytes_per_envelope_compacted: derived(
+                per_compacted,
+                "backlog_kept: (compacted - empty_compacted) bytes_after / stored".into(),
+            ),
             disk_bytes_empty: empty,
             cpu_us_per_reconnect: get("storm/result/server_cpu_us_per_reconnect")?,
             push_per_sec: get("push/result/push/per_sec")?,
         })
     }
+}
+
+/// A registration run's accounts and the RSS they added.
+fn registration(root: &Value, size: &str) -> Option<(f64, f64)> {
+    let run = &root["registration"][size];
+    let result = &run["loadgen"]["result"];
+    let gained =
+        result["server_rss_registered_bytes"].as_f64()? - run["server_rss_start_bytes"].as_f64()?;
+    Some((result["population"]["accounts"].as_f64()?, gained))
 }
 
 /// The CPU points: each open loop and the closed loop.

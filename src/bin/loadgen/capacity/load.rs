@@ -46,6 +46,8 @@ pub struct Load {
     pub sends_per_sec: f64,
     /// Items of every kind for devices (recipients', sync and receipt copies).
     pub items_per_sec: f64,
+    /// Of those, READ receipt copies (no content).
+    pub receipt_items_per_sec: f64,
     pub typing_per_sec: f64,
     /// Items and typing indicators: what CPU per message is read for.
     pub message_equivalents_per_sec: f64,
@@ -95,6 +97,7 @@ pub fn at(traffic: &Traffic, curve: &DailyCurve, hour: f64, windows: PushWindows
         connections: devices * online,
         sends_per_sec: sends,
         items_per_sec: items,
+        receipt_items_per_sec: receipt_items,
         typing_per_sec: typing,
         message_equivalents_per_sec: items + typing,
         stored_per_sec: items * (1.0 - online),

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug, Clone)]
 pub struct CapacityOptions {
     /// Registered accounts of the deployment.
-    #[arg(long, default_value_t = 1_600_000)]
+    #[arg(long, default_value_t = 1_600_000, allow_negative_numbers = true)]
     pub accounts: u64,
     #[command(flatten)]
     pub traffic: TrafficOptions,
@@ -39,8 +39,9 @@ pub struct CapacityOptions {
     /// Retention of undelivered envelopes, days.
     #[arg(long, default_value_t = 30.0, allow_negative_numbers = true)]
     pub retention_days: f64,
-    /// Share of the one-core maximum a shard may carry at the peak.
-    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    /// Share of the one-core maximum a shard may carry at the peak (see
+    /// tuning/CAPACITY.md for why a quarter).
+    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
     pub headroom: f64,
     /// The `scripts/bench-capacity` results file to read the figures from.
     #[arg(long, value_name = "FILE")]
@@ -73,7 +74,7 @@ impl CapacityOptions {
         if !(5.0..=7_200.0).contains(&v.verify_secs) {
             return Err("--verify-secs must be from 5 to 7200".into());
         }
-        if !(v.verify_load > 0.0 && v.verify_load <= 1.0) {
+        if v.verify_load.is_some_and(|load| !(load > 0.0 && load <= 1.0)) {
             return Err("--verify-load must be a fraction above 0 and at most 1".into());
         }
         if v.verify_accounts.is_some_and(|accounts| accounts < 2) {

@@ -11,14 +11,15 @@
 //!   (the OS, RocksDB's compaction and flush threads), at least 2;
 //! - CPU busy: `N x busy(rate / N)` from the measured curve, plus connects
 //!   at their measured cost;
-//! - RAM: base per shard, per account, per idle connection, extra for
-//!   connections carrying traffic (in proportion to the live rate), and
-//!   two memtables per shard (RocksDB's 64 MiB default, a code figure);
-//!   provisioned x `ram_factor`;
+//! - RAM: base per shard (at start, plus the first writes' fixed cost),
+//!   per account, per idle connection, extra for connections carrying
+//!   traffic (in proportion to the live rate), and the memtables at the
+//!   high water measured once they flush; provisioned x `ram_factor`;
 //! - stored envelopes: what away devices hold after `away_days` (at most
 //!   the retention) plus what present offline devices hold at the peak;
-//! - disk: stored x the compacted bytes per envelope, scaled to the
-//!   content size by its Base64 (4/3 per byte: arithmetic, not measured);
+//! - disk: stored x the compacted bytes per item, scaled to the content
+//!   size by its Base64 (4/3 per byte: arithmetic, not measured), READ
+//!   receipts counted as envelopes without content;
 //!   provisioned x `disk_factor` (compaction) plus the WAL cap (256 MiB,
 //!   `src/store/mod.rs`);
 //! - open files: connections, the server's own at start per shard, one per
@@ -30,10 +31,6 @@ use super::figures::Figures;
 use super::load::{self, Load, PushWindows};
 use crate::day::model::{DailyCurve, Traffic};
 
-/// RocksDB's default memtable size (`write_buffer_size`), bytes.
-pub const MEMTABLE_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
-/// Memtables per column family before writes stall (`max_write_buffer_number`).
-pub const MEMTABLES_PER_SHARD: f64 = 2.0;
 /// The WAL cap the server sets (`set_max_total_wal_size`), bytes.
 pub const WAL_BYTES_MAX: f64 = 256.0 * 1024.0 * 1024.0;
 /// RocksDB's table file size (`target_file_size_base`), bytes.
@@ -72,7 +69,7 @@ pub struct Plan {
     pub ram: Ram,
     pub ram_bytes: f64,
     pub stored_envelopes: f64,
-    pub bytes_per_envelope: f64,
+    pub bytes_per_item: f64,
     pub disk_use_bytes: f64,
     pub disk_bytes: f64,
     pub open_files_use: f64,
@@ -109,7 +106,7 @@ pub fn ram_at(figures: &Figures, traffic: &Traffic, shards: f64, load: &Load) ->
     let online = load.connections / traffic.devices() as f64;
     let live_rate = load.message_equivalents_per_sec * online;
     Ram {
-        base: figures.rss_start_bytes.value * shards,
+        base: (figures.rss_start_bytes.value + figures.rss_registration_fixed_bytes.value) * shards,
         accounts: traffic.accounts as f64 * figures.rss_per_account_bytes.value,
         connections: load.connections * figures.rss_per_idle_connection_bytes.value,
         busy: busy_connections(figures, load.connections, live_rate)
@@ -118,10 +115,29 @@ pub fn ram_at(figures: &Figures, traffic: &Traffic, shards: f64, load: &Load) ->
     }
 }
 
-/// Stored bytes per envelope of `content_bytes` at rest (compacted).
-pub fn bytes_per_envelope(figures: &Figures, content_bytes: f64) -> f64 {
-    let extra = (content_bytes - figures.disk_content_bytes.value) * 4.0 / 3.0;
-    (figures.disk_bytes_per_envelope_compacted.value + extra).max(1.0)
+/// The fewest bytes an item is taken to need, whatever a figure minus its
+/// content says.
+const ITEM_BYTES_MIN: f64 = 64.0;
+
+/// Bytes per item of `load`'s mix from a per-envelope `figure` measured
+/// with the bench's content size: envelopes carry `content_bytes`, READ
+/// receipts none; the stored form holds content in Base64, so each byte
+/// of content moves the figure by 4/3 (arithmetic, not measured).
+pub fn per_item(figures: &Figures, figure: f64, content_bytes: f64, load: &Load) -> f64 {
+    let measured_content = figures.disk_content_bytes.value;
+    let at = |content: f64| (figure + (content - measured_content) * 4.0 / 3.0).max(ITEM_BYTES_MIN);
+    let receipts = load.receipt_items_per_sec / load.items_per_sec.max(1e-12);
+    (1.0 - receipts) * at(content_bytes) + receipts * at(0.0)
+}
+
+/// Bytes per stored item at rest (compacted), for `load`'s mix.
+pub fn bytes_per_item(figures: &Figures, content_bytes: f64, load: &Load) -> f64 {
+    per_item(figures, figures.disk_bytes_per_envelope_compacted.value, content_bytes, load)
+}
+
+/// RSS per written item while its memtable is not flushed, for `load`'s mix.
+pub fn memtable_bytes_per_item(figures: &Figures, content_bytes: f64, load: &Load) -> f64 {
+    per_item(figures, figures.rss_per_unflushed_envelope_bytes.value, content_bytes, load)
 }
 
 /// Cores busy for `load` on `shards` shards: the curve at each shard's
@@ -143,12 +159,12 @@ pub fn plan(inputs: &PlanInputs, figures: &Figures) -> Plan {
     let shards = (demand / (inputs.headroom * max_rate)).ceil().max(1.0);
     let (cpu_busy_cores, cpu_range) = cpu_busy(figures, shards, &peak);
     let mut ram = ram_at(figures, traffic, shards, &peak);
-    ram.memtables = shards * MEMTABLES_PER_SHARD * MEMTABLE_BYTES;
+    ram.memtables = shards * figures.rss_memtable_high_water_bytes.value;
     let away_secs = inputs.away_days.min(inputs.retention_days) * load::SECS_PER_DAY;
     let stored = load::away_backlog(traffic, &curve, away_secs, inputs.push_windows)
         + load::present_backlog(traffic, &curve, traffic.peak_hour, inputs.push_windows);
-    let bytes_per_envelope = bytes_per_envelope(figures, traffic.content_bytes);
-    let disk_use = stored * bytes_per_envelope + figures.disk_bytes_empty.value;
+    let bytes_per_item = bytes_per_item(figures, traffic.content_bytes, &peak);
+    let disk_use = stored * bytes_per_item + figures.disk_bytes_empty.value;
     let open_files_use =
         peak.connections + figures.fds_start.value * shards + (disk_use / TABLE_FILE_BYTES).ceil();
     Plan {
@@ -162,7 +178,7 @@ pub fn plan(inputs: &PlanInputs, figures: &Figures) -> Plan {
         ram,
         ram_bytes: ram.total() * inputs.ram_factor,
         stored_envelopes: stored,
-        bytes_per_envelope,
+        bytes_per_item,
         disk_use_bytes: disk_use,
         disk_bytes: disk_use * inputs.disk_factor + WAL_BYTES_MAX,
         open_files_use,

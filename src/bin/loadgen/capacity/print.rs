@@ -4,9 +4,7 @@
 
 use super::curve::Range;
 use super::figures::Figures;
-use super::plan::{
-    Plan, PlanInputs, MEMTABLES_PER_SHARD, MEMTABLE_BYTES, SPARE_FILES, WAL_BYTES_MAX,
-};
+use super::plan::{Plan, PlanInputs, SPARE_FILES, TABLE_FILE_BYTES, WAL_BYTES_MAX};
 use std::fmt::Write;
 
 /// `value` with thousands separators, no decimals.
@@ -125,19 +123,19 @@ pub fn lines(
          format!("{cpu_us:.1} us/message at {}/s per shard (curve of {} points, open_loop + closed_loop); {:.0} us per connect (storm/result/server_cpu_us_per_reconnect); +1 core for the OS",
                  count(plan.peak.message_equivalents_per_sec / plan.shards as f64), f.curve.points().len(), f.cpu_us_per_reconnect.value)),
         ("RAM".into(), bytes(r.total()), format!("{} (x{})", bytes(plan.ram_bytes), inputs.ram_factor),
-         format!("base {} ({}/shard, idle/server_rss_start_bytes) + accounts {} ({:.0} B each) + connections {} ({:.0} B idle each) + busy {} ({:.0} B extra at {:.0} msg/s) + memtables {} ({} x 64 MiB/shard, RocksDB default: not measured)",
-                 bytes(r.base), bytes(f.rss_start_bytes.value), bytes(r.accounts), f.rss_per_account_bytes.value, bytes(r.connections),
+         format!("base {} ({} at start, idle/server_rss_start_bytes, + {} once written to, registration/small; per shard) + accounts {} ({:.0} B each, slope of registration) + connections {} ({:.0} B idle each) + busy {} ({:.0} B extra at {:.0} msg/s) + memtables {} (their high water per shard once flushing, backlog_flushing)",
+                 bytes(r.base), bytes(f.rss_start_bytes.value), bytes(f.rss_registration_fixed_bytes.value), bytes(r.accounts), f.rss_per_account_bytes.value, bytes(r.connections),
                  f.rss_per_idle_connection_bytes.value, bytes(r.busy), f.rss_busy_extra_bytes.value, f.busy_messages_per_connection_sec.value,
-                 bytes(r.memtables), MEMTABLES_PER_SHARD)),
-        ("stored envelopes".into(), count(plan.stored_envelopes), String::new(),
+                 bytes(r.memtables))),
+        ("stored items".into(), count(plan.stored_envelopes), String::new(),
          format!("away devices for {} days (at most the {}-day retention) + present devices offline at the peak (model)",
                  inputs.away_days, inputs.retention_days)),
         ("disk".into(), bytes(plan.disk_use_bytes), format!("{} (x{} + WAL)", bytes(plan.disk_bytes), inputs.disk_factor),
-         format!("{:.0} B per envelope at rest: {:.0} B compacted at {:.0} B content (backlog_kept) + 4/3 per content byte (Base64, arithmetic); WAL cap {} (src/store/mod.rs)",
-                 plan.bytes_per_envelope, f.disk_bytes_per_envelope_compacted.value, f.disk_content_bytes.value, bytes(WAL_BYTES_MAX))),
+         format!("{:.0} B per item at rest: {:.0} B per envelope compacted at {:.0} B content (backlog_kept) + 4/3 per content byte (Base64, arithmetic); WAL cap {} (src/store/mod.rs)",
+                 plan.bytes_per_item, f.disk_bytes_per_envelope_compacted.value, f.disk_content_bytes.value, bytes(WAL_BYTES_MAX))),
         ("open files".into(), count(plan.open_files_use), format!("ulimit -n {}", count(plan.open_files)),
          format!("connections + {:.0} per shard at start (idle/server_fds_start) + one per {} table file (RocksDB default) + {} spare",
-                 f.fds_start.value, bytes(MEMTABLE_BYTES), count(SPARE_FILES))),
+                 f.fds_start.value, bytes(TABLE_FILE_BYTES), count(SPARE_FILES))),
         ("push worker".into(), format!("{}/s", count(plan.pushes_per_sec)), format!("{:.0} % of one", plan.push_worker_share * 100.0),
          format!("one worker thread settled {}/s (push/result/push/per_sec: a lower bound, the sends fed it)", count(f.push_per_sec.value))),
         ("latency".into(), format!("{:.1}/{:.1} ms", plan.latency_us.0 / 1e3, plan.latency_us.1 / 1e3), String::new(),

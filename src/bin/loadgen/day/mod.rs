@@ -43,6 +43,8 @@ pub struct DayArgs {
     /// Hours of the day the run covers.
     pub day_hours: f64,
     pub seed: u64,
+    /// The server's process id, to read its RSS after registration.
+    pub server_pid: Option<u32>,
     /// Set to the instant the simulated day starts (after registration),
     /// for a caller that samples the server beside the run.
     pub started: Arc<OnceLock<Instant>>,
@@ -125,6 +127,8 @@ pub struct DayResult {
     pub day_hours: f64,
     pub compression: f64,
     pub population: PopulationSummary,
+    /// The server's RSS once the population was registered (with `server_pid`).
+    pub server_rss_registered_bytes: Option<u64>,
     pub totals: Totals,
     /// Live deliveries, from the write.
     pub latency_from_write_us: Percentiles,
@@ -142,6 +146,7 @@ pub fn run(args: DayArgs) -> anyhow::Result<DayResult> {
     crate::schedule::init_stamp_base();
     let population = crate::block_on(population::register(args.server, &args.traffic, args.seed))?;
     let summary = summarize_population(&population);
+    let server_rss_registered_bytes = args.server_pid.and_then(crate::report::rss_bytes);
     eprintln!(
         "day: {} accounts, {} devices ({} linked, {} away, {} with push tokens)",
         summary.accounts,
@@ -177,6 +182,7 @@ pub fn run(args: DayArgs) -> anyhow::Result<DayResult> {
         day_hours: args.day_hours,
         compression: clock.compression,
         population: summary,
+        server_rss_registered_bytes,
         totals: shared.stats.totals(),
         latency_from_write_us: stats::percentiles(&shared.stats.live_latency),
         drained_latency_us: stats::percentiles(&shared.stats.drained_latency),

@@ -72,7 +72,7 @@ impl TrafficOptions {
 #[derive(clap::Args, Debug, Clone)]
 pub struct DayOptions {
     /// Registered accounts.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 2_000, allow_negative_numbers = true)]
     pub accounts: u64,
     #[command(flatten)]
     pub traffic: TrafficOptions,
@@ -88,6 +88,9 @@ pub struct DayOptions {
     /// Seed of every draw (sessions, sends, sizes, receipts).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Server process id: its RSS once the population is registered.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 impl DayOptions {

@@ -16,7 +16,7 @@
 use super::sampler::Sample;
 use crate::capacity::figures::Figures;
 use crate::capacity::load::{self, Load, PushWindows};
-use crate::capacity::plan::{self, MEMTABLE_BYTES};
+use crate::capacity::plan;
 use crate::day::model::{DailyCurve, Traffic};
 use serde::Serialize;
 
@@ -58,43 +58,72 @@ pub struct Predicted {
 
 impl Model<'_> {
     /// Predictions at each of `times` (seconds since the day started,
-    /// rising), integrating the backlogs between them.
+    /// rising), integrating the backlogs between them from an empty store.
     pub fn predict(&self, times: &[f64]) -> Vec<Predicted> {
-        let (mut away, mut written, mut last) = (0.0, 0.0, None::<(f64, Load)>);
-        let away_share = self.traffic.away_share;
+        let mut backlogs = Backlogs::default();
+        let mut last = None::<(f64, Load)>;
         times
             .iter()
             .map(|&t_secs| {
                 let hour = (self.start_hour + t_secs * self.hours_per_sec).rem_euclid(24.0);
                 let load = load::at(self.traffic, &self.curve, hour, self.windows);
                 if let Some((t0, before)) = last {
-                    let dt = t_secs - t0;
-                    away += away_share * (before.items_per_sec + load.items_per_sec) / 2.0 * dt;
-                    written += (before.stored_per_sec + load.stored_per_sec) / 2.0 * dt;
+                    backlogs.step(self, (&before, &load), hour, t_secs - t0);
                 }
                 last = Some((t_secs, load));
-                self.at(t_secs, hour, load, away, written)
+                self.at(t_secs, hour, load, &backlogs)
             })
             .collect()
     }
 
     /// The prediction at `t_secs` with the backlogs so far.
-    fn at(&self, t_secs: f64, hour: f64, load: Load, away: f64, written: f64) -> Predicted {
+    fn at(&self, t_secs: f64, hour: f64, load: Load, backlogs: &Backlogs) -> Predicted {
         let f = self.figures;
-        let present = load::present_backlog(self.traffic, &self.curve, hour, self.windows);
         let ram = plan::ram_at(f, self.traffic, 1.0, &load);
-        let memtable = (written * f.rss_per_unflushed_envelope_bytes.value).min(MEMTABLE_BYTES);
+        let per_item = plan::memtable_bytes_per_item(f, self.traffic.content_bytes, &load);
+        let memtable = (backlogs.written * per_item).min(f.rss_memtable_high_water_bytes.value);
         Predicted {
             t_secs,
             hour,
             cpu_cores: plan::cpu_busy(f, 1.0, &load).0,
             rss_bytes: ram.total() + memtable,
             open_files: f.fds_start.value + load.connections,
-            stored_items: away + present,
-            written_items: written,
+            stored_items: backlogs.away + backlogs.present,
+            written_items: backlogs.written,
             latency_p99_us: f.curve.latency_us(load.message_equivalents_per_sec).1,
             load,
         }
+    }
+}
+
+/// The stored items as the run goes, from an empty store.
+#[derive(Debug, Default)]
+struct Backlogs {
+    /// Held by away devices: everything they were sent.
+    away: f64,
+    /// Held by present devices offline: filled at their share of the items,
+    /// drained as they connect (hazard `h`): `dB/dt = in - h B`.
+    present: f64,
+    /// Written to the store so far (stored items, drained or not).
+    written: f64,
+}
+
+impl Backlogs {
+    /// Advances `dt` seconds from load `before` to `after` (at `hour`).
+    fn step(&mut self, model: &Model, (before, after): (&Load, &Load), hour: f64, dt: f64) {
+        let traffic = model.traffic;
+        let devices = traffic.devices() as f64;
+        let mean = |f: fn(&Load) -> f64| (f(before) + f(after)) / 2.0;
+        self.away += traffic.away_share * mean(|l| l.items_per_sec) * dt;
+        self.written += mean(|l| l.stored_per_sec) * dt;
+        let offline_present = devices * (1.0 - traffic.away_share) - mean(|l| l.connections);
+        let inflow = mean(|l| l.items_per_sec) / devices * offline_present.max(0.0);
+        let hazard = traffic.connect_hazard(&model.curve, hour);
+        let decay = (-hazard * dt).exp();
+        self.present = match hazard * dt > 1e-12 {
+            true => self.present * decay + inflow / hazard * (1.0 - decay),
+            false => self.present + inflow * dt,
+        };
     }
 }
 

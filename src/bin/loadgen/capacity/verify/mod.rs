@@ -39,9 +39,10 @@ pub struct VerifyOptions {
     /// Real seconds the compressed day lasts.
     #[arg(long, default_value_t = 240.0)]
     pub verify_secs: f64,
-    /// The run's peak, as a share of the one-core maximum.
-    #[arg(long, default_value_t = 0.25)]
-    pub verify_load: f64,
+    /// The run's peak, as a share of the one-core maximum (default: the
+    /// plan's headroom, so the run carries what the plan puts on a shard).
+    #[arg(long, allow_negative_numbers = true)]
+    pub verify_load: Option<f64>,
     /// Accounts of the run, instead of scaling to `--verify-load`.
     #[arg(long)]
     pub verify_accounts: Option<u64>,
@@ -84,8 +85,11 @@ pub fn scaled(
 ) -> Traffic {
     let traffic = &inputs.traffic;
     let full = plan::plan(inputs, figures);
-    let per_account = full.peak.message_equivalents_per_sec / traffic.accounts as f64 * compression;
-    let wanted = options.verify_load * figures.curve.max_rate() / per_account;
+    let per_account =
+        full.per_shard_rate * full.shards as f64 / traffic.accounts as f64 * compression;
+    let load = options.verify_load.unwrap_or(inputs.headroom);
+    // Just under the share, so the run's plan is one shard.
+    let wanted = 0.98 * load * figures.curve.max_rate() / per_account;
     let fitting = files / (traffic.concurrent * traffic.devices() as f64 / traffic.accounts as f64);
     let accounts = options.verify_accounts.map_or(wanted.min(fitting), |accounts| accounts as f64);
     Traffic { accounts: (accounts.round() as u64).max(2), ..traffic.clone() }
@@ -191,6 +195,7 @@ fn measure(
         day_start_hour: 0.0,
         day_hours: 24.0,
         seed: options.seed,
+        server_pid: Some(server.pid),
         started: started.clone(),
     });
     // Sessions closing at the end of the day settle on the server.
@@ -221,12 +226,12 @@ fn judge(
     times.push(measured.end.t_secs.max(times.last().copied().unwrap_or(0.0) + 0.01));
     let mut predicted = model.predict(&times);
     let at_end = predicted.pop().unwrap_or_default();
-    let bytes_per_envelope = plan::bytes_per_envelope(figures, traffic.content_bytes);
+    let bytes_per_item = plan::bytes_per_item(figures, traffic.content_bytes, &plan.peak);
     let end = verdict::End {
         stored_items: measured.end.stored_items,
         disk_at_rest_bytes: measured.disk_at_rest_bytes,
         stored_predicted: at_end.stored_items,
-        disk_at_rest_predicted: at_end.stored_items * bytes_per_envelope
+        disk_at_rest_predicted: at_end.stored_items * bytes_per_item
             + figures.disk_bytes_empty.value,
     };
     let timeline = &measured.day.timeline;
