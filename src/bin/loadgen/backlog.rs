@@ -66,6 +66,8 @@ pub struct BacklogResult {
     pub server_cpu_us_per_drained: Option<f64>,
     /// Server RSS growth over the storing phase per envelope stored.
     pub server_rss_bytes_per_stored: Option<f64>,
+    /// Server RSS before storing, after storing and after draining.
+    pub server_rss_bytes: [Option<u64>; 3],
 }
 
 /// The server's gauges at one point of the run (each absent when not
@@ -182,6 +184,7 @@ fn result(
         server_cpu_us_per_drained: per(after_store.cpu_secs, after_drain.cpu_secs, drained)
             .map(|s| s * 1e6),
         server_rss_bytes_per_stored: per(rss(before), rss(after_store), stored),
+        server_rss_bytes: [before.rss_bytes, after_store.rss_bytes, after_drain.rss_bytes],
     }
 }
 

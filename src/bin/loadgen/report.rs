@@ -125,15 +125,17 @@ pub fn summarize_storm(result: &crate::storm::StormResult) {
 
 /// The human summary of a backlog result.
 pub fn summarize_backlog(result: &crate::backlog::BacklogResult) {
+    let drain = match result.drained {
+        0 => "nothing drained".to_string(),
+        drained => format!("drained {drained} at {:.0}/s", result.drained_per_sec),
+    };
     eprintln!(
-        "backlog: stored {} envelopes at {:.0}/s ({}); drained {} at {:.0}/s",
+        "backlog: stored {} envelopes at {:.0}/s ({}); {drain}",
         result.stored,
         result.stored_per_sec,
         result
             .disk_bytes_per_envelope
             .map_or("disk n/a".into(), |b| format!("{b:.0} disk bytes each")),
-        result.drained,
-        result.drained_per_sec
     );
     if let Some(push) = &result.push {
         eprintln!(

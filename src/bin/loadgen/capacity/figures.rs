@@ -49,9 +49,10 @@ pub struct Figures {
     pub busy_messages_per_connection_sec: Figure,
     /// RSS growth per envelope written and not yet flushed (memtable).
     pub rss_per_unflushed_envelope_bytes: Figure,
-    /// RSS growth once writes have filled and flushed memtables several
-    /// times: where the memtables' share settles, per shard.
-    pub rss_memtable_high_water_bytes: Figure,
+    /// RSS growth of a store under churn (writes that fill and flush the
+    /// memtables, reads of flushed tables, deletes): the most the store's
+    /// memtables, block cache and buffers took, per shard.
+    pub rss_store_high_water_bytes: Figure,
     pub fds_start: Figure,
     /// Content bytes of the envelopes the disk figures were measured with.
     pub disk_content_bytes: Figure,
@@ -104,9 +105,9 @@ impl Figures {
         let (busy_extra, busy_rate) =
             busy_connection(root, 2.0 * pairs.value, per_account, per_idle.value)
                 .ok_or_else(|| missing("open_loop server_rss_mid_bytes"))?;
-        let flushing = "backlog_flushing/result";
-        let high_water = get(&format!("{flushing}/server_rss_bytes_per_stored"))?.value
-            * get(&format!("{flushing}/stored"))?.value;
+        let churn = "store_churn/result/server_rss_bytes";
+        let rss = |index: usize| get(&format!("{churn}/{index}")).map(|figure| figure.value);
+        let high_water = (rss(1)?.max(rss(2)?) - rss(0)?).max(0.0);
         let kept = get("backlog_kept/loadgen/result/stored")?;
         let compacted = get("backlog_kept/compacted/result/bytes_after")?;
         let empty = get("backlog_kept/empty_compacted/result/bytes_after")?;
@@ -136,9 +137,10 @@ impl Figures {
                 "open_loop (25 % or nearest) rate / (2 x pairs)".into(),
             ),
             rss_per_unflushed_envelope_bytes: get("backlog/result/server_rss_bytes_per_stored")?,
-            rss_memtable_high_water_bytes: derived(
+            rss_store_high_water_bytes: derived(
                 high_water,
-                format!("{flushing}: server_rss_bytes_per_stored x stored"),
+                "store_churn: the larger of RSS after storing and after draining, less before"
+                    .into(),
             ),
             fds_start: get("idle/server_fds_start")?,
             disk_content_bytes: get("backlog_kept/loadgen/result/content_bytes")?,

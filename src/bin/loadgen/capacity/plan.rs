@@ -13,8 +13,9 @@
 //!   at their measured cost;
 //! - RAM: base per shard (at start, plus the first writes' fixed cost),
 //!   per account, per idle connection, extra for connections carrying
-//!   traffic (in proportion to the live rate), and the memtables at the
-//!   high water measured once they flush; provisioned x `ram_factor`;
+//!   traffic (in proportion to the live rate), and the store (memtables,
+//!   block cache) at the high water measured under churn; provisioned x
+//!   `ram_factor`;
 //! - stored envelopes: what away devices hold after `away_days` (at most
 //!   the retention) plus what present offline devices hold at the peak;
 //! - disk: stored x the compacted bytes per item, scaled to the content
@@ -85,12 +86,12 @@ pub struct Ram {
     pub accounts: f64,
     pub connections: f64,
     pub busy: f64,
-    pub memtables: f64,
+    pub store: f64,
 }
 
 impl Ram {
     pub fn total(&self) -> f64 {
-        self.base + self.accounts + self.connections + self.busy + self.memtables
+        self.base + self.accounts + self.connections + self.busy + self.store
     }
 }
 
@@ -101,7 +102,7 @@ pub fn busy_connections(figures: &Figures, connections: f64, live_rate: f64) -> 
     (live_rate / figures.busy_messages_per_connection_sec.value.max(1e-9)).min(connections)
 }
 
-/// RSS of everything but the memtables, for `shards` shards at `load`.
+/// RSS of everything but the store, for `shards` shards at `load`.
 pub fn ram_at(figures: &Figures, traffic: &Traffic, shards: f64, load: &Load) -> Ram {
     let online = load.connections / traffic.devices() as f64;
     let live_rate = load.message_equivalents_per_sec * online;
@@ -111,7 +112,7 @@ pub fn ram_at(figures: &Figures, traffic: &Traffic, shards: f64, load: &Load) ->
         connections: load.connections * figures.rss_per_idle_connection_bytes.value,
         busy: busy_connections(figures, load.connections, live_rate)
             * figures.rss_busy_extra_bytes.value,
-        memtables: 0.0,
+        store: 0.0,
     }
 }
 
@@ -159,7 +160,7 @@ pub fn plan(inputs: &PlanInputs, figures: &Figures) -> Plan {
     let shards = (demand / (inputs.headroom * max_rate)).ceil().max(1.0);
     let (cpu_busy_cores, cpu_range) = cpu_busy(figures, shards, &peak);
     let mut ram = ram_at(figures, traffic, shards, &peak);
-    ram.memtables = shards * figures.rss_memtable_high_water_bytes.value;
+    ram.store = shards * figures.rss_store_high_water_bytes.value;
     let away_secs = inputs.away_days.min(inputs.retention_days) * load::SECS_PER_DAY;
     let stored = load::away_backlog(traffic, &curve, away_secs, inputs.push_windows)
         + load::present_backlog(traffic, &curve, traffic.peak_hour, inputs.push_windows);

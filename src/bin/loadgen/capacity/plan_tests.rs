@@ -58,7 +58,7 @@ fn the_worked_example_planned_by_hand() {
     close(plan.cpu_busy_cores, 0.837_407_407, "cpu");
     assert_eq!(plan.cpu_range, Range::Measured);
     // RAM: 30 + 6 MB + 1.6 M x 1 KB + 600 k x 3 KB + (5,811.1 / 250) x
-    // 16 KB + memtables at their high water (250 B x 400,000 = 100 MB)
+    // 16 KB + the store at its high water (130 MB - 30 MB = 100 MB)
     // = 3,536,371,911 bytes; x 2 provisioned.
     close(plan.ram.total(), 3_536_371_911.111, "ram use");
     close(plan.ram_bytes, 7_072_743_822.222, "ram");

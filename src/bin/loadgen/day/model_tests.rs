@@ -64,7 +64,8 @@ fn hand_computed_rates_of_the_worked_example() {
 
 #[test]
 fn out_of_range_fields_are_named() {
-    let cases: [(fn(&mut Traffic), &str); 7] = [
+    type Spoil = fn(&mut Traffic);
+    let cases: [(Spoil, &str); 7] = [
         (|t| t.concurrent = 1.5, "--concurrent"),
         (|t| t.linked_share = -0.1, "--linked-share"),
         (|t| t.away_share = 0.8, "--concurrent"),

@@ -71,6 +71,10 @@ impl Population {
     }
 }
 
+/// One registered account and its devices, by account index (`None`
+/// until registered).
+type Slots = RefCell<Vec<Option<(Account, Vec<Device>)>>>;
+
 /// What the seed decides for account `index` before it is registered.
 struct Plan {
     linked: bool,
@@ -94,8 +98,7 @@ fn plan(traffic: &Traffic, seed: u64, index: u64) -> Plan {
 /// progress line; the first failure ends it.
 pub async fn register(server: SocketAddr, traffic: &Traffic, seed: u64) -> io::Result<Population> {
     let accounts = traffic.accounts as usize;
-    let slots: Rc<RefCell<Vec<Option<(Account, Vec<Device>)>>>> =
-        Rc::new(RefCell::new(vec![None; accounts]));
+    let slots: Rc<Slots> = Rc::new(RefCell::new(vec![None; accounts]));
     let failed = Rc::new(RefCell::new(None));
     let mut tasks = Vec::new();
     for task in 0..REGISTRATION_CONCURRENCY.min(accounts) {
@@ -127,10 +130,7 @@ pub async fn register(server: SocketAddr, traffic: &Traffic, seed: u64) -> io::R
 }
 
 /// Shows the registered accounts every 250 ms.
-async fn watch(
-    mut progress: crate::report::Progress,
-    slots: Rc<RefCell<Vec<Option<(Account, Vec<Device>)>>>>,
-) {
+async fn watch(mut progress: crate::report::Progress, slots: Rc<Slots>) {
     loop {
         progress.set(slots.borrow().iter().filter(|slot| slot.is_some()).count() as u64);
         monoio::time::sleep(std::time::Duration::from_millis(250)).await;
@@ -144,7 +144,7 @@ async fn register_share(
     traffic: &Traffic,
     seed: u64,
     task: usize,
-    slots: &RefCell<Vec<Option<(Account, Vec<Device>)>>>,
+    slots: &Slots,
 ) -> io::Result<()> {
     let mut conn = HttpConn::connect(server)?;
     let accounts = slots.borrow().len();

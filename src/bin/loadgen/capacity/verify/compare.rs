@@ -81,7 +81,7 @@ impl Model<'_> {
         let f = self.figures;
         let ram = plan::ram_at(f, self.traffic, 1.0, &load);
         let per_item = plan::memtable_bytes_per_item(f, self.traffic.content_bytes, &load);
-        let memtable = (backlogs.written * per_item).min(f.rss_memtable_high_water_bytes.value);
+        let memtable = (backlogs.written * per_item).min(f.rss_store_high_water_bytes.value);
         Predicted {
             t_secs,
             hour,

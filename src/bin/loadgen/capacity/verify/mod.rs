@@ -241,7 +241,11 @@ fn judge(
         verdict::provisions(&plan, figures.push_per_sec.value, &predicted, &measured.samples);
     let passed = rows.iter().all(Row::passes) && provisions.iter().all(Provision::passes);
     Verified {
-        machine: crate::report::machine(),
+        // The cores online, not the ones this pinned process may use.
+        machine: crate::report::Machine {
+            cores: crate::cores::num_cores(),
+            ..crate::report::machine()
+        },
         traffic,
         verify_secs: options.verify_secs,
         compression,
