@@ -92,11 +92,11 @@ pub fn plan_text(inputs: &PlanInputs, plan: &Plan, figures: &Figures) -> String 
     );
     let _ = writeln!(
         out,
-        "\n{:<18} {:>14} {:>14}   driven by (measured unless marked)",
+        "\n{:<18} {:>14} {:>22}   driven by (measured unless marked)",
         "resource", "predicted use", "provision"
     );
     for line in lines(inputs, plan, figures) {
-        let _ = writeln!(out, "{:<18} {:>14} {:>14}   {}", line.0, line.1, line.2, line.3);
+        let _ = writeln!(out, "{:<18} {:>14} {:>22}   {}", line.0, line.1, line.2, line.3);
     }
     if let Some(note) = range_note(plan, figures) {
         let _ = writeln!(out, "\nnote: {note}");
