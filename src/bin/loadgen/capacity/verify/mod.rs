@@ -158,8 +158,8 @@ fn measure(
     options: &VerifyOptions,
     windows: PushWindows,
 ) -> anyhow::Result<Measurement> {
-    let work = std::env::temp_dir().join(format!("switchboard-verify-{}", std::process::id()));
-    std::fs::create_dir_all(&work)?;
+    let work = WorkDir::create()?;
+    let work = &work.0;
     let binary = match &options.switchboard {
         Some(path) => path.clone(),
         None => std::env::current_exe()?.with_file_name("switchboard"),
@@ -169,7 +169,7 @@ fn measure(
     let apns = crate::push::spawn_standin()?;
     let mut server = server::Server::start(&server::ServerSpec {
         binary: &binary,
-        work_dir: &work,
+        work_dir: work,
         apns,
         alert_coalesce_ms: ms(windows.alert_secs),
         background_interval_ms: ms(windows.background_secs),
@@ -208,8 +208,25 @@ fn measure(
     let day = day?;
     server.stop();
     let compacted = crate::compact::compact(&server.data_dir)?;
-    let _ = std::fs::remove_dir_all(&work);
     Ok(Measurement { samples, end, disk_at_rest_bytes: compacted.bytes_after as f64, day })
+}
+
+/// The run's temporary directory (config, key, data), removed when
+/// dropped, whichever way the run ends.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create() -> std::io::Result<Self> {
+        let path = std::env::temp_dir().join(format!("switchboard-verify-{}", std::process::id()));
+        std::fs::create_dir_all(&path)?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Predictions at every sample and at the end, the rows and the verdict.
