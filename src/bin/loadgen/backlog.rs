@@ -1,7 +1,12 @@
 //! `backlog`: recipients stay offline while senders store M envelopes for
 //! each; then every recipient connects at once and drains its queue
 //! (acknowledging each envelope). Reports the drain rate and, when the
-//! server's data directory is given, the disk bytes per stored envelope.
+//! server's data directory is given, the disk bytes per stored envelope
+//! (and per acknowledged one's delete); with the server's process id, its
+//! CPU per stored and per drained envelope and its RSS growth per stored
+//! envelope (the memtable's share, while nothing has been flushed).
+//! With `keep`, the envelopes stay stored (no drain), for measuring their
+//! size once compacted (`compact-dir`).
 
 use crate::accounts::{register_many, Credentials};
 use crate::client::{source_address, WsConn};
@@ -29,6 +34,10 @@ pub struct BacklogArgs {
     pub source_ips: usize,
     /// Recipients register APNs tokens; the server's pushes are followed.
     pub push: bool,
+    /// The server's process id (CPU and RSS figures).
+    pub server_pid: Option<u32>,
+    /// Skip the drain: the envelopes stay stored.
+    pub keep: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -47,6 +56,43 @@ pub struct BacklogResult {
     pub drained_per_sec: f64,
     /// The pushes the backlog caused (with `push`).
     pub push: Option<PushOutcome>,
+    /// Disk growth over the drain per envelope drained (its delete).
+    pub disk_bytes_per_delete: Option<f64>,
+    /// Server CPU over the storing phase per envelope stored (the send,
+    /// its write, and with `push` its push decision).
+    pub server_cpu_us_per_stored: Option<f64>,
+    /// Server CPU over the drain per envelope drained (read, delivery,
+    /// acknowledgement, delete; the reconnect included).
+    pub server_cpu_us_per_drained: Option<f64>,
+    /// Server RSS growth over the storing phase per envelope stored.
+    pub server_rss_bytes_per_stored: Option<f64>,
+    /// Server RSS before storing, after storing and after draining.
+    pub server_rss_bytes: [Option<u64>; 3],
+}
+
+/// The server's gauges at one point of the run (each absent when not
+/// asked for or unreadable).
+#[derive(Debug, Clone, Copy, Default)]
+struct Gauges {
+    disk_bytes: Option<u64>,
+    cpu_secs: Option<f64>,
+    rss_bytes: Option<u64>,
+}
+
+impl Gauges {
+    fn read(args: &BacklogArgs) -> Self {
+        Self {
+            disk_bytes: args.data_dir.as_deref().and_then(dir_bytes),
+            cpu_secs: args.server_pid.and_then(crate::report::cpu_secs),
+            rss_bytes: args.server_pid.and_then(crate::report::rss_bytes),
+        }
+    }
+}
+
+/// `(later - earlier) / count`, when both are known and `count` is not 0.
+fn per(earlier: Option<f64>, later: Option<f64>, count: u64) -> Option<f64> {
+    let (earlier, later) = earlier.zip(later)?;
+    (count > 0).then(|| (later - earlier) / count as f64)
 }
 
 /// Longest wait for every device's push after the first send.
@@ -78,36 +124,68 @@ pub fn run(args: BacklogArgs) -> std::io::Result<BacklogResult> {
         if leftover > 0 {
             eprintln!("backlog: drained {leftover} envelopes left from earlier runs first");
         }
-        let disk_bytes_before = args.data_dir.as_deref().and_then(dir_bytes);
+        let before = Gauges::read(&args);
         let store_started = Instant::now();
         let (stored, store_secs) = store_backlogs(&args, &pairs).await;
         let push = match args.push {
             true => Some(watch_pushes(args.admin, args.pairs, store_started, PUSH_DEADLINE).await?),
             false => None,
         };
-        let disk_bytes_after = args.data_dir.as_deref().and_then(dir_bytes);
+        let after_store = Gauges::read(&args);
         // Everyone reconnects at once and drains.
-        let (drained, drain_secs) = drain_backlogs(&args, &pairs).await;
-        Ok(BacklogResult {
-            pairs: args.pairs,
-            messages_per_device: args.messages_per_device,
-            content_bytes: args.content_bytes,
-            stored,
-            store_secs,
-            stored_per_sec: stored as f64 / store_secs,
-            disk_bytes_before,
-            disk_bytes_after,
-            disk_bytes_per_envelope: disk_bytes_per_envelope(
-                disk_bytes_before,
-                disk_bytes_after,
-                stored,
-            ),
-            drained,
-            drain_secs,
-            drained_per_sec: drained as f64 / drain_secs,
+        let (drained, drain_secs) = match args.keep {
+            true => (0, 0.0),
+            false => drain_backlogs(&args, &pairs).await,
+        };
+        let after_drain = Gauges::read(&args);
+        Ok(result(
+            &args,
+            (stored, store_secs),
+            (drained, drain_secs),
             push,
-        })
+            [before, after_store, after_drain],
+        ))
     })
+}
+
+/// The result of a run that stored `stored` envelopes in `store_secs` and
+/// drained `drained` in `drain_secs`, with the gauges before storing,
+/// after storing and after draining.
+fn result(
+    args: &BacklogArgs,
+    (stored, store_secs): (u64, f64),
+    (drained, drain_secs): (u64, f64),
+    push: Option<PushOutcome>,
+    [before, after_store, after_drain]: [Gauges; 3],
+) -> BacklogResult {
+    let bytes = |gauges: Gauges| gauges.disk_bytes.map(|b| b as f64);
+    let rss = |gauges: Gauges| gauges.rss_bytes.map(|b| b as f64);
+    BacklogResult {
+        pairs: args.pairs,
+        messages_per_device: args.messages_per_device,
+        content_bytes: args.content_bytes,
+        stored,
+        store_secs,
+        stored_per_sec: stored as f64 / store_secs,
+        disk_bytes_before: before.disk_bytes,
+        disk_bytes_after: after_store.disk_bytes,
+        disk_bytes_per_envelope: disk_bytes_per_envelope(
+            before.disk_bytes,
+            after_store.disk_bytes,
+            stored,
+        ),
+        drained,
+        drain_secs,
+        drained_per_sec: drained as f64 / drain_secs,
+        push,
+        disk_bytes_per_delete: per(bytes(after_store), bytes(after_drain), drained),
+        server_cpu_us_per_stored: per(before.cpu_secs, after_store.cpu_secs, stored)
+            .map(|s| s * 1e6),
+        server_cpu_us_per_drained: per(after_store.cpu_secs, after_drain.cpu_secs, drained)
+            .map(|s| s * 1e6),
+        server_rss_bytes_per_stored: per(rss(before), rss(after_store), stored),
+        server_rss_bytes: [before.rss_bytes, after_store.rss_bytes, after_drain.rss_bytes],
+    }
 }
 
 /// Disk growth per stored envelope, when both sizes are known and any

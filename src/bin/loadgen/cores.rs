@@ -31,7 +31,7 @@ pub fn set_pin_cores(cores: Vec<usize>) -> anyhow::Result<()> {
 /// The number of cores the kernel reports online, whatever this process's
 /// affinity mask allows (a `taskset` around the load generator narrows
 /// `available_parallelism`, not the cores that exist).
-fn num_cores() -> usize {
+pub fn num_cores() -> usize {
     // SAFETY: sysconf has no preconditions; it returns -1 on error.
     let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     usize::try_from(online).unwrap_or(1)

@@ -14,12 +14,21 @@
 //!   drain rate and disk bytes per stored envelope; with `--push`, the
 //!   pushes the backlog caused (one per device per window).
 //! - `apns-standin`: a loopback APNs stand-in for the push benchmark.
+//! - `capacity`: a capacity plan from measured figures, `--verify` on this box.
+//! - `compact-dir`: a stopped server's directory compacted: data at rest.
+//! - `day`: a population's day of traffic compressed into minutes: sessions
+//!   that come and go, linked devices, sealed sends, receipts, typing,
+//!   pushes to away devices.
 
 mod accounts;
 mod backlog;
+mod capacity;
+mod cli;
 mod client;
+mod compact;
 mod conn;
 mod cores;
+mod day;
 mod fair_yield;
 mod framing;
 mod idle;
@@ -35,218 +44,17 @@ mod schedule;
 mod sender;
 mod storm;
 
-use clap::{Parser, Subcommand};
-use std::net::SocketAddr;
+use clap::Parser;
+use cli::{Cli, Scenario};
 use switchboard::config::Framing;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Load generator for switchboard: real WebSocket clients over loopback.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    /// The server to drive (loopback only).
-    #[arg(long, default_value = "127.0.0.1:8080", global = true)]
-    server: SocketAddr,
-    /// Load-generator threads (each a monoio runtime with many connections).
-    #[arg(long, default_value_t = 1, global = true)]
-    threads: usize,
-    /// Spread connections over this many loopback source addresses
-    /// (127.0.0.2, ...), to exceed ~64k connections; 0 uses the default.
-    #[arg(long, default_value_t = 0, global = true)]
-    source_ips: usize,
-    /// The server's admin listener (`/metrics`), for scenarios that read
-    /// its counters (`backlog --push`).
-    #[arg(long, default_value = "127.0.0.1:9090", global = true)]
-    admin: SocketAddr,
-    /// Speak TLS (https, wss) to the server, trusting the PEM
-    /// certificates in this file (e.g. the server's own self-signed one).
-    #[arg(long, global = true, value_name = "FILE")]
-    tls_ca: Option<std::path::PathBuf>,
-    /// Reuse the accounts saved in this file (`uuid password` per line),
-    /// registering and appending only the ones missing (for repeated runs
-    /// against one server, e.g. the soak).
-    #[arg(long, global = true)]
-    accounts_file: Option<std::path::PathBuf>,
-    /// Pin the load generator's threads to these cores (comma-separated),
-    /// thread t on the t-th listed core, in turn; the main thread and the
-    /// threads not pinned by their scenario run on the first.
-    #[arg(long, global = true, value_name = "LIST", value_delimiter = ',')]
-    pin_cores: Vec<usize>,
-    /// The WebSocket framing of `messaging`: the spec's JSON text frames, or
-    /// Signal's protobuf binary frames (asked for with `?framing=protobuf`).
-    #[arg(long, global = true, default_value = "json", value_name = "json|protobuf")]
-    framing: Framing,
-    #[command(subcommand)]
-    scenario: Scenario,
-}
-
-#[derive(Subcommand)]
-enum Scenario {
-    /// Hold C idle authenticated connections and measure server RSS per connection.
-    Idle {
-        /// Connections to open.
-        #[arg(long, default_value_t = 10_000)]
-        connections: usize,
-        /// Server process id, to read its RSS.
-        #[arg(long)]
-        server_pid: Option<u32>,
-        /// Seconds to hold the connections after they are all open.
-        #[arg(long, default_value_t = 5)]
-        hold_secs: u64,
-        /// Connection attempts in flight per thread.
-        #[arg(long, default_value_t = 64)]
-        connect_concurrency: usize,
-    },
-    /// C devices connect, all drop at once, all reconnect: time to settle.
-    ReconnectStorm {
-        /// Devices.
-        #[arg(long, default_value_t = 10_000)]
-        connections: usize,
-        /// Connection attempts in flight.
-        #[arg(long, default_value_t = 256)]
-        concurrency: usize,
-    },
-    /// Offline devices accumulate envelopes, then all reconnect: drain rate.
-    Backlog {
-        /// Sender/recipient pairs (recipients offline while storing).
-        #[arg(long, default_value_t = 64)]
-        pairs: usize,
-        /// Envelopes stored per recipient device.
-        #[arg(long, default_value_t = 1000)]
-        messages_per_device: usize,
-        /// Sends in flight per sender.
-        #[arg(long, default_value_t = 16)]
-        window: usize,
-        /// Content bytes per envelope.
-        #[arg(long, default_value_t = 64)]
-        content_bytes: usize,
-        /// The server's data directory, to measure disk bytes per envelope.
-        #[arg(long)]
-        data_dir: Option<std::path::PathBuf>,
-        /// Recipients register APNs tokens; report the pushes the server sent
-        /// (it must be configured with an APNs base URL, e.g. `apns-standin`).
-        #[arg(long)]
-        push: bool,
-    },
-    /// A loopback APNs stand-in (HTTP/2 cleartext) for push benchmarks:
-    /// answers every push with `status` after `delay_ms`, until killed.
-    ApnsStandin {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8443")]
-        listen: SocketAddr,
-        /// Delay before each answer, ms (a slow provider).
-        #[arg(long, default_value_t = 0)]
-        delay_ms: u64,
-        /// Status of each answer (503: a failing provider).
-        #[arg(long, default_value_t = 200)]
-        status: u16,
-    },
-    /// Baseline: the messaging load against an MQTT broker's WebSocket listener
-    /// (QoS 1 publish, persistent subscriber sessions, subscriber PUBACKs).
-    Mqtt {
-        #[command(flatten)]
-        shape: LoadShape,
-    },
-    /// Baseline: the messaging load against NATS JetStream (file stream, a
-    /// durable push consumer per recipient, explicit acks, PubAck per publish).
-    Nats {
-        #[command(flatten)]
-        shape: LoadShape,
-    },
-    /// Pairs of senders and recipients; throughput and latency.
-    Messaging {
-        #[command(flatten)]
-        shape: LoadShape,
-        /// Send `online: true`: relay to connected devices without storing
-        /// (shows the cost of the protocol without storage).
-        #[arg(long)]
-        online: bool,
-        /// Drive a cluster's nodes instead of `--server`: the map of which
-        /// node owns each account, as `switchboard cluster haproxy-map`
-        /// prints it (`hex-prefix address` lines).
-        #[arg(long, value_name = "FILE")]
-        cluster_map: Option<std::path::PathBuf>,
-        /// With `--cluster-map`: `local` (sender and recipient owned by one
-        /// node and connected to it), `cross` (owned by different nodes,
-        /// each connected to its owner) or `edge` (both owned by one node,
-        /// connected to another, which forwards them).
-        #[arg(long, value_enum, value_name = "local|cross|edge")]
-        placement: Option<placement::Placement>,
-    },
-}
-
-/// The shape of a messaging load, shared by `messaging`, `mqtt` and `nats`
-/// (the same closed or open loop against each: see `sender.rs`).
-#[derive(clap::Args)]
-struct LoadShape {
-    /// Sender/recipient pairs.
-    #[arg(long, default_value_t = 64)]
-    pairs: usize,
-    /// Sends awaiting their acknowledgement per sender.
-    #[arg(long, default_value_t = 16)]
-    window: usize,
-    /// Seconds of sending.
-    #[arg(long, default_value_t = 10)]
-    duration_secs: u64,
-    /// Content bytes per message (at least 16: the two send stamps).
-    #[arg(long, default_value_t = 64)]
-    content_bytes: usize,
-    /// Open loop at this many messages/s in total; closed loop when absent.
-    #[arg(long)]
-    rate: Option<u64>,
-    /// In an open loop, wait for each send's due time by busy polling
-    /// instead of on 1 ms timers: sends go out within microseconds of due,
-    /// and each thread keeps its core busy (give it one: `--pin-cores`).
-    #[arg(long)]
-    busy_poll: bool,
-}
-
-impl LoadShape {
-    fn args(
-        &self,
-        cli: &Cli,
-        threads: usize,
-        online: bool,
-        framing: Option<Framing>,
-    ) -> measure::MessagingArgs {
-        measure::MessagingArgs {
-            server: cli.server,
-            pairs: self.pairs,
-            window: self.window,
-            duration_secs: self.duration_secs,
-            threads,
-            content_bytes: self.content_bytes,
-            rate: self.rate,
-            online,
-            source_ips: cli.source_ips,
-            busy_poll: self.busy_poll,
-            framing,
-            cluster: None,
-        }
-    }
-}
-
-/// The human summary of a messaging-shaped result.
-fn summarize(label: &str, result: &measure::MessagingResult) {
-    eprintln!(
-        "{label}: {:.0} sends/s acknowledged, {:.0} deliveries/s; latency p50 {} us, p99 {} us, p99.9 {} us, max {} us \
-         (from the write instead of the due time: p50 {} us, p99 {} us, p99.9 {} us); \
-         sends written after due: p50 {} us, p99 {} us, max {} us",
-        result.sent_per_sec,
-        result.delivered_per_sec,
-        result.latency_us_p50,
-        result.latency_us_p99,
-        result.latency_us_p999,
-        result.latency_us_max,
-        result.from_write_latency_us_p50,
-        result.from_write_latency_us_p99,
-        result.from_write_latency_us_p999,
-        result.send_lateness_us_p50,
-        result.send_lateness_us_p99,
-        result.send_lateness_us_max
-    );
+/// Refuses a hostile input: one line on stderr, exit code 2.
+pub fn refuse(message: &str) -> ! {
+    eprintln!("loadgen: {message}");
+    std::process::exit(2)
 }
 
 /// Runs a future on a fresh monoio runtime on this thread.
@@ -260,7 +68,20 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|error| match error.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            error.exit()
+        }
+        // One line, as every refusal: clap's own first line, without its hints.
+        _ => refuse(
+            error
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: "),
+        ),
+    });
     if !cli.server.ip().is_loopback() {
         anyhow::bail!("loadgen drives loopback servers only (got {})", cli.server);
     }
@@ -272,6 +93,9 @@ fn main() -> anyhow::Result<()> {
     }
     if !cli.pin_cores.is_empty() {
         cores::set_pin_cores(cli.pin_cores.clone())?;
+    }
+    if let Scenario::Capacity { options } = &cli.scenario {
+        std::process::exit(capacity::run(options)?);
     }
     let threads = cli.threads.max(1);
     let machine = report::machine();
@@ -309,9 +133,10 @@ fn run_scenario(cli: &Cli, threads: usize) -> anyhow::Result<(&'static str, serd
             report::summarize_idle(&result);
             ("idle", serde_json::json!(result))
         }
-        Scenario::ReconnectStorm { connections, concurrency } => {
-            let result =
-                storm::run(storm::StormArgs { server, connections, concurrency, source_ips })?;
+        Scenario::ReconnectStorm { connections, concurrency, server_pid } => {
+            let args =
+                storm::StormArgs { server, connections, concurrency, source_ips, server_pid };
+            let result = storm::run(args)?;
             report::summarize_storm(&result);
             ("reconnect-storm", serde_json::json!(result))
         }
@@ -319,36 +144,20 @@ fn run_scenario(cli: &Cli, threads: usize) -> anyhow::Result<(&'static str, serd
             push::run_standin(listen, delay_ms, status)?;
             ("apns-standin", serde_json::json!({}))
         }
-        Scenario::Backlog {
-            pairs,
-            messages_per_device,
-            window,
-            content_bytes,
-            ref data_dir,
-            push,
-        } => {
-            let result = backlog::run(backlog::BacklogArgs {
-                server,
-                admin: cli.admin,
-                pairs,
-                messages_per_device,
-                window,
-                content_bytes,
-                data_dir: data_dir.clone(),
-                source_ips,
-                push,
-            })?;
-            report::summarize_backlog(&result);
-            ("backlog", serde_json::json!(result))
+        Scenario::Backlog { .. } => ("backlog", run_backlog(cli)?),
+        Scenario::Capacity { .. } => unreachable!("run before the scenarios"),
+        Scenario::CompactDir { ref data_dir } => {
+            ("compact-dir", serde_json::json!(compact::compact(data_dir)?))
         }
+        Scenario::Day { ref options } => ("day", run_day(cli, threads, options)?),
         Scenario::Mqtt { ref shape } => {
             let result = mqtt::run(shape.args(cli, threads, false, None))?;
-            summarize("mqtt", &result);
+            report::summarize_messaging("mqtt", &result);
             ("mqtt", serde_json::json!(result))
         }
         Scenario::Nats { ref shape } => {
             let result = nats::run(shape.args(cli, threads, false, None))?;
-            summarize("nats", &result);
+            report::summarize_messaging("nats", &result);
             ("nats", serde_json::json!(result))
         }
         Scenario::Messaging { ref shape, online, ref cluster_map, placement } => {
@@ -359,15 +168,72 @@ fn run_scenario(cli: &Cli, threads: usize) -> anyhow::Result<(&'static str, serd
     })
 }
 
+/// Runs `backlog` and prints its human summary: its result as JSON.
+fn run_backlog(cli: &Cli) -> anyhow::Result<serde_json::Value> {
+    let Scenario::Backlog {
+        pairs,
+        messages_per_device,
+        window,
+        content_bytes,
+        ref data_dir,
+        push,
+        server_pid,
+        keep,
+    } = cli.scenario
+    else {
+        unreachable!("called for backlog only")
+    };
+    let result = backlog::run(backlog::BacklogArgs {
+        server: cli.server,
+        admin: cli.admin,
+        pairs,
+        messages_per_device,
+        window,
+        content_bytes,
+        data_dir: data_dir.clone(),
+        source_ips: cli.source_ips,
+        push,
+        server_pid,
+        keep,
+    })?;
+    report::summarize_backlog(&result);
+    Ok(serde_json::json!(result))
+}
+
+/// Runs `day` (a hostile option exits 2) and prints its human summary:
+/// its result as JSON.
+fn run_day(
+    cli: &Cli,
+    threads: usize,
+    options: &day::options::DayOptions,
+) -> anyhow::Result<serde_json::Value> {
+    let traffic = options.validate().unwrap_or_else(|error| refuse(&error));
+    let result = day::run(day::DayArgs {
+        server: cli.server,
+        admin: cli.admin,
+        threads,
+        traffic,
+        duration_secs: options.duration_secs,
+        day_start_hour: options.day_start_hour,
+        day_hours: options.day_hours,
+        seed: options.seed,
+        server_pid: options.server_pid,
+        started: Default::default(),
+    })?;
+    day::summarize(&result);
+    Ok(serde_json::json!(result))
+}
+
 /// Runs `messaging` and prints its human summary: its result as JSON.
 fn run_messaging(args: measure::MessagingArgs) -> anyhow::Result<serde_json::Value> {
     let cluster = args.cluster.as_ref().map(|c| (c.placement, c.map.nodes.len()));
     let result = messaging::run(args)?;
     match cluster {
-        Some((placement, nodes)) => {
-            summarize(&format!("messaging ({placement:?} on {nodes} nodes)"), &result)
-        }
-        None => summarize("messaging", &result),
+        Some((placement, nodes)) => report::summarize_messaging(
+            &format!("messaging ({placement:?} on {nodes} nodes)"),
+            &result,
+        ),
+        None => report::summarize_messaging("messaging", &result),
     }
     Ok(serde_json::json!(result))
 }

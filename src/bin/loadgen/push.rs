@@ -8,7 +8,8 @@
 //! - [`run_standin`]: a loopback APNs stand-in (HTTP/2 cleartext) that
 //!   answers every push with a chosen status after a chosen delay, to
 //!   measure the worker and to show a slow or failing provider does not
-//!   slow sends.
+//!   slow sends; [`spawn_standin`] runs one inside the process (the
+//!   capacity verify run).
 
 use crate::accounts::Credentials;
 use crate::client::HttpConn;
@@ -52,7 +53,7 @@ pub async fn register_tokens(
 }
 
 /// Sums `switchboard_{name}` over the shards in a `/metrics` text.
-fn metric(text: &str, name: &str) -> u64 {
+pub fn metric(text: &str, name: &str) -> u64 {
     let prefix = format!("switchboard_{name}{{");
     text.lines()
         .filter(|line| line.starts_with(&prefix))
@@ -90,39 +91,68 @@ pub async fn watch_pushes(
 /// Serves as APNs on `listen` until killed: every request is answered with
 /// `status` after `delay_ms`; prints the request count each second.
 pub fn run_standin(listen: SocketAddr, delay_ms: u64, status: u16) -> anyhow::Result<()> {
-    use hyper::service::service_fn;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let served = Arc::new(AtomicU64::new(0));
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         eprintln!("apns-standin: listening on {}", listener.local_addr()?);
-        let counter = served.clone();
+        serve_standin(listener, delay_ms, status, true).await
+    })
+}
+
+/// Starts a stand-in answering 200 at once on a loopback port of its own,
+/// on a thread of its own, for the rest of the process: its address.
+pub fn spawn_standin() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            serve_standin(listener, 0, 200, false).await
+        })
+    });
+    Ok(address)
+}
+
+/// Answers every push on `listener` with `status` after `delay_ms`,
+/// printing the request count each second when `report`.
+async fn serve_standin(
+    listener: tokio::net::TcpListener,
+    delay_ms: u64,
+    status: u16,
+    report: bool,
+) -> anyhow::Result<()> {
+    use hyper::service::service_fn;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let served = Arc::new(AtomicU64::new(0));
+    let counter = served.clone();
+    if report {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 eprintln!("apns-standin: {} requests", counter.load(Ordering::Relaxed));
             }
         });
-        loop {
-            let (tcp, _) = listener.accept().await?;
-            let served = served.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |_request: hyper::Request<hyper::body::Incoming>| {
-                    let served = served.clone();
-                    async move {
-                        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-                        served.fetch_add(1, Ordering::Relaxed);
-                        let body = http_body_util::Full::new(bytes::Bytes::new());
-                        hyper::Response::builder().status(status).body(body)
-                    }
-                });
-                let io = hyper_util::rt::TokioIo::new(tcp);
-                let builder =
-                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
-                let _ = builder.serve_connection(io, service).await;
+    }
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        let served = served.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |_request: hyper::Request<hyper::body::Incoming>| {
+                let served = served.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    served.fetch_add(1, Ordering::Relaxed);
+                    let body = http_body_util::Full::new(bytes::Bytes::new());
+                    hyper::Response::builder().status(status).body(body)
+                }
             });
-        }
-    })
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            let builder =
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let _ = builder.serve_connection(io, service).await;
+        });
+    }
 }

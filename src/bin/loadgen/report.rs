@@ -1,5 +1,6 @@
 //! Measuring and reporting: process RSS, a progress line, the machine, the
-//! human summaries of the idle, storm and backlog scenarios.
+//! human summaries of the messaging-shaped, idle, storm and backlog
+//! scenarios.
 
 use serde::Serialize;
 use std::io::Write;
@@ -11,6 +12,19 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// CPU seconds process `pid` has used (user and system, all its threads),
+/// from `/proc/<pid>/stat`; clock-tick resolution (10 ms on most kernels).
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is the
+    // first, utime the 12th and stime the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions; it returns -1 on error.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks as f64 / hz as f64)
 }
 
 /// A one-line progress bar on stderr for long phases.
@@ -111,15 +125,17 @@ pub fn summarize_storm(result: &crate::storm::StormResult) {
 
 /// The human summary of a backlog result.
 pub fn summarize_backlog(result: &crate::backlog::BacklogResult) {
+    let drain = match result.drained {
+        0 => "nothing drained".to_string(),
+        drained => format!("drained {drained} at {:.0}/s", result.drained_per_sec),
+    };
     eprintln!(
-        "backlog: stored {} envelopes at {:.0}/s ({}); drained {} at {:.0}/s",
+        "backlog: stored {} envelopes at {:.0}/s ({}); {drain}",
         result.stored,
         result.stored_per_sec,
         result
             .disk_bytes_per_envelope
             .map_or("disk n/a".into(), |b| format!("{b:.0} disk bytes each")),
-        result.drained,
-        result.drained_per_sec
     );
     if let Some(push) = &result.push {
         eprintln!(
@@ -127,4 +143,25 @@ pub fn summarize_backlog(result: &crate::backlog::BacklogResult) {
             push.devices, push.sent, push.failed, push.coalesced, push.secs, push.per_sec
         );
     }
+}
+
+/// The human summary of a messaging-shaped result.
+pub fn summarize_messaging(label: &str, result: &crate::measure::MessagingResult) {
+    eprintln!(
+        "{label}: {:.0} sends/s acknowledged, {:.0} deliveries/s; latency p50 {} us, p99 {} us, p99.9 {} us, max {} us \
+         (from the write instead of the due time: p50 {} us, p99 {} us, p99.9 {} us); \
+         sends written after due: p50 {} us, p99 {} us, max {} us",
+        result.sent_per_sec,
+        result.delivered_per_sec,
+        result.latency_us_p50,
+        result.latency_us_p99,
+        result.latency_us_p999,
+        result.latency_us_max,
+        result.from_write_latency_us_p50,
+        result.from_write_latency_us_p99,
+        result.from_write_latency_us_p999,
+        result.send_lateness_us_p50,
+        result.send_lateness_us_p99,
+        result.send_lateness_us_max
+    );
 }

@@ -19,6 +19,8 @@ pub struct StormArgs {
     pub connections: usize,
     pub concurrency: usize,
     pub source_ips: usize,
+    /// The server's process id, to measure its CPU over the storm.
+    pub server_pid: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -31,6 +33,9 @@ pub struct StormResult {
     pub reconnect_failures: usize,
     pub first_failure: Option<String>,
     pub reconnects_per_sec: f64,
+    /// Server CPU from the drop until every device was live again, per
+    /// device (its old session's close, its connect, login and empty queue).
+    pub server_cpu_us_per_reconnect: Option<f64>,
 }
 
 /// Connects and waits for the session's `queue/empty`: the device is live.
@@ -107,10 +112,16 @@ pub fn run(args: StormArgs) -> std::io::Result<StormResult> {
         let connect_secs = started.elapsed().as_secs_f64();
         let connected = live.len();
         eprintln!("reconnect-storm: {connected} live in {connect_secs:.1}s; dropping them all");
+        let cpu_before = args.server_pid.and_then(crate::report::cpu_secs);
         drop(live);
         let storm = Instant::now();
         let (again, failures, first_failure) = connect_all(&args, &accounts).await;
         let reconnect_secs = storm.elapsed().as_secs_f64();
+        let cpu_after = args.server_pid.and_then(crate::report::cpu_secs);
+        let server_cpu_us_per_reconnect = cpu_before
+            .zip(cpu_after)
+            .filter(|_| !again.is_empty())
+            .map(|(before, after)| (after - before) * 1e6 / again.len() as f64);
         Ok(StormResult {
             connections: args.connections,
             connect_secs,
@@ -120,6 +131,7 @@ pub fn run(args: StormArgs) -> std::io::Result<StormResult> {
             reconnect_failures: failures,
             first_failure,
             reconnects_per_sec: again.len() as f64 / reconnect_secs,
+            server_cpu_us_per_reconnect,
         })
     })
 }
