@@ -158,12 +158,14 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("read listening line");
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        let port =
+            line.trim().rsplit(':').next().and_then(|port| port.parse().ok()).unwrap_or_else(
+                || {
+                    // How it ended, when it did (a signal leaves no log line).
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    panic!("no port in {line:?}; the server: {:?}", child.try_wait())
+                },
+            );
         let server = Self { port, admin, child, data_dir, _temp: temp };
         // Every shard has loaded its state once readiness says so (the
         // listening line comes before that; the kernel queues connections).
