@@ -26,8 +26,8 @@ mod messaging;
 #[path = "common/nats.rs"]
 mod nats;
 
-use cluster::{assert_unavailable, send_at, Cluster, Ledger, HEARTBEAT_TTL};
-use common::{Account, Ws};
+use cluster::{assert_unavailable, send_at, Cluster, Ledger, HEARTBEAT_TTL, RECOVERY};
+use common::Account;
 use messaging::drain_backlog;
 use nats::NatsCluster;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,8 +37,6 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
-/// The longest a node (or the cluster) may take to serve again after a fault ends.
-const RECOVERY: Duration = Duration::from_secs(30);
 
 /// Sends from `sender` to `dest` through `addr`, timestamps from `first`,
 /// until `stop` or 50 refusals (503s come fast); counts the sends in `made`.
@@ -102,43 +100,6 @@ fn assert_socket_refused(cluster: &Cluster, via: usize, account: &Account) {
     }
 }
 
-/// Polls sends to `dest` through `via` until one answers 200 (only 503
-/// before it); timestamps from `*next`.
-fn wait_served(
-    cluster: &Cluster,
-    via: usize,
-    (sender, dest): (&Account, &Uuid),
-    ledger: &mut Ledger,
-    next: &mut u64,
-) {
-    let started = Instant::now();
-    cluster.poll("sends to the node's partitions to answer 200", RECOVERY, || {
-        let answer = cluster.send(via, sender, dest, *next);
-        ledger.record(*next, &answer);
-        *next += 1;
-        (answer.status == 200).then_some(()).ok_or(format!("{} {}", answer.status, answer.text()))
-    });
-    eprintln!("served again through {} after {:?}", cluster.id(via), started.elapsed());
-}
-
-/// Opens `account`'s WebSocket through node `via`, polling while it is
-/// refused with 503 (a node that serves again may take a moment longer to
-/// take forwarded sockets than calls).
-fn connect_when_served(cluster: &Cluster, via: usize, account: &Account) -> Ws {
-    let started = Instant::now();
-    let ws = cluster.poll("a socket through a non-owner", RECOVERY, || {
-        match cluster.node(via).connect(account) {
-            Ok(ws) => Ok(ws),
-            Err(tungstenite::Error::Http(response)) if response.status() == 503 => {
-                Err(format!("{response:?}"))
-            }
-            Err(other) => panic!("a socket through {}: {other}", cluster.id(via)),
-        }
-    });
-    eprintln!("socket through {} opened after {:?}", cluster.id(via), started.elapsed());
-    ws
-}
-
 /// Asserts sends between accounts of live nodes are answered 200.
 fn assert_others_served(cluster: &Cluster, sends: &[(usize, &Account, &Uuid)]) {
     for (i, (via, sender, dest)) in sends.iter().enumerate() {
@@ -190,9 +151,9 @@ fn kill_9_of_a_node_answers_503_for_its_partitions_and_loses_nothing_acknowledge
     assert_others_served(&cluster, &[(1, &other, &sender.uuid)]);
 
     cluster.restart(victim);
-    wait_served(&cluster, 0, to_recipient, &mut ledger, &mut next);
-    wait_served(&cluster, 1, to_recipient, &mut ledger, &mut next);
-    let mut ws = connect_when_served(&cluster, 1, &recipient);
+    cluster.wait_served(0, to_recipient, &mut ledger, &mut next);
+    cluster.wait_served(1, to_recipient, &mut ledger, &mut next);
+    let mut ws = cluster.connect_when_served(1, &recipient);
     ledger.assert_delivered(&drain_backlog(&mut ws));
 }
 
@@ -221,10 +182,10 @@ fn a_stopped_node_answers_503_until_it_continues_and_loses_nothing_acknowledged(
     assert_socket_refused(&cluster, 2, &recipient);
 
     cluster.resume(victim);
-    wait_served(&cluster, 1, to_recipient, &mut ledger, &mut next);
-    wait_served(&cluster, 2, to_recipient, &mut ledger, &mut next);
+    cluster.wait_served(1, to_recipient, &mut ledger, &mut next);
+    cluster.wait_served(2, to_recipient, &mut ledger, &mut next);
     assert_others_served(&cluster, &[(0, &sender, &other.uuid)]);
-    let mut ws = connect_when_served(&cluster, 2, &recipient);
+    let mut ws = cluster.connect_when_served(2, &recipient);
     ledger.assert_delivered(&drain_backlog(&mut ws));
 }
 
@@ -313,7 +274,7 @@ fn kill_9_of_the_map_streams_nats_leader_stops_cross_node_sends_only_briefly() {
     });
     for (owner, ledger) in ledgers.iter().enumerate() {
         let via = (owner + 1) % 3;
-        let mut ws = connect_when_served(&cluster, via, &recipients[owner]);
+        let mut ws = cluster.connect_when_served(via, &recipients[owner]);
         ledger.assert_delivered(&drain_backlog(&mut ws));
     }
 }

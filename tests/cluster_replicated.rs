@@ -23,50 +23,13 @@ mod messaging;
 #[path = "common/nats.rs"]
 mod nats;
 
-use cluster::{Cluster, Ledger};
-use common::{Account, Ws};
+use cluster::{Cluster, Ledger, RECOVERY};
 use messaging::drain_backlog;
 use nats::NatsCluster;
 use std::time::{Duration, Instant};
 use switchboard::cluster::partition::{partition_of, PartitionCount};
-use uuid::Uuid;
 
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
-/// The longest a takeover or a restart may take to serve again.
-const RECOVERY: Duration = Duration::from_secs(30);
-
-/// Sends through `via` until one answers 200 (503 only before it); the
-/// time it took.
-fn wait_served(
-    cluster: &Cluster,
-    via: usize,
-    (sender, dest): (&Account, &Uuid),
-    ledger: &mut Ledger,
-    next: &mut u64,
-) -> Duration {
-    let started = Instant::now();
-    cluster.poll("sends to the partitions to answer 200", RECOVERY, || {
-        let answer = cluster.send(via, sender, dest, *next);
-        if answer.status == 503 {
-            cluster::assert_unavailable(&answer, "a send during the takeover");
-        }
-        ledger.record(*next, &answer);
-        *next += 1;
-        (answer.status == 200).then_some(()).ok_or(format!("{} {}", answer.status, answer.text()))
-    });
-    started.elapsed()
-}
-
-/// `account`'s WebSocket through `via`, polling while refused with 503.
-fn connect_when_served(cluster: &Cluster, via: usize, account: &Account) -> Ws {
-    cluster.poll("a socket", RECOVERY, || match cluster.node(via).connect(account) {
-        Ok(ws) => Ok(ws),
-        Err(tungstenite::Error::Http(response)) if response.status() == 503 => {
-            Err(format!("{response:?}"))
-        }
-        Err(other) => panic!("a socket through {}: {other}", cluster.id(via)),
-    })
-}
 
 fn log_streams(nats: &NatsCluster, cluster: &Cluster) -> Vec<String> {
     let prefix = format!("SB_LOG_{}_", cluster.name);
@@ -91,17 +54,17 @@ fn a_killed_nodes_partitions_are_taken_over_and_nothing_acknowledged_is_lost() {
     cluster.kill9(victim);
     let mut next = 10_000;
     let to_recipient = (&sender, &recipient.uuid);
-    wait_served(&cluster, 0, to_recipient, &mut ledger, &mut next);
+    cluster.wait_served(0, to_recipient, &mut ledger, &mut next);
     eprintln!("served again {:?} after the kill -9", killed.elapsed());
-    wait_served(&cluster, 1, to_recipient, &mut ledger, &mut next);
-    let mut ws = connect_when_served(&cluster, 1, &recipient);
+    cluster.wait_served(1, to_recipient, &mut ledger, &mut next);
+    let mut ws = cluster.connect_when_served(1, &recipient);
     ledger.assert_delivered(&drain_backlog(&mut ws));
     drop(ws);
 
     cluster.restart(victim);
     let after = cluster.send(victim, &sender, &recipient.uuid, next);
     assert_eq!(after.status, 200, "a send through the restarted node: {}", after.text());
-    let mut ws = connect_when_served(&cluster, victim, &recipient);
+    let mut ws = cluster.connect_when_served(victim, &recipient);
     let again = drain_backlog(&mut ws);
     let timestamps: Vec<u64> = again.iter().filter_map(|e| e["timestamp"].as_u64()).collect();
     assert_eq!(timestamps, vec![next], "only the new send; nothing acknowledged came back");
@@ -123,8 +86,8 @@ fn an_owner_restarted_within_the_ttl_catches_up_and_loses_nothing() {
     cluster.kill9(owner);
     cluster.restart(owner);
     let mut next = 10_000;
-    wait_served(&cluster, 0, (&sender, &recipient.uuid), &mut ledger, &mut next);
-    let mut ws = connect_when_served(&cluster, owner, &recipient);
+    cluster.wait_served(0, (&sender, &recipient.uuid), &mut ledger, &mut next);
+    let mut ws = cluster.connect_when_served(owner, &recipient);
     ledger.assert_delivered(&drain_backlog(&mut ws));
 }
 
@@ -157,8 +120,8 @@ fn a_partition_restored_from_its_snapshot_after_the_log_was_purged_loses_nothing
     assert!(nats.stream_names().contains(&snapshots), "the snapshot bucket {snapshots}");
     cluster.kill9(victim);
     let mut next = 10_000;
-    wait_served(&cluster, 0, (&sender, &recipient.uuid), &mut ledger, &mut next);
-    let mut ws = connect_when_served(&cluster, 0, &recipient);
+    cluster.wait_served(0, (&sender, &recipient.uuid), &mut ledger, &mut next);
+    let mut ws = cluster.connect_when_served(0, &recipient);
     ledger.assert_delivered(&drain_backlog(&mut ws));
 }
 
@@ -203,7 +166,7 @@ fn a_move_catches_up_from_the_log_and_loses_nothing() {
     assert!(text.starts_with(&format!("partition {} is on node n3", partition.index())), "{text}");
     let refused = ledger.tried.len() - ledger.acked.len();
     eprintln!("move took {took:?}; {} sends acked, {refused} answered 503", ledger.acked.len());
-    let mut ws = connect_when_served(&cluster, 1, &recipient);
+    let mut ws = cluster.connect_when_served(1, &recipient);
     ledger.assert_delivered(&drain_backlog(&mut ws));
 }
 
@@ -248,6 +211,6 @@ fn an_operator_snapshots_a_partition_on_demand_and_hostile_arguments_change_noth
         assert!(stderr.trim().lines().count() <= 6, "short: {stderr}");
     }
     assert_eq!(nats.stream_seqs(&stream), Some((seq + 1, seq)), "nothing changed");
-    let mut ws = connect_when_served(&cluster, 1, &recipient);
+    let mut ws = cluster.connect_when_served(1, &recipient);
     assert_eq!(drain_backlog(&mut ws).len(), 10, "the snapshot kept every queued send");
 }

@@ -27,6 +27,9 @@ use uuid::Uuid;
 
 /// Partitions every test cluster is created with.
 pub const PARTITIONS: u32 = 16;
+/// The longest a node (or the cluster) may take to serve again after a
+/// fault ends (a restart, a takeover).
+pub const RECOVERY: Duration = Duration::from_secs(30);
 /// `[cluster] call_timeout_ms`: the longest a call to another node waits.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(1000);
 /// `[cluster] heartbeat_ttl_ms`: a node silent this long counts as down.
@@ -307,6 +310,48 @@ impl Cluster {
     /// 1 with content `m{timestamp}`.
     pub fn send(&self, via: usize, sender: &Account, dest: &Uuid, timestamp: u64) -> Answer {
         send_at(&self.addr(via), sender, dest, timestamp)
+    }
+}
+
+impl Cluster {
+    /// Sends to `dest` through `via` until one answers 200 (only 503
+    /// before it, each the 503 of an unreachable owner, and recorded in
+    /// `ledger`), timestamps from `*next`.
+    pub fn wait_served(
+        &self,
+        via: usize,
+        (sender, dest): (&Account, &Uuid),
+        ledger: &mut Ledger,
+        next: &mut u64,
+    ) {
+        let started = Instant::now();
+        self.poll("sends to the partitions to answer 200", RECOVERY, || {
+            let answer = self.send(via, sender, dest, *next);
+            if answer.status == 503 {
+                assert_unavailable(&answer, "a send before the partitions serve again");
+            }
+            ledger.record(*next, &answer);
+            *next += 1;
+            (answer.status == 200).then_some(()).ok_or(format!(
+                "{} {}",
+                answer.status,
+                answer.text()
+            ))
+        });
+        eprintln!("served again through {} after {:?}", self.id(via), started.elapsed());
+    }
+
+    /// `account`'s WebSocket through node `via`, polling while it is
+    /// refused with 503 (a node that serves again may take a moment longer
+    /// to take forwarded sockets than calls).
+    pub fn connect_when_served(&self, via: usize, account: &Account) -> common::Ws {
+        self.poll("a socket", RECOVERY, || match self.node(via).connect(account) {
+            Ok(ws) => Ok(ws),
+            Err(tungstenite::Error::Http(response)) if response.status() == 503 => {
+                Err(format!("{response:?}"))
+            }
+            Err(other) => panic!("a socket through {}: {other}", self.id(via)),
+        })
     }
 }
 
